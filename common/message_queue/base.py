@@ -1,0 +1,69 @@
+"""The interface every dispatcher offers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from common.models import Job
+
+DISPATCHERS = {
+    "local": "common.message_queue.local.LocalDispatcher",
+    "nomad": "common.message_queue.nomad.NomadDispatcher",
+}
+
+
+class DispatchError(Exception):
+    """The dispatcher could not take the job; the message says why."""
+
+
+class DispatchStatus(StrEnum):
+    """What the dispatcher knows of a job's dispatched work."""
+
+    PENDING = "pending"  # accepted, not yet running
+    RUNNING = "running"
+    COMPLETE = "complete"  # the work ended and exited cleanly
+    FAILED = "failed"  # the work ended badly
+    LOST = "lost"  # the work was lost with its machine
+    GONE = "gone"  # the dispatcher no longer knows this work
+
+
+@dataclass(frozen=True)
+class Capacity:
+    queued: int
+    running: int
+
+
+class Dispatcher(ABC):
+    name: str
+
+    @abstractmethod
+    def send(self, job: Job) -> str:
+        """Hand the job over; return its dispatch id. Raise DispatchError."""
+
+    @abstractmethod
+    def status(self, job: Job) -> DispatchStatus:
+        """What has become of the job's dispatched work."""
+
+    @abstractmethod
+    def stop(self, job: Job) -> None:
+        """Stop the job's work, wherever it runs."""
+
+    @abstractmethod
+    def capacity(self) -> Capacity:
+        """How many dispatched jobs wait and run now."""
+
+
+@lru_cache(maxsize=4)
+def _dispatcher(name: str) -> Dispatcher:
+    return import_string(DISPATCHERS[name])()
+
+
+def get_dispatcher() -> Dispatcher:
+    """The dispatcher `REFINERY_DISPATCHER` names."""
+    return _dispatcher(settings.REFINERY_DISPATCHER)

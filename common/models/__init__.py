@@ -1,0 +1,30 @@
+"""The refinery's data model: batches and their files, jobs, organisms, results."""
+
+from common.models.batches import Batch, BatchStatus, OriginalFile
+from common.models.jobs import (
+    JOB_MODELS,
+    DownloaderJob,
+    Job,
+    JobState,
+    ProcessorJob,
+    SurveyJob,
+    job_model,
+)
+from common.models.organisms import Organism
+from common.models.results import ComputedFile, Provenance
+
+__all__ = [
+    "JOB_MODELS",
+    "Batch",
+    "BatchStatus",
+    "ComputedFile",
+    "DownloaderJob",
+    "Job",
+    "JobState",
+    "Organism",
+    "OriginalFile",
+    "ProcessorJob",
+    "Provenance",
+    "SurveyJob",
+    "job_model",
+]

@@ -1,0 +1,341 @@
+"""Jobs: one row per attempt, and the only code that changes a job's state.
+
+A job moves created → queued → running → succeeded | failed (and may fail from
+any unfinished state). Every change is a conditional UPDATE ("from these states
+to that one") made by one method per transition, so two processes racing for
+the same job cannot both win, and no other code writes `state`: `save()`
+refuses a changed state.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from common.job_lookup import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
+from common.secrets import redact
+
+FAILURE_REASON_MAX = 4000
+
+
+class JobState(models.TextChoices):
+    CREATED = "created", "created"
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+UNFINISHED = (JobState.CREATED, JobState.QUEUED, JobState.RUNNING)
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+
+
+class IllegalStateWrite(Exception):
+    """Code tried to change `state` without a transition method."""
+
+
+class JobQuerySet(models.QuerySet):
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(state__in=UNFINISHED)
+
+    def in_state(self, state: str) -> JobQuerySet:
+        return self.filter(state=state)
+
+    def awaiting_retry(self) -> JobQuerySet:
+        """Failed attempts nobody has retried or given up on yet."""
+        return self.filter(state=JobState.FAILED, retried=False, no_retry=False)
+
+
+class Job(models.Model):
+    """The fields and transitions every kind of job shares."""
+
+    kind: ClassVar[str]
+
+    state = models.CharField(
+        max_length=16, choices=JobState.choices, default=JobState.CREATED, editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=False)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=255, blank=True, default="")
+    worker_version = models.CharField(max_length=64, blank=True, default="")
+    failure_reason = models.TextField(blank=True, default="")
+    no_retry = models.BooleanField(default=False)
+    interrupted = models.BooleanField(
+        default=False, help_text="stopped by its worker (SIGTERM): a retry does not count"
+    )
+    num_retries = models.PositiveIntegerField(default=0)
+    retried_job = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="retry",
+        help_text="the attempt this one retries",
+    )
+    retried = models.BooleanField(default=False, help_text="a later attempt exists")
+    ram_mb = models.PositiveIntegerField(default=1024)
+    dispatch_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    log_location = models.CharField(max_length=1024, blank=True, default="")
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ["-id"]
+
+    # --- the one place that writes state ---------------------------------------------------
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._saved_state = self.state if self.pk else JobState.CREATED
+
+    def save(self, *args, **kwargs) -> None:
+        if self.state != self._saved_state:
+            raise IllegalStateWrite(
+                f"{self.kind} job {self.pk}: state {self._saved_state!r} -> {self.state!r} "
+                "must go through a transition method (mark_queued, mark_started, ...)"
+            )
+        update_fields = kwargs.get("update_fields")
+        if self.pk and update_fields is None:
+            # A full save must never write back a state another process changed since
+            # this instance was loaded.
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "state"
+            ]
+        elif update_fields is not None and "state" in update_fields:
+            raise IllegalStateWrite("save(update_fields=[... 'state' ...]) is not a transition")
+        super().save(*args, **kwargs)
+
+    def _transition(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
+        """Move from one of `from_states` to `to_state`, atomically. Returns whether
+        this call made the change; the instance is refreshed either way."""
+        changed = (
+            type(self)
+            .objects.filter(pk=self.pk, state__in=from_states)
+            .update(state=to_state, **fields)
+        )
+        self.refresh_from_db()
+        return bool(changed)
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._saved_state = self.state
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._saved_state = instance.state
+        return instance
+
+    # --- transitions -------------------------------------------------------------------------
+
+    def mark_queued(self, dispatch_id: str = "") -> bool:
+        """Handed to a dispatcher (created → queued)."""
+        return self._transition(
+            (JobState.CREATED,),
+            JobState.QUEUED,
+            dispatch_id=dispatch_id,
+            dispatched_at=timezone.now(),
+        )
+
+    def mark_started(self, worker_id: str, worker_version: str, dispatch_id: str = "") -> bool:
+        """A worker took the job (queued → running). A job run by hand may start
+        from created. False when someone else already started it."""
+        now = timezone.now()
+        fields = {
+            "worker_id": worker_id[:255],
+            "worker_version": worker_version[:64],
+            "start_time": now,
+            "heartbeat_at": now,
+        }
+        if dispatch_id:
+            fields["dispatch_id"] = dispatch_id[:255]
+        return self._transition((JobState.CREATED, JobState.QUEUED), JobState.RUNNING, **fields)
+
+    def mark_succeeded(self) -> bool:
+        """The work is done (running → succeeded)."""
+        return self._transition(
+            (JobState.RUNNING,), JobState.SUCCEEDED, end_time=timezone.now(), failure_reason=""
+        )
+
+    def mark_failed(self, reason: str, no_retry: bool = False) -> bool:
+        """The attempt failed (any unfinished state → failed). `reason` says why, in
+        words an operator can act on; secrets are masked."""
+        return self._transition(
+            UNFINISHED,
+            JobState.FAILED,
+            end_time=timezone.now(),
+            failure_reason=redact(reason or "failed without a reason")[:FAILURE_REASON_MAX],
+            no_retry=no_retry,
+        )
+
+    def mark_interrupted(self, reason: str) -> bool:
+        """Stopped from outside (SIGTERM, a spot interruption): failed, but its
+        retry does not spend one of the job's retries."""
+        return self._transition(
+            UNFINISHED,
+            JobState.FAILED,
+            end_time=timezone.now(),
+            failure_reason=redact(reason)[:FAILURE_REASON_MAX],
+            interrupted=True,
+        )
+
+    def mark_finished(self, success: bool, reason: str = "", no_retry: bool = False) -> bool:
+        return self.mark_succeeded() if success else self.mark_failed(reason, no_retry)
+
+    # --- bookkeeping that is not a state change ------------------------------------------------
+
+    def beat(self) -> bool:
+        """Record that the worker running this job is alive."""
+        return bool(
+            type(self)
+            .objects.filter(pk=self.pk, state=JobState.RUNNING)
+            .update(heartbeat_at=timezone.now())
+        )
+
+    def set_log_location(self, location: str) -> None:
+        type(self).objects.filter(pk=self.pk).update(log_location=location)
+        self.log_location = location
+
+    def new_attempt_fields(self) -> dict:
+        """The fields a retry of this attempt starts with (its kind adds its own)."""
+        return {
+            "num_retries": self.num_retries + (0 if self.interrupted else 1),
+            "retried_job": self,
+            "ram_mb": self.ram_mb,
+        }
+
+    @transaction.atomic
+    def create_retry(self, ram_mb: int | None = None) -> Job | None:
+        """A new attempt of this failed job, with the same batches, or None when
+        another process retried it first."""
+        claimed = (
+            type(self)
+            .objects.filter(pk=self.pk, state=JobState.FAILED, retried=False)
+            .update(retried=True)
+        )
+        if not claimed:
+            return None
+        self.retried = True
+        fields = self.new_attempt_fields()
+        if ram_mb:
+            fields["ram_mb"] = ram_mb
+        retry = type(self).objects.create(**fields)
+        retry.copy_relations_from(self)
+        return retry
+
+    def copy_relations_from(self, other: Job) -> None:
+        """Give a retry the same batches; kinds with batches override this."""
+
+    @property
+    def attempts(self) -> list[Job]:
+        """The whole chain of attempts this one belongs to, first attempt first."""
+        first = self
+        while first.retried_job_id:
+            first = first.retried_job
+        chain = [first]
+        while True:
+            try:
+                chain.append(chain[-1].retry)
+            except type(self).DoesNotExist:
+                return chain
+
+    @property
+    def duration(self):
+        if self.start_time and self.end_time:
+            return self.end_time - self.start_time
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.state})"
+
+
+def job_indexes(prefix: str) -> list[models.Index]:
+    """The indexes the dispatcher and the Foreman's queries use: every query they
+    make filters unfinished jobs, or failed jobs nobody has handled yet, so the
+    indexes are partial and stay small when millions of jobs have finished."""
+    return [
+        models.Index(
+            fields=["state", "created_at"],
+            name=f"{prefix}_unfinished",
+            condition=Q(state__in=UNFINISHED),
+        ),
+        models.Index(
+            fields=["end_time"],
+            name=f"{prefix}_awaiting_retry",
+            condition=Q(state=JobState.FAILED, retried=False, no_retry=False),
+        ),
+        models.Index(fields=["created_at"], name=f"{prefix}_created"),
+    ]
+
+
+class SurveyJob(Job):
+    kind = JobKind.SURVEY
+
+    source = models.CharField(max_length=32, choices=SurveySource.choices)
+    parameters = models.JSONField(default=dict, blank=True)
+
+    class Meta(Job.Meta):
+        indexes = job_indexes("survey")
+
+    def new_attempt_fields(self) -> dict:
+        return {
+            **super().new_attempt_fields(),
+            "source": self.source,
+            "parameters": self.parameters,
+        }
+
+
+class DownloaderJob(Job):
+    kind = JobKind.DOWNLOADER
+
+    downloader_task = models.CharField(max_length=32, choices=DownloaderTask.choices)
+    batches = models.ManyToManyField("common.Batch", related_name="downloader_jobs")
+
+    class Meta(Job.Meta):
+        indexes = job_indexes("downloader")
+
+    def new_attempt_fields(self) -> dict:
+        return {**super().new_attempt_fields(), "downloader_task": self.downloader_task}
+
+    def copy_relations_from(self, other: Job) -> None:
+        self.batches.set(other.batches.all())
+
+
+class ProcessorJob(Job):
+    kind = JobKind.PROCESSOR
+
+    pipeline = models.CharField(max_length=64, choices=ProcessorPipeline.choices)
+    batches = models.ManyToManyField("common.Batch", related_name="processor_jobs")
+
+    class Meta(Job.Meta):
+        indexes = job_indexes("processor")
+
+    def new_attempt_fields(self) -> dict:
+        return {**super().new_attempt_fields(), "pipeline": self.pipeline}
+
+    def copy_relations_from(self, other: Job) -> None:
+        self.batches.set(other.batches.all())
+
+
+JOB_MODELS: dict[str, type[Job]] = {
+    JobKind.SURVEY: SurveyJob,
+    JobKind.DOWNLOADER: DownloaderJob,
+    JobKind.PROCESSOR: ProcessorJob,
+}
+
+
+def job_model(kind: str) -> type[Job]:
+    """The model for a job kind ("survey", "downloader" or "processor")."""
+    try:
+        return JOB_MODELS[kind]
+    except KeyError:
+        raise ValueError(f"unknown job kind {kind!r}: use one of {', '.join(JOB_MODELS)}") from None

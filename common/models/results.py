@@ -1,0 +1,51 @@
+from django.db import models
+
+
+class Provenance(models.Model):
+    """What made a set of results: the processor, its tools, its commands, its
+    inputs. A result without this record is not a result."""
+
+    processor_job = models.OneToOneField(
+        "common.ProcessorJob", on_delete=models.PROTECT, related_name="provenance"
+    )
+    processor_name = models.CharField(max_length=64)
+    processor_version = models.CharField(max_length=64)
+    docker_image = models.CharField(max_length=255, blank=True, default="")
+    tools = models.JSONField(default=dict, help_text="external tool -> version")
+    commands = models.JSONField(default=list, help_text="the commands run, as argument lists")
+    inputs = models.JSONField(default=list, help_text="input files with their checksums")
+    parameters = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.processor_name} {self.processor_version} (job {self.processor_job_id})"
+
+
+class ComputedFile(models.Model):
+    """A result in permanent storage."""
+
+    key = models.CharField(max_length=1024, unique=True)
+    filename = models.CharField(max_length=512)
+    format = models.CharField(max_length=32)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    processor_job = models.ForeignKey(
+        "common.ProcessorJob", on_delete=models.PROTECT, related_name="computed_files"
+    )
+    batches = models.ManyToManyField("common.Batch", related_name="computed_files")
+    provenance = models.ForeignKey(Provenance, on_delete=models.PROTECT, related_name="files")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+    @property
+    def url(self) -> str:
+        from common.storage import permanent_storage
+
+        return permanent_storage().url(self.key)

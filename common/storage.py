@@ -1,0 +1,366 @@
+"""Temporary and permanent storage: a local folder or an S3 bucket, one interface.
+
+Every write is all-or-nothing: a local file is written beside its key and
+renamed into place; an S3 object is written as a multipart upload that is
+aborted on failure (or a single PUT), so a failed upload never leaves a partial
+object under the final key. The SHA-256 and size of what was written are
+computed while it streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+CHUNK = 1024 * 1024
+S3_PARALLEL_PARTS = 4
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+
+
+def sha256_of_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def clean_key(key: str) -> str:
+    """A relative key with no `..`, so no key escapes its storage."""
+    parts = PurePosixPath(key.replace("\\", "/")).parts
+    if not parts or key.startswith("/") or any(p in ("..", ".", "") for p in parts):
+        raise StorageError(f"invalid storage key {key!r}: use a relative path without '..'")
+    return "/".join(parts)
+
+
+class Storage(ABC):
+    """Where files live: `put_file`/`put_stream` a file under a key, `fetch` it to a
+    local path, `open` it for streaming, `exists`, `delete`, `list` a prefix, and
+    give its `location` (stable, recorded in the database) and a `url` to fetch."""
+
+    def put_file(self, local_path: str | Path, key: str) -> StoredObject:
+        with open(local_path, "rb") as handle:
+            return self.put_stream(handle, key)
+
+    @abstractmethod
+    def put_stream(self, stream: BinaryIO, key: str) -> StoredObject: ...
+
+    @abstractmethod
+    def fetch(self, key: str, local_path: str | Path) -> Path: ...
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]: ...
+
+    @abstractmethod
+    def location(self, key: str) -> str: ...
+
+    @abstractmethod
+    def url(self, key: str) -> str: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = list(self.list(prefix))
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+
+class LocalStorage(Storage):
+    """Storage in a folder of the local file system."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def path(self, key: str) -> Path:
+        return self.root / clean_key(key)
+
+    def put_stream(self, stream: BinaryIO, key: str) -> StoredObject:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(partial, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return StoredObject(clean_key(key), size, digest.hexdigest())
+
+    def fetch(self, key: str, local_path: str | Path) -> Path:
+        source = self.path(key)
+        if not source.is_file():
+            raise StorageError(f"{self.location(key)} does not exist")
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, local_path)
+        return local_path
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self.path(key), "rb")
+        except FileNotFoundError:
+            raise StorageError(f"{self.location(key)} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        # Remove folders the key left empty, up to the root.
+        for parent in path.parents:
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if ".partial-" in name:
+                    continue
+                key = Path(dirpath, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    def location(self, key: str) -> str:
+        return str(self.path(key))
+
+    def url(self, key: str) -> str:
+        return self.path(key).as_uri()
+
+
+class S3Storage(Storage):
+    """Storage in an S3 bucket (any S3-compatible server: boto3 honours
+    `AWS_ENDPOINT_URL`), under an optional prefix."""
+
+    def __init__(self, bucket: str, prefix: str = "", part_size: int | None = None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.part_size = max(part_size or settings.REFINERY_S3_PART_SIZE, 5 * 1024 * 1024)
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.location('')!r})"
+
+    @property
+    def client(self):
+        return s3_client()
+
+    def object_key(self, key: str) -> str:
+        key = clean_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _error(self, action: str, key: str, error: Exception) -> StorageError:
+        return StorageError(f"S3 {action} of {self.location(key)} failed: {error}")
+
+    def put_stream(self, stream: BinaryIO, key: str) -> StoredObject:
+        object_key = self.object_key(key)
+        digest = hashlib.sha256()
+        first = stream.read(self.part_size)
+        digest.update(first)
+        try:
+            if len(first) < self.part_size:
+                self.client.put_object(Bucket=self.bucket, Key=object_key, Body=first)
+                return StoredObject(clean_key(key), len(first), digest.hexdigest())
+            size = self._put_multipart(stream, object_key, first, digest)
+        except StorageError:
+            raise
+        except Exception as error:
+            raise self._error("upload", key, error) from error
+        return StoredObject(clean_key(key), size, digest.hexdigest())
+
+    def _put_multipart(self, stream: BinaryIO, object_key: str, first: bytes, digest) -> int:
+        """Upload parts in parallel while reading and hashing them in order; abort
+        the upload (nothing appears under the key) if anything fails."""
+        client = self.client
+        upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=object_key)["UploadId"]
+        parts: dict[int, str] = {}
+        size = 0
+        try:
+            with ThreadPoolExecutor(max_workers=S3_PARALLEL_PARTS) as pool:
+                pending: set[Future] = set()
+                number, chunk = 1, first
+                while chunk:
+                    size += len(chunk)
+                    if len(pending) >= S3_PARALLEL_PARTS:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            part_number, etag = future.result()
+                            parts[part_number] = etag
+                    pending.add(pool.submit(self._put_part, object_key, upload_id, number, chunk))
+                    number += 1
+                    chunk = stream.read(self.part_size)
+                    digest.update(chunk)
+                for future in pending:
+                    part_number, etag = future.result()
+                    parts[part_number] = etag
+            client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=object_key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": n, "ETag": parts[n]} for n in sorted(parts)]
+                },
+            )
+        except BaseException:
+            try:
+                client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=object_key, UploadId=upload_id
+                )
+            except Exception:  # the server may be gone; S3 expires abandoned uploads
+                pass
+            raise
+        return size
+
+    def _put_part(self, object_key: str, upload_id: str, number: int, body: bytes):
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return number, response["ETag"]
+
+    def fetch(self, key: str, local_path: str | Path) -> Path:
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = local_path.with_name(f".{local_path.name}.partial-{uuid.uuid4().hex}")
+        try:
+            self.client.download_file(self.bucket, self.object_key(key), str(partial))
+            os.replace(partial, local_path)
+        except Exception as error:
+            partial.unlink(missing_ok=True)
+            raise self._error("download", key, error) from error
+        return local_path
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]
+        except Exception as error:
+            raise self._error("read", key, error) from error
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._error("check", key, error) from error
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as error:
+            raise self._error("delete", key, error) from error
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"][strip:]
+
+    def location(self, key: str) -> str:
+        object_key = self.object_key(key) if key else self.prefix
+        return f"s3://{self.bucket}/{object_key}"
+
+    def url(self, key: str, expires_s: int = 7 * 24 * 3600) -> str:
+        """A presigned URL anyone holding it can fetch for `expires_s` seconds."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.object_key(key)},
+            ExpiresIn=expires_s,
+        )
+
+
+@lru_cache(maxsize=1)
+def s3_client():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        config=Config(
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=S3_PARALLEL_PARTS * 4,
+        ),
+    )
+
+
+def storage_at(location: str) -> Storage:
+    """The storage a setting names: a folder path, or `s3://bucket/prefix`."""
+    if location.startswith("s3://"):
+        parts = urlsplit(location)
+        if not parts.netloc:
+            raise StorageError(f"{location!r} names no bucket: write s3://bucket/prefix")
+        return S3Storage(parts.netloc, parts.path)
+    if "://" in location:
+        raise StorageError(f"unsupported storage {location!r}: use a folder or s3://bucket/prefix")
+    return LocalStorage(location)
+
+
+def temporary_storage() -> Storage:
+    """Where downloaded raw files wait for their processors."""
+    return storage_at(settings.REFINERY_TEMP_STORAGE)
+
+
+def permanent_storage() -> Storage:
+    """Where results and job logs are kept."""
+    return storage_at(settings.REFINERY_PERMANENT_STORAGE)
+
+
+def scratch_file(suffix: str = "") -> Path:
+    """A fresh local file path for staging, under the refinery's work folder."""
+    folder = Path(settings.REFINERY_WORK_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(suffix=suffix, dir=folder)
+    os.close(handle)
+    return Path(name)

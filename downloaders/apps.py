@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DownloadersConfig(AppConfig):
+    name = "downloaders"
+    verbose_name = "Downloaders"

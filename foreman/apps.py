@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ForemanConfig(AppConfig):
+    name = "foreman"
+    verbose_name = "Foreman"

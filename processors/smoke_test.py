@@ -1,0 +1,58 @@
+"""The smoke-test pipeline: checks that a deployment runs jobs end to end.
+
+It does what its batch's metadata asks: `sleep_s` (seconds of pretend work),
+`fail` (a reason: the step reports failure), `raise` (a message: the step
+raises), `no_retry` (with `fail`), `exit_code` (the process exits abruptly).
+Then it writes a small JSON report and stores it as a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from processors.pipeline import (
+    JobContext,
+    ProcessorJobError,
+    add_computed_file,
+    end_job,
+    prepare_job_dir,
+    run_pipeline,
+    start_job,
+    upload_processed_files,
+)
+
+
+def simulate_work(context: JobContext) -> JobContext:
+    asked = context["batches"][0].metadata
+    time.sleep(float(asked.get("sleep_s", 0)))
+    if "exit_code" in asked:
+        os._exit(int(asked["exit_code"]))
+    if "raise" in asked:
+        raise RuntimeError(asked["raise"])
+    if "fail" in asked:
+        raise ProcessorJobError(asked["fail"], no_retry=bool(asked.get("no_retry")))
+    return context
+
+
+def write_report(context: JobContext) -> JobContext:
+    report = context["work_dir"] / "smoke_test.json"
+    report.write_text(
+        json.dumps(
+            {
+                "job": context["job_id"],
+                "batches": [str(b) for b in context["batches"]],
+                "worker": context["job"].worker_id,
+            }
+        )
+    )
+    add_computed_file(context, report, "json")
+    return context
+
+
+def run_smoke_test(job_id: int) -> JobContext:
+    return run_pipeline(
+        {"job_id": job_id},
+        [start_job, prepare_job_dir, simulate_work, write_report, upload_processed_files, end_job],
+    )

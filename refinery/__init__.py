@@ -1,0 +1,1 @@
+"""The Data Refinery Django project: settings, URLs and the WSGI entry point."""

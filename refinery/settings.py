@@ -1,0 +1,187 @@
+"""Settings for the Data Refinery, read from the environment.
+
+The defaults are the embedded deployment: SQLite, storage folders and local
+worker processes under `REFINERY_HOME`. A cluster sets `DATABASE_URL`, S3
+storage and `REFINERY_DISPATCHER=nomad`. Production runs with
+`DJANGO_SETTINGS_MODULE=refinery.settings_production`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from refinery.database_url import parse_database_url, sqlite_database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+REFINERY_HOME = Path(os.environ.get("REFINERY_HOME") or BASE_DIR / "var").resolve()
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "embedded-only-not-secret-" + "refinery-development-key-0123456789"
+)
+DEBUG = env_bool("REFINERY_DEBUG", True)
+ALLOWED_HOSTS = env_list("REFINERY_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "common",
+    "surveyor",
+    "downloaders",
+    "processors",
+    "foreman",
+    "api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "refinery.urls"
+WSGI_APPLICATION = "refinery.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": parse_database_url(os.environ["DATABASE_URL"])}
+else:
+    REFINERY_HOME.mkdir(parents=True, exist_ok=True)
+    DATABASES = {"default": sqlite_database(REFINERY_HOME / "refinery.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = REFINERY_HOME / "static"
+
+# --- storage -----------------------------------------------------------------
+REFINERY_TEMP_STORAGE = os.environ.get("REFINERY_TEMP_STORAGE") or str(
+    REFINERY_HOME / "storage" / "temp"
+)
+REFINERY_PERMANENT_STORAGE = os.environ.get("REFINERY_PERMANENT_STORAGE") or str(
+    REFINERY_HOME / "storage" / "permanent"
+)
+# Files larger than this go to S3 in parts of this size.
+REFINERY_S3_PART_SIZE = env_int("REFINERY_S3_PART_SIZE", 16 * 1024 * 1024)
+# Where jobs get a scratch directory of their own.
+REFINERY_WORK_DIR = Path(os.environ.get("REFINERY_WORK_DIR") or REFINERY_HOME / "work")
+REFINERY_LOG_SPOOL = REFINERY_HOME / "logs"
+
+# --- dispatch and jobs -------------------------------------------------------
+REFINERY_DISPATCHER = os.environ.get("REFINERY_DISPATCHER", "local")
+if REFINERY_DISPATCHER not in ("local", "nomad"):
+    raise ImproperlyConfigured(
+        f"REFINERY_DISPATCHER must be 'local' or 'nomad', not {REFINERY_DISPATCHER!r}"
+    )
+REFINERY_MAX_RETRIES = env_int("REFINERY_MAX_RETRIES", 2)
+REFINERY_HEARTBEAT_LEASE_S = env_int("REFINERY_HEARTBEAT_LEASE_S", 60)
+# Wall-clock limit of one attempt, per job kind, in seconds.
+REFINERY_RUNTIME_LIMITS_S = {
+    "survey": env_int("REFINERY_SURVEY_RUNTIME_LIMIT_S", 6 * 3600),
+    "downloader": env_int("REFINERY_DOWNLOADER_RUNTIME_LIMIT_S", 12 * 3600),
+    "processor": env_int("REFINERY_PROCESSOR_RUNTIME_LIMIT_S", 24 * 3600),
+}
+# How long a stopping worker waits for a child after SIGTERM before SIGKILL.
+REFINERY_KILL_GRACE_S = env_int("REFINERY_KILL_GRACE_S", 10)
+REFINERY_WORKER_POLL_S = float(os.environ.get("REFINERY_WORKER_POLL_S", "0.5"))
+
+# --- sources -----------------------------------------------------------------
+ENSEMBL_REST_URL = os.environ.get("ENSEMBL_REST_URL", "https://rest.ensembl.org")
+ENSEMBL_FTP_URL = os.environ.get("ENSEMBL_FTP_URL", "https://ftp.ensembl.org/pub")
+ENSEMBL_GENOMES_FTP_URL = os.environ.get(
+    "ENSEMBL_GENOMES_FTP_URL", "https://ftp.ensemblgenomes.ebi.ac.uk/pub"
+)
+REFINERY_HTTP_TIMEOUT_S = env_int("REFINERY_HTTP_TIMEOUT_S", 60)
+
+# --- notifications -------------------------------------------------------------
+ADMINS = [("Refinery operator", address) for address in env_list("REFINERY_ADMINS")]
+REFINERY_NOTIFY_WEBHOOK = os.environ.get("REFINERY_NOTIFY_WEBHOOK", "")
+EMAIL_HOST = os.environ.get("REFINERY_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("REFINERY_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = os.environ.get("REFINERY_EMAIL_FROM", "refinery@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+REST_FRAMEWORK = {
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "common.secrets.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("REFINERY_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SurveyorConfig(AppConfig):
+    name = "surveyor"
+    verbose_name = "Surveyors"

@@ -1,0 +1,215 @@
+"""The surveyor framework: discover batches in a source, record each once, and
+queue one DownloaderJob per group of new batches that share files.
+
+A source subclasses `ExternalSourceSurveyor`, names itself in `source`, adds its
+command-line options in `add_arguments`, and implements `discover_batches`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+
+from common.job_lookup import DOWNLOADER_FOR_PIPELINE, ProcessorPipeline
+from common.message_queue import send_job
+from common.models import Batch, DownloaderJob, JobState, Organism, OriginalFile, SurveyJob
+from common.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+
+class SurveyError(Exception):
+    """The survey cannot go on; the message says what was wrong and where."""
+
+    def __init__(self, reason: str, no_retry: bool = False):
+        super().__init__(reason)
+        self.reason, self.no_retry = reason, no_retry
+
+
+@dataclass
+class DiscoveredFile:
+    url: str
+    filename: str
+    raw_format: str = ""
+    expected_size: int | None = None
+    expected_checksums: dict = field(default_factory=dict)
+
+
+@dataclass
+class DiscoveredBatch:
+    accession: str
+    files: list[DiscoveredFile]
+    variant: str = ""
+    organism_name: str = ""
+    taxonomy_id: int | None = None
+    pipeline: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class SurveyResult:
+    discovered: int = 0
+    new_batches: list[Batch] = field(default_factory=list)
+    downloader_jobs: list[DownloaderJob] = field(default_factory=list)
+
+
+class ExternalSourceSurveyor:
+    """Surveys one source for one SurveyJob."""
+
+    source: str = ""
+    help: str = ""
+
+    def __init__(self, survey_job: SurveyJob, show_progress: bool = False):
+        self.job = survey_job
+        self.parameters = survey_job.parameters or {}
+        self.show_progress = show_progress
+        self.result = SurveyResult()
+
+    # --- the command line ------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this source's options to `manage.py survey <source>`."""
+
+    @classmethod
+    def parameters_from_options(cls, options: dict) -> dict:
+        """The SurveyJob parameters the command-line options ask for; raise
+        SurveyError for options that do not make sense."""
+        return {}
+
+    # --- what a source implements ----------------------------------------------------------------
+
+    def discover_batches(self) -> Iterable[DiscoveredBatch]:
+        raise NotImplementedError
+
+    def determine_pipeline(self, batch: DiscoveredBatch) -> str:
+        """The processor pipeline a batch needs; sources that discover one kind of
+        data set it on each batch."""
+        if not batch.pipeline:
+            raise SurveyError(f"{self.source}: no pipeline known for batch {batch.accession}")
+        return ProcessorPipeline(batch.pipeline)
+
+    def group_batches(self, batches: list[DiscoveredBatch]) -> list[list[DiscoveredBatch]]:
+        """Batches that share any file go in one group, downloaded by one job."""
+        groups: list[list[DiscoveredBatch]] = []
+        group_of_url: dict[str, int] = {}
+        for batch in batches:
+            hits = sorted({group_of_url[f.url] for f in batch.files if f.url in group_of_url})
+            if not hits:
+                groups.append([batch])
+                target = len(groups) - 1
+            else:
+                target = hits[0]
+                groups[target].append(batch)
+                for other in reversed(hits[1:]):  # this batch joins groups together
+                    for moved in groups[other]:
+                        groups[target].append(moved)
+                        for f in moved.files:
+                            group_of_url[f.url] = target
+                    groups[other] = []
+            for f in batch.files:
+                group_of_url[f.url] = target
+        return [g for g in groups if g]
+
+    # --- the survey ---------------------------------------------------------------------------------
+
+    def survey(self) -> bool:
+        """Discover, record and queue; mark the SurveyJob's outcome. Returns
+        whether it succeeded."""
+        job = self.job
+        if job.state in (JobState.CREATED, JobState.QUEUED):
+            from common.version import refinery_version, worker_identity
+
+            job.mark_started(worker_identity(), refinery_version())
+        try:
+            discovered = list(self.discover_batches())
+            for batch in discovered:
+                batch.pipeline = self.determine_pipeline(batch)
+            self.result.discovered = len(discovered)
+            groups = self.group_batches(discovered)
+            with Progress(len(groups), f"recording {self.source} batches") as progress:
+                for group in groups:
+                    self.record_group(group)
+                    progress.advance()
+        except SurveyError as error:
+            job.mark_failed(error.reason, error.no_retry)
+            return False
+        return job.mark_succeeded()
+
+    @transaction.atomic
+    def record_group(self, group: list[DiscoveredBatch]) -> DownloaderJob | None:
+        """Record a group's batches and, for those that are new, one
+        DownloaderJob, in one transaction; the job is sent after it commits."""
+        new = [batch for batch, created in (self.add_batch(d) for d in group) if created]
+        self.result.new_batches.extend(new)
+        return self.queue_downloader_jobs(new)
+
+    def add_batch(self, discovered: DiscoveredBatch) -> tuple[Batch, bool]:
+        """The batch for `discovered`, created unless its natural key (source,
+        accession, variant) exists. Two surveys racing both end with the one row:
+        the database's unique constraint decides who created it."""
+        existing = Batch.objects.filter(
+            source=self.source, accession=discovered.accession, variant=discovered.variant
+        ).first()
+        if existing:
+            return existing, False
+        organism = None
+        if discovered.organism_name:
+            organism = Organism.get_or_create_by_name(
+                discovered.organism_name, discovered.taxonomy_id
+            )
+        try:
+            with transaction.atomic():
+                batch = Batch.objects.create(
+                    source=self.source,
+                    accession=discovered.accession,
+                    variant=discovered.variant,
+                    organism=organism,
+                    pipeline_required=discovered.pipeline,
+                    metadata=discovered.metadata,
+                    survey_job=self.job,
+                )
+        except IntegrityError:
+            return (
+                Batch.objects.get(
+                    source=self.source, accession=discovered.accession, variant=discovered.variant
+                ),
+                False,
+            )
+        for found in discovered.files:
+            batch.original_files.add(self.add_file(found))
+        return batch, True
+
+    @staticmethod
+    def add_file(found: DiscoveredFile) -> OriginalFile:
+        """The file at `found.url`, shared by every batch that needs it."""
+        defaults = {
+            "filename": found.filename,
+            "raw_format": found.raw_format,
+            "expected_size": found.expected_size,
+            "expected_checksums": found.expected_checksums,
+        }
+        try:
+            with transaction.atomic():
+                return OriginalFile.objects.get_or_create(source_url=found.url, defaults=defaults)[
+                    0
+                ]
+        except IntegrityError:
+            return OriginalFile.objects.get(source_url=found.url)
+
+    def queue_downloader_jobs(self, batches: list[Batch]) -> DownloaderJob | None:
+        """One DownloaderJob for new batches that share their files."""
+        if not batches:
+            return None
+        tasks = {DOWNLOADER_FOR_PIPELINE[ProcessorPipeline(b.pipeline_required)] for b in batches}
+        if len(tasks) != 1:
+            raise SurveyError(f"batches {batches} need different downloaders: {sorted(tasks)}")
+        job = DownloaderJob.objects.create(downloader_task=tasks.pop())
+        job.batches.set(batches)
+        send_job(job)
+        self.result.downloader_jobs.append(job)
+        return job
