@@ -20,6 +20,7 @@ from common.models import (
     ProcessorJob,
     Provenance,
     SurveyJob,
+    TranscriptomeIndex,
 )
 
 
@@ -338,3 +339,34 @@ class ProvenanceAdmin(ReadOnlyAdmin):
     @admin.display(description="processor job")
     def job_link(self, provenance: Provenance) -> str:
         return admin_link(provenance.processor_job)
+
+
+@admin.register(TranscriptomeIndex)
+class TranscriptomeIndexAdmin(ReadOnlyAdmin):
+    list_display = (
+        "organism",
+        "length",
+        "k",
+        "source_release",
+        "assembly",
+        "salmon_version",
+        "created_at",
+    )
+    list_filter = ("length", "source_release")
+    search_fields = ("organism__scientific_name", "assembly")
+    readonly_fields = (
+        "organism",
+        "batch",
+        "length",
+        "k",
+        "source_release",
+        "assembly",
+        "salmon_version",
+        "file_link",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="index file")
+    def file_link(self, index: TranscriptomeIndex) -> str:
+        return admin_link(index.computed_file)

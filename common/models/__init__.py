@@ -11,7 +11,7 @@ from common.models.jobs import (
     job_model,
 )
 from common.models.organisms import Organism
-from common.models.results import ComputedFile, Provenance
+from common.models.results import ComputedFile, Provenance, TranscriptomeIndex
 
 __all__ = [
     "JOB_MODELS",
@@ -26,5 +26,6 @@ __all__ = [
     "ProcessorJob",
     "Provenance",
     "SurveyJob",
+    "TranscriptomeIndex",
     "job_model",
 ]

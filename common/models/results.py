@@ -49,3 +49,34 @@ class ComputedFile(models.Model):
         from common.storage import permanent_storage
 
         return permanent_storage().url(self.key)
+
+
+class TranscriptomeIndex(models.Model):
+    """A Salmon transcriptome index of one organism's Ensembl annotation."""
+
+    class Length(models.TextChoices):
+        LONG = "long", "long reads (k=31)"
+        SHORT = "short", "short reads (k=23)"
+
+    organism = models.ForeignKey(
+        "common.Organism", on_delete=models.PROTECT, related_name="transcriptome_indices"
+    )
+    batch = models.ForeignKey(
+        "common.Batch", on_delete=models.PROTECT, related_name="transcriptome_indices"
+    )
+    length = models.CharField(max_length=8, choices=Length.choices)
+    k = models.PositiveSmallIntegerField()
+    source_release = models.CharField(max_length=32, help_text="the Ensembl release")
+    assembly = models.CharField(max_length=128)
+    salmon_version = models.CharField(max_length=64)
+    computed_file = models.OneToOneField(
+        ComputedFile, on_delete=models.PROTECT, related_name="transcriptome_index"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "transcriptome indices"
+        ordering = ["organism__scientific_name", "length", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.organism} {self.length} (k={self.k}, Ensembl {self.source_release})"
