@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from common.job_logs import read_log
@@ -35,7 +36,7 @@ def link_list(objects) -> str:
     objects = list(objects)
     if not objects:
         return "-"
-    return format_html_join(format_html("<br>"), "{}", ((admin_link(o),) for o in objects))
+    return format_html_join(mark_safe("<br>"), "{}", ((admin_link(o),) for o in objects))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -105,7 +106,7 @@ class JobAdmin(ReadOnlyAdmin):
                     else admin_link(attempt, label),
                 )
             )
-        return format_html_join(format_html("<br>"), "{}", items)
+        return format_html_join(mark_safe("<br>"), "{}", items)
 
     @admin.display(description="log")
     def log(self, job: Job) -> str:

@@ -36,9 +36,7 @@ def wait_for(predicate, timeout: float, what: str):
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_run_each_of_500_jobs_exactly_once(start_manage):
     jobs = queue_smoke_jobs(500)
-    workers = [
-        start_manage("worker", "--until-idle", "--concurrency", "2") for _ in range(2)
-    ]
+    workers = [start_manage("worker", "--until-idle", "--concurrency", "2") for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     states = set(ProcessorJob.objects.values_list("state", flat=True))
