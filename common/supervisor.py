@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connections
 
 from common.models import Job, JobState
-from common.storage import permanent_storage
+from common.storage import StorageError, permanent_storage
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,13 @@ def exit_reason(status: int) -> str:
             reason += "; the kernel kills processes that run out of memory"
         return reason
     return f"worker process exited with code {os.WEXITSTATUS(status)} without recording an outcome"
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell would report it: 128 + N when killed by signal N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
 
 
 @dataclass
@@ -177,7 +184,10 @@ class Supervisor:
 
     def _record_outcome(self, child: Child) -> None:
         job = child.job
-        self._store_log(child)
+        try:
+            self._store_log(child)
+        except StorageError as error:  # the log stays in the spool; the outcome matters more
+            logger.warning("%s: could not store its log (%s)", job, error)
         job.refresh_from_db()
         if job.state != JobState.RUNNING:
             return
@@ -186,6 +196,7 @@ class Supervisor:
         elif child.stop_reason:
             job.mark_failed(child.stop_reason)
         else:
+            job.set_exit_code(exit_code(child.status or 0))
             job.mark_failed(exit_reason(child.status or 0))
 
     def _store_log(self, child: Child) -> None:

@@ -158,6 +158,45 @@ EMAIL_PORT = env_int("REFINERY_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("REFINERY_EMAIL_FROM", "refinery@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- foreman -------------------------------------------------------------------
+# The Foreman's loop (`manage.py foreman`): seconds between passes, and how many
+# jobs one query of a pass reads at a time.
+REFINERY_FOREMAN_INTERVAL_S = float(os.environ.get("REFINERY_FOREMAN_INTERVAL_S", "15"))
+REFINERY_FOREMAN_PAGE_SIZE = env_int("REFINERY_FOREMAN_PAGE_SIZE", 500)
+# Caps on dispatched, unfinished jobs (queued + running): in total, and per kind.
+# Downloaders have their own, smaller cap so the archives are not overloaded.
+# Jobs over a cap stay `created` in the database until the Foreman has room.
+REFINERY_MAX_QUEUED_JOBS = env_int("REFINERY_MAX_QUEUED_JOBS", 5000)
+REFINERY_MAX_QUEUED_BY_KIND = {
+    "survey": env_int("REFINERY_MAX_QUEUED_SURVEYS", 100),
+    "downloader": env_int("REFINERY_MAX_QUEUED_DOWNLOADERS", 500),
+    "processor": env_int("REFINERY_MAX_QUEUED_PROCESSORS", 5000),
+}
+# RAM ladders (MB): a retry of an attempt that the kernel killed (exit 137) or that
+# died without a reason after it started takes the next step up. Keyed by kind,
+# then pipeline (processors) or task (downloaders); "default" covers the rest.
+# REFINERY_RAM_LADDERS_MB may hold JSON of the same shape to replace this.
+_INDEX_LADDER_MB = [4096, 8192, 12288, 16384, 32768, 65536]
+REFINERY_RAM_LADDERS_MB = {
+    "survey": {"default": [1024, 2048, 4096]},
+    "downloader": {"default": [1024, 4096, 16384]},
+    "processor": {
+        "transcriptome_index_long": _INDEX_LADDER_MB,
+        "transcriptome_index_short": _INDEX_LADDER_MB,
+        "default": [1024, 2048, 4096, 8192, 16384],
+    },
+}
+if os.environ.get("REFINERY_RAM_LADDERS_MB"):
+    import json as _json
+
+    try:
+        REFINERY_RAM_LADDERS_MB = _json.loads(os.environ["REFINERY_RAM_LADDERS_MB"])
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"REFINERY_RAM_LADDERS_MB is not JSON: {_error}") from None
+# Seconds to wait for the SMTP server or the webhook when telling operators.
+REFINERY_NOTIFY_TIMEOUT_S = env_int("REFINERY_NOTIFY_TIMEOUT_S", 10)
+# --- end foreman ---------------------------------------------------------------
+
 REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,

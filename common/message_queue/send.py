@@ -1,19 +1,29 @@
-"""The outbox: jobs are sent after the transaction that created them commits."""
+"""The outbox: jobs are sent after the transaction that created them commits.
+
+A job is held back, and stays `created` for the Foreman to send later, when its
+kind is paused (`manage.py jobs pause KIND`) or when sending it would pass a cap
+on dispatched, unfinished jobs (`REFINERY_MAX_QUEUED_JOBS` in total,
+`REFINERY_MAX_QUEUED_BY_KIND` per kind). The caps are soft: two processes
+sending at the same moment may each take the last place.
+"""
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from retrying import retry
 
-from common.message_queue.base import DispatchError, get_dispatcher
-from common.models import Job, JobState
+from common.message_queue.base import Dispatcher, DispatchError, get_dispatcher
+from common.models import JOB_MODELS, Job, JobState, PausedKind
 from common.secrets import redact
 
 logger = logging.getLogger(__name__)
 
 SEND_ATTEMPTS = 3
+# Dispatched and not finished: what the caps count.
+IN_FLIGHT = (JobState.QUEUED, JobState.RUNNING)
 
 
 def send_job(job: Job) -> None:
@@ -22,11 +32,48 @@ def send_job(job: Job) -> None:
     transaction.on_commit(lambda: send_job_now(job), robust=True)
 
 
+def in_flight_counts() -> dict[str, int]:
+    """Dispatched, unfinished jobs per kind, as the database records them (each
+    count reads only the small partial index of unfinished jobs)."""
+    return {
+        kind: model.objects.filter(state__in=IN_FLIGHT).count()
+        for kind, model in JOB_MODELS.items()
+    }
+
+
+def dispatch_room(kind: str, counts: dict[str, int], total_in_flight: int | None = None) -> int:
+    """How many more jobs of `kind` the caps allow, given the jobs in flight per
+    kind (`counts`) and in total (at least their sum)."""
+    total = max(sum(counts.values()), total_in_flight or 0)
+    kind_cap = settings.REFINERY_MAX_QUEUED_BY_KIND.get(kind, settings.REFINERY_MAX_QUEUED_JOBS)
+    return max(0, min(kind_cap - counts.get(kind, 0), settings.REFINERY_MAX_QUEUED_JOBS - total))
+
+
+def hold_reason(kind: str) -> str:
+    """Why a new job of `kind` must wait, or "" when it may be sent now."""
+    if PausedKind.is_paused(kind):
+        return f"{kind} jobs are paused (`manage.py jobs resume {kind}`)"
+    if dispatch_room(kind, in_flight_counts()) <= 0:
+        return f"the cap on dispatched {kind} jobs is reached"
+    return ""
+
+
 def send_job_now(job: Job) -> bool:
-    """Dispatch a committed `created` job now. Returns whether it was sent."""
+    """Dispatch a committed `created` job now, unless its kind is paused or
+    capped. Returns whether it was sent."""
     if job.state != JobState.CREATED:
         return False
-    dispatcher = get_dispatcher()
+    reason = hold_reason(job.kind)
+    if reason:
+        logger.info("%s stays created: %s; the Foreman will send it later", job, reason)
+        return False
+    return dispatch_now(job)
+
+
+def dispatch_now(job: Job, dispatcher: Dispatcher | None = None) -> bool:
+    """Hand a `created` job to the dispatcher, with a few quick retries, and mark
+    it queued; the caller has checked pauses and caps. Returns whether it was sent."""
+    dispatcher = dispatcher or get_dispatcher()
 
     @retry(
         stop_max_attempt_number=SEND_ATTEMPTS,

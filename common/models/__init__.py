@@ -1,6 +1,7 @@
 """The refinery's data model: batches and their files, jobs, organisms, results."""
 
 from common.models.batches import Batch, BatchStatus, OriginalFile
+from common.models.control import ForemanBeat, Notification, PausedKind
 from common.models.jobs import (
     JOB_MODELS,
     DownloaderJob,
@@ -19,10 +20,13 @@ __all__ = [
     "BatchStatus",
     "ComputedFile",
     "DownloaderJob",
+    "ForemanBeat",
     "Job",
     "JobState",
+    "Notification",
     "Organism",
     "OriginalFile",
+    "PausedKind",
     "ProcessorJob",
     "Provenance",
     "SurveyJob",

@@ -80,6 +80,18 @@ class Job(models.Model):
     )
     retried = models.BooleanField(default=False, help_text="a later attempt exists")
     ram_mb = models.PositiveIntegerField(default=1024)
+    exit_code = models.SmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="the worker process's exit code when it ended without recording an outcome "
+        "(128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)",
+    )
+    given_up_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when the refinery gave up on this failed attempt (no retries left, no_retry, "
+        "or cancelled): it will not be retried unless an operator asks",
+    )
     dispatch_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     log_location = models.CharField(max_length=1024, blank=True, default="")
 
@@ -205,6 +217,27 @@ class Job(models.Model):
         type(self).objects.filter(pk=self.pk).update(log_location=location)
         self.log_location = location
 
+    def set_exit_code(self, code: int) -> None:
+        """Record how the worker process ended (before recording the failure it implies)."""
+        type(self).objects.filter(pk=self.pk).update(exit_code=code)
+        self.exit_code = code
+
+    def give_up(self) -> bool:
+        """Settle a failed, unretried attempt for good: the Foreman will not retry it.
+        Returns whether this call settled it (false when another process did, or it
+        was retried meanwhile)."""
+        now = timezone.now()
+        settled = (
+            type(self)
+            .objects.filter(
+                pk=self.pk, state=JobState.FAILED, retried=False, given_up_at__isnull=True
+            )
+            .update(given_up_at=now)
+        )
+        if settled:
+            self.given_up_at = now
+        return bool(settled)
+
     def new_attempt_fields(self) -> dict:
         """The fields a retry of this attempt starts with (its kind adds its own)."""
         return {
@@ -274,6 +307,18 @@ def job_indexes(prefix: str) -> list[models.Index]:
             condition=Q(state=JobState.FAILED, retried=False, no_retry=False),
         ),
         models.Index(fields=["created_at"], name=f"{prefix}_created"),
+        # The Foreman's failed-job pass: failed attempts nobody retried or gave up on.
+        models.Index(
+            fields=["end_time"],
+            name=f"{prefix}_unsettled",
+            condition=Q(state=JobState.FAILED, retried=False, given_up_at__isnull=True),
+        ),
+        # `jobs retry --failed-since`: every failed attempt without a later one.
+        models.Index(
+            fields=["end_time"],
+            name=f"{prefix}_failed_unretried",
+            condition=Q(state=JobState.FAILED, retried=False),
+        ),
     ]
 
 

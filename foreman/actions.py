@@ -1,0 +1,108 @@
+"""What an operator can do to jobs (`manage.py jobs`): retry, cancel, pause and
+resume. Each goes through the job's transition methods and the Foreman's own
+retry code, so the history reads the same whoever acted."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import socket
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError
+
+from common.message_queue import get_dispatcher, send_job_now
+from common.models import JobState, PausedKind, job_model
+from common.models.jobs import UNFINISHED, Job
+from foreman.attempts import give_up, retry
+from foreman.passes import paged
+
+CANCELLED = "cancelled by an operator"
+
+
+class OperatorError(Exception):
+    """The action cannot be done; the message says why and what to do instead."""
+
+
+def operator_name() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def retry_job(job: Job, ram_mb: int | None = None) -> Job:
+    """One more attempt of a failed job, even one the Foreman gave up on or that
+    said no_retry; sent at once unless its kind is paused or capped. If it fails
+    too, the Foreman gives up on it again (it has no retries left)."""
+    job.refresh_from_db()
+    if job.state != JobState.FAILED:
+        hint = " (cancel it first)" if job.state in UNFINISHED else ""
+        raise OperatorError(f"{job} is {job.state}: only failed jobs can be retried{hint}")
+    if job.retried:
+        later = job.attempts[-1]
+        raise OperatorError(f"{job} was already retried: its latest attempt is {later}")
+    new = retry(job, ram_mb=ram_mb)
+    if new is None:
+        raise OperatorError(f"{job} was retried by someone else just now")
+    send_job_now(new)
+    new.refresh_from_db()
+    return new
+
+
+def failed_since(kinds: list[str], since: datetime, reason: str | None = None) -> Iterator[Job]:
+    """Failed attempts without a later one that ended at or after `since` (and
+    whose reason matches the regular expression `reason`, if given)."""
+    try:
+        pattern = re.compile(reason) if reason else None
+    except re.error as error:
+        raise OperatorError(f"--reason {reason!r} is not a regular expression: {error}") from None
+    for kind in kinds:
+        failed = job_model(kind).objects.filter(
+            state=JobState.FAILED, retried=False, end_time__gte=since
+        )
+        for job in paged(failed, "end_time", settings.REFINERY_FOREMAN_PAGE_SIZE):
+            if pattern is None or pattern.search(job.failure_reason):
+                yield job
+
+
+def cancel_job(job: Job, reason: str = "") -> str:
+    """Stop an unfinished job for good (no retry, no notification), or settle a
+    failed one so the Foreman does not retry it. Returns what was done."""
+    why = f"{CANCELLED}: {reason}" if reason else CANCELLED
+    job.refresh_from_db()
+    if job.state in UNFINISHED:
+        was = job.state
+        if not job.mark_failed(why, no_retry=True):
+            raise OperatorError(f"{job} ended while being cancelled; see `jobs show`")
+        give_up(job, notify_operators=False)
+        if was != JobState.CREATED:
+            get_dispatcher().stop(job)
+        return f"cancelled {job.kind}:{job.pk} (it was {was})"
+    if job.state == JobState.FAILED and not job.retried:
+        if give_up(job, notify_operators=False):
+            return f"{job.kind}:{job.pk} had failed; the Foreman will not retry it"
+        return f"{job.kind}:{job.pk} had failed and was already given up on"
+    raise OperatorError(f"{job} is {job.state}{' and was retried' if job.retried else ''}: "
+                        "nothing to cancel")  # fmt: skip
+
+
+def pause(kind: str, reason: str = "") -> bool:
+    """Stop dispatching `kind`; returns False when it was paused already."""
+    try:
+        _, created = PausedKind.objects.get_or_create(
+            kind=kind, defaults={"paused_by": operator_name(), "reason": reason}
+        )
+    except IntegrityError:  # paused by someone else at the same moment
+        return False
+    return created
+
+
+def resume(kind: str) -> bool:
+    """Dispatch `kind` again (the Foreman sends what waited at its next pass);
+    returns False when it was not paused."""
+    deleted, _ = PausedKind.objects.filter(kind=kind).delete()
+    return bool(deleted)

@@ -1,0 +1,299 @@
+"""`manage.py jobs`: the operator's view of jobs, and what an operator may do."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from common.job_logs import read_log
+from common.models import JOB_MODELS, JobState, Notification, PausedKind, job_model
+from common.models.jobs import FINISHED, UNFINISHED
+from foreman import actions, tables
+from foreman.heartbeat import health
+from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
+
+STATES = [state.value for state in JobState]
+KIND_HELP = f"one of {', '.join(JOB_MODELS)}"
+JOB_HELP = "the job: KIND:ID (e.g. processor:12), or an ID that only one kind has"
+EXAMPLES = """examples:
+  manage.py jobs list --state failed --since 1d
+  manage.py jobs show processor:12
+  manage.py jobs log processor:12 --follow
+  manage.py jobs retry processor:12
+  manage.py jobs retry --failed-since 2026-05-01 --reason 'timed out|503'
+  manage.py jobs cancel downloader:7
+  manage.py jobs pause downloader      (and later: jobs resume downloader)
+"""
+
+
+class Command(BaseCommand):
+    help = (
+        "See and steer jobs: list, show (the whole attempt chain), log [--follow], retry "
+        "(one job, or every failure since a time), cancel, pause and resume a kind, status. "
+        "Tables on a terminal, JSON with --json."
+    )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = EXAMPLES
+        return parser
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+        p = sub.add_parser("list", help="jobs, newest first")
+        p.add_argument("--kind", action="append", help=f"only this kind ({KIND_HELP}; repeatable)")
+        p.add_argument(
+            "--state", action="append", choices=STATES, help="only this state (repeatable)"
+        )
+        p.add_argument(
+            "--since",
+            metavar="DATE",
+            help="created at or after: a date (2026-05-01) or an age (6h, 2d)",
+        )
+        p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+        p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+        p = sub.add_parser("show", help="one job: its attempt chain, batches, files, results")
+        p.add_argument("job", help=JOB_HELP)
+        p.add_argument("--kind", help=f"the kind, when JOB is a bare id ({KIND_HELP})")
+        p.add_argument("--json", action="store_true", help="JSON instead of text")
+
+        p = sub.add_parser("log", help="a job's output; --follow shows it live while it runs")
+        p.add_argument("job", help=JOB_HELP)
+        p.add_argument("--kind", help=f"the kind, when JOB is a bare id ({KIND_HELP})")
+        p.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+        p.add_argument(
+            "--poll", type=float, default=0.5, help="seconds between reads (default 0.5)"
+        )
+
+        p = sub.add_parser(
+            "retry",
+            help="a new attempt of a failed job, or of every failure since a time",
+            description="A new attempt of a failed job (even one the Foreman gave up on), or "
+            "with --failed-since of every failed job without a later attempt that ended since "
+            "then. New attempts are sent at once unless their kind is paused or capped.",
+        )
+        p.add_argument("job", nargs="?", help=JOB_HELP)
+        p.add_argument("--kind", action="append", help=f"the kind(s) ({KIND_HELP})")
+        p.add_argument(
+            "--failed-since",
+            metavar="DATE",
+            help="every failure that ended since: a date or an age",
+        )
+        p.add_argument(
+            "--reason",
+            metavar="REGEX",
+            help="with --failed-since: only failures whose reason matches this regular expression",
+        )
+        p.add_argument("--ram", type=int, metavar="MB", help="RAM (MB) for the new attempt(s)")
+        p.add_argument(
+            "--dry-run", action="store_true", help="say what would be retried, do nothing"
+        )
+        p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+        p = sub.add_parser("cancel", help="stop a job for good (no retry, no notification)")
+        p.add_argument("job", help=JOB_HELP)
+        p.add_argument("--kind", help=f"the kind, when JOB is a bare id ({KIND_HELP})")
+        p.add_argument("--reason", default="", help="why, recorded on the job")
+
+        p = sub.add_parser("pause", help="dispatch nothing new of a kind; running jobs finish")
+        p.add_argument("kind", help=KIND_HELP)
+        p.add_argument("--reason", default="", help="why, shown by `jobs status`")
+
+        p = sub.add_parser("resume", help="dispatch a paused kind again")
+        p.add_argument("kind", help=KIND_HELP)
+
+        p = sub.add_parser("status", help="unfinished jobs by kind, pauses, the Foreman's health")
+        p.add_argument("--json", action="store_true", help="JSON instead of text")
+
+    def handle(self, *args, action: str, **options):
+        try:
+            getattr(self, f"do_{action}")(**options)
+        except (RefError, actions.OperatorError) as error:
+            raise CommandError(str(error)) from None
+
+    def out(self, text: str) -> None:
+        self.stdout.write(text)
+
+    # --- looking --------------------------------------------------------------------------------
+
+    def _kinds(self, kinds: list[str] | None) -> list[str]:
+        return [parse_kind(k) for k in kinds] if kinds else list(JOB_MODELS)
+
+    def do_list(self, kind, state, since, limit, json, **_):
+        if limit < 1:
+            raise CommandError("--limit must be at least 1")
+        jobs = []
+        for k in self._kinds(kind):
+            query = job_model(k).objects.all()
+            if state:
+                query = query.filter(state__in=state)
+            if since:
+                query = query.filter(created_at__gte=parse_when(since))
+            jobs += list(query.order_by("-created_at", "-id")[:limit])
+        jobs.sort(key=lambda j: (j.created_at, j.kind, j.pk), reverse=True)
+        jobs = jobs[:limit]
+        if json:
+            self.out(tables.to_json([tables.job_summary(j) for j in jobs]))
+        elif not jobs:
+            self.out("no jobs match")
+        else:
+            self.out(tables.table(tables.LIST_HEADERS, [tables.list_row(j) for j in jobs]))
+            if len(jobs) == limit:
+                self.out(f"(the newest {limit}; --limit shows more)")
+
+    def do_show(self, job, kind, json, **_):
+        found = find_job(job, parse_kind(kind) if kind else None)
+        detail = tables.job_detail(found)
+        self.out(tables.to_json(detail) if json else tables.render_detail(detail))
+
+    def do_log(self, job, kind, follow, poll, **_):
+        found = find_job(job, parse_kind(kind) if kind else None)
+        if not follow:
+            content = read_log(found)
+            if content is None:
+                raise CommandError(f"{job_ref(found)} has no log yet ({found.state})")
+            self._write_bytes(content)
+            return
+        self._follow(found, max(0.05, poll))
+
+    def _follow(self, job, poll: float) -> None:
+        """Print the log as it grows, until the job ended and its log was stored
+        (or a few seconds after it ended, when the log is not reachable here)."""
+        offset, ended_at = 0, None
+        while True:
+            job.refresh_from_db()
+            spool = Path(job.log_location) if job.log_location else None
+            if spool is not None and spool.is_absolute() and spool.is_file():
+                with open(spool, "rb") as log:
+                    log.seek(offset)
+                    data = log.read()
+            else:
+                content = read_log(job) or b""
+                data = content[offset:]
+            if data:
+                self._write_bytes(data)
+                offset += len(data)
+            if job.state in FINISHED:
+                stored = spool is None or not spool.is_absolute()
+                ended_at = ended_at or time.monotonic()
+                if stored or time.monotonic() - ended_at > 5:
+                    break
+            time.sleep(poll)
+        note = f"== {job_ref(job)} {job.state}"
+        if job.failure_reason:
+            note += f": {job.failure_reason}"
+        if job.retried:
+            note += f" (retried as {job_ref(job.attempts[-1])})"
+        self.stderr.write(note)
+
+    def _write_bytes(self, data: bytes) -> None:
+        self.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    def do_status(self, json, **_):
+        counts = {
+            kind: {s: model.objects.filter(state=s).count() for s in UNFINISHED}
+            for kind, model in JOB_MODELS.items()
+        }
+        paused = list(PausedKind.objects.all())
+        alive, line = health(max_age_s=300)
+        undelivered = Notification.objects.filter(delivered_at__isnull=True).count()
+        if json:
+            self.out(tables.to_json({
+                "unfinished": counts,
+                "paused": [{"kind": p.kind, "since": p.paused_at, "by": p.paused_by,
+                            "reason": p.reason} for p in paused],
+                "foreman": {"alive": alive, "said": line},
+                "undelivered_notifications": undelivered,
+            }))  # fmt: skip
+            return
+        self.out(tables.table(
+            ["KIND", *(s.upper() for s in UNFINISHED), "PAUSED"],
+            [[k, *c.values(), "yes" if k in {p.kind for p in paused} else "no"]
+             for k, c in counts.items()],
+        ))  # fmt: skip
+        for p in paused:
+            self.out(f"{p}, by {p.paused_by or '?'}" + (f": {p.reason}" if p.reason else ""))
+        self.out(("" if alive else "NOT ALIVE: ") + line)
+        if undelivered:
+            self.out(f"{undelivered} notification(s) not delivered yet")
+
+    # --- acting ---------------------------------------------------------------------------------
+
+    def do_retry(self, job, kind, failed_since, reason, ram, dry_run, json, **_):
+        if ram is not None and ram < 1:
+            raise CommandError("--ram must be a positive number of MB")
+        if job and failed_since:
+            raise CommandError("give a JOB or --failed-since, not both")
+        if job:
+            if reason:
+                raise CommandError("--reason goes with --failed-since")
+            if kind and len(kind) > 1:
+                raise CommandError("give one --kind with a JOB")
+            targets = [find_job(job, parse_kind(kind[0]) if kind else None)]
+        elif failed_since:
+            targets = list(
+                actions.failed_since(self._kinds(kind), parse_when(failed_since), reason)
+            )
+        else:
+            raise CommandError("say what to retry: a JOB, or --failed-since DATE")
+        done = []
+        for target in targets:
+            if dry_run:
+                done.append((target, None))
+                continue
+            try:
+                done.append((target, actions.retry_job(target, ram_mb=ram)))
+            except actions.OperatorError as error:
+                if job:
+                    raise
+                self.stderr.write(f"skipped {job_ref(target)}: {error}")
+        if json:
+            self.out(tables.to_json([
+                {"job": job_ref(old), "retry": job_ref(new) if new else None,
+                 "state": new.state if new else None, "ram_mb": new.ram_mb if new else None,
+                 "failure_reason": old.failure_reason}
+                for old, new in done
+            ]))  # fmt: skip
+            return
+        if not done:
+            self.out("nothing to retry")
+            return
+        self.out(tables.table(
+            ["FAILED", "NEW ATTEMPT", "STATE", "RAM", "REASON"],
+            [[job_ref(old), job_ref(new) if new else "(dry run)", new.state if new else "",
+              f"{new.ram_mb} MB" if new else "", tables.clip(old.failure_reason, 60)]
+             for old, new in done],
+        ))  # fmt: skip
+        held = [new for _, new in done if new and new.state == JobState.CREATED]
+        if held:
+            self.out(f"{len(held)} new attempt(s) wait as created (paused or capped): "
+                     "the Foreman sends them")  # fmt: skip
+
+    def do_cancel(self, job, kind, reason, **_):
+        self.out(actions.cancel_job(find_job(job, parse_kind(kind) if kind else None), reason))
+
+    def do_pause(self, kind, reason, **_):
+        kind = parse_kind(kind)
+        if actions.pause(kind, reason):
+            self.out(f"paused {kind} jobs: nothing new is dispatched; running jobs finish. "
+                     f"`manage.py jobs resume {kind}` undoes it.")  # fmt: skip
+        else:
+            self.out(f"{kind} jobs were already paused")
+
+    def do_resume(self, kind, **_):
+        kind = parse_kind(kind)
+        if actions.resume(kind):
+            self.out(f"resumed {kind} jobs: the Foreman dispatches what waited at its next pass "
+                     f"({timezone.now():%H:%M:%S} UTC now)")  # fmt: skip
+        else:
+            self.out(f"{kind} jobs were not paused")

@@ -1,0 +1,199 @@
+"""One pass of the Foreman.
+
+Each pass handles processor jobs first (their data is already downloaded), then
+downloaders, then surveys. For each kind it:
+
+1. fails running jobs that passed their runtime limit, and running jobs whose
+   work the dispatcher says is gone ("worker lost");
+2. fails queued jobs the dispatcher no longer has (lost before they started);
+3. retries failed attempts that have retries left (dispatching the retry at
+   once when there is room) and gives up on the others, telling operators;
+4. dispatches `created` jobs (left by the outbox, or held back for capacity or
+   a pause) within the caps.
+
+Then it delivers pending notifications. Every query reads a partial index of
+unfinished jobs or of failed jobs nobody settled yet, a page at a time, so a
+database of millions of finished jobs costs a pass nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from common.job_lookup import JobKind
+from common.message_queue import Dispatcher, DispatchStatus, get_dispatcher
+from common.message_queue.send import dispatch_now
+from common.models import Job, JobState, job_model
+from foreman import notify
+from foreman.attempts import settle_failed
+from foreman.capacity import Budget
+
+logger = logging.getLogger("refinery.foreman")
+
+KIND_ORDER = (JobKind.PROCESSOR, JobKind.DOWNLOADER, JobKind.SURVEY)
+WORKER_LOST = "worker lost"
+LOST_REASON = "lost: dispatched but never started, and the dispatcher no longer has it"
+GONE = (DispatchStatus.COMPLETE, DispatchStatus.FAILED, DispatchStatus.LOST, DispatchStatus.GONE)
+# The outbox sends a new job right after its transaction commits: leave young
+# `created` jobs to it rather than sending them twice.
+OUTBOX_GRACE_S = 5.0
+
+
+def runtime_limit_reason(limit_s: int) -> str:
+    """The failure reason of a job stopped at its limit (the worker says the same)."""
+    return f"exceeded runtime limit ({limit_s} s)"
+
+
+def paged(queryset: QuerySet, order: str, page_size: int) -> Iterator[Job]:
+    """Every row of `queryset`, ordered by (`order`, id), read a page at a time
+    with keyset pagination, so no query reads more than `page_size` rows and rows
+    the caller changes meanwhile are neither skipped nor read twice."""
+    last = None
+    while True:
+        page = queryset
+        if last is not None:
+            page = page.filter(
+                Q(**{f"{order}__gt": last[0]}) | Q(**{order: last[0], "pk__gt": last[1]})
+            )
+        rows = list(page.order_by(order, "pk")[:page_size])
+        yield from rows
+        if len(rows) < page_size:
+            return
+        last = (getattr(rows[-1], order), rows[-1].pk)
+
+
+class Foreman:
+    """Runs passes. `judge_heartbeats=False` skips hung-job detection: the loop
+    does that until it has been connected to the database for a whole lease, so
+    that a database outage, which stops every worker's heartbeat, is not taken
+    for lost workers."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher | None = None,
+        page_size: int | None = None,
+        outbox_grace_s: float = OUTBOX_GRACE_S,
+    ) -> None:
+        self.dispatcher = dispatcher or get_dispatcher()
+        self.page_size = page_size or settings.REFINERY_FOREMAN_PAGE_SIZE
+        self.outbox_grace = timedelta(seconds=outbox_grace_s)
+
+    def run_pass(self, judge_heartbeats: bool = True) -> Counter:
+        """One pass; returns what it did, counted by "kind action"."""
+        report: Counter = Counter()
+        budget = Budget.measure(self.dispatcher)
+        for kind in KIND_ORDER:
+            model = job_model(kind)
+            self.check_running(model, report, judge_heartbeats)
+            self.check_queued(model, report)
+            self.settle_failed(model, budget, report)
+            self.dispatch_created(model, budget, report)
+        delivered = notify.deliver_pending()
+        if delivered:
+            report["notifications delivered"] += delivered
+        return report
+
+    # --- running and queued jobs ------------------------------------------------------------
+
+    def check_running(self, model: type[Job], report: Counter, judge_heartbeats: bool) -> None:
+        """Fail running jobs past their limit, and hung ones. Only jobs whose
+        heartbeat is older than the lease (a live worker beats several times per
+        lease, wherever it runs) or that passed their limit are asked about."""
+        now = timezone.now()
+        lease = timedelta(seconds=settings.REFINERY_HEARTBEAT_LEASE_S)
+        limit_s = settings.REFINERY_RUNTIME_LIMITS_S[model.kind]
+        # The worker enforces the limit itself; the Foreman is the backstop, a lease later.
+        over_limit = Q(start_time__lt=now - timedelta(seconds=limit_s) - lease)
+        suspicious = over_limit
+        if judge_heartbeats:
+            suspicious |= Q(heartbeat_at__lt=now - lease) | Q(heartbeat_at__isnull=True)
+        running = model.objects.filter(suspicious, state=JobState.RUNNING)
+        for job in paged(running, "created_at", self.page_size):
+            if job.start_time and job.start_time < now - timedelta(seconds=limit_s) - lease:
+                if job.mark_failed(runtime_limit_reason(limit_s)):
+                    self._stop(job)
+                    report[f"{model.kind} over runtime limit"] += 1
+                continue
+            if judge_heartbeats and self._work_gone(job) and job.mark_failed(WORKER_LOST):
+                self._stop(job)
+                logger.warning("%s: %s (last heartbeat %s)", job, WORKER_LOST, job.heartbeat_at)
+                report[f"{model.kind} worker lost"] += 1
+
+    def check_queued(self, model: type[Job], report: Counter) -> None:
+        """Fail queued jobs whose dispatched work the dispatcher no longer has; the
+        failed-job step retries them. Jobs dispatched within the last lease are
+        left alone: the dispatcher may not know them yet."""
+        lease = timedelta(seconds=settings.REFINERY_HEARTBEAT_LEASE_S)
+        queued = model.objects.filter(
+            state=JobState.QUEUED, dispatched_at__lt=timezone.now() - lease
+        )
+        for job in paged(queued, "created_at", self.page_size):
+            if self._status(job) in GONE and job.mark_failed(LOST_REASON):
+                self._stop(job)
+                logger.warning("%s: %s", job, LOST_REASON)
+                report[f"{model.kind} lost"] += 1
+
+    def _work_gone(self, job: Job) -> bool:
+        """Whether the dispatcher says this running job's work is gone, asked twice
+        (with the row read again) so that a heartbeat written meanwhile counts."""
+        if self._status(job) not in GONE:
+            return False
+        job.refresh_from_db()
+        return job.state == JobState.RUNNING and self._status(job) in GONE
+
+    def _status(self, job: Job) -> DispatchStatus | None:
+        try:
+            return self.dispatcher.status(job)
+        except Exception as error:  # unknown is not gone
+            logger.warning("%s cannot say how %s is (%s)", self.dispatcher.name, job, error)
+            return None
+
+    def _stop(self, job: Job) -> None:
+        try:
+            self.dispatcher.stop(job)
+        except Exception as error:
+            logger.warning("%s could not stop %s (%s)", self.dispatcher.name, job, error)
+
+    # --- failed jobs ------------------------------------------------------------------------
+
+    def settle_failed(self, model: type[Job], budget: Budget, report: Counter) -> None:
+        """Retry or give up on each failed attempt nobody settled yet."""
+        unsettled = model.objects.filter(
+            state=JobState.FAILED, retried=False, given_up_at__isnull=True
+        )
+        for job in paged(unsettled, "end_time", self.page_size):
+            retry = settle_failed(job)
+            if retry is None:
+                if job.given_up_at:
+                    report[f"{model.kind} given up"] += 1
+                continue
+            report[f"{model.kind} retried"] += 1
+            if budget.room(model.kind) > 0 and dispatch_now(retry, self.dispatcher):
+                budget.spend(model.kind)
+                report[f"{model.kind} dispatched"] += 1
+
+    # --- created jobs -----------------------------------------------------------------------
+
+    def dispatch_created(self, model: type[Job], budget: Budget, report: Counter) -> None:
+        """Send the oldest `created` jobs while the caps leave room."""
+        room = budget.room(model.kind)
+        if room <= 0:
+            return
+        waiting = model.objects.filter(
+            state=JobState.CREATED, created_at__lt=timezone.now() - self.outbox_grace
+        )
+        for job in paged(waiting, "created_at", min(self.page_size, room)):
+            if not dispatch_now(job, self.dispatcher):
+                return  # the dispatcher refuses: try again next pass
+            budget.spend(model.kind)
+            report[f"{model.kind} dispatched"] += 1
+            room -= 1
+            if room <= 0:
+                return
