@@ -47,7 +47,10 @@ def exit_reason(status: int) -> str:
     """Why a child that recorded no outcome ended, from its wait status."""
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        name = signal.Signals(number).name if number in signal.Signals else str(number)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
         reason = f"worker process killed by signal {number} ({name})"
         if number == signal.SIGKILL:
             reason += "; the kernel kills processes that run out of memory"
