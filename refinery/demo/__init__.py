@@ -1,0 +1,1 @@
+"""Offline, deterministic stand-ins for external sources (demo data, test servers)."""
