@@ -47,7 +47,8 @@ def give_up(job: Job, notify_operators: bool = True) -> bool:
             return False
         if notify_operators:
             notify.record(job)
-    logger.warning("gave up on %s: %s", job, job.failure_reason)
+    if notify_operators:
+        logger.warning("gave up on %s: %s", job, job.failure_reason)
     return True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import codecs
 import time
 from pathlib import Path
 
@@ -114,6 +114,7 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="JSON instead of text")
 
     def handle(self, *args, action: str, **options):
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         try:
             getattr(self, f"do_{action}")(**options)
         except (RefError, actions.OperatorError) as error:
@@ -195,9 +196,9 @@ class Command(BaseCommand):
         self.stderr.write(note)
 
     def _write_bytes(self, data: bytes) -> None:
+        # Incremental, so a character split between two reads is printed whole.
+        self.stdout.write(self._decoder.decode(data), ending="")
         self.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
 
     def do_status(self, json, **_):
         counts = {
