@@ -14,7 +14,8 @@ help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 demo: $(STAMP) system-packages ## Run the refinery's main job end to end on the embedded defaults
-	$(PY) manage.py demo
+	rm -rf var/demo
+	REFINERY_HOME=var/demo $(PY) manage.py demo
 
 test: $(STAMP) system-packages ## Run the whole suite: on PostgreSQL, then the database tests on SQLite
 	REFINERY_HOME=$$(mktemp -d /tmp/refinery-test-XXXXXX) $(PY) -m tests.run_suite

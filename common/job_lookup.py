@@ -36,6 +36,7 @@ class ProcessorPipeline(models.TextChoices):
 
 
 SURVEYORS = {
+    SurveySource.ENSEMBL: "surveyor.ensembl.EnsemblSurveyor",
     SurveySource.LOCAL_FILES: "surveyor.local_files.LocalFilesSurveyor",
 }
 DOWNLOADERS = {

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from refinery.demo.bsd_sum import bsd_sum_path, format_sum_line
+from common.bsd_sum import bsd_sum_path, format_sum_line
 from refinery.demo.organism import DemoOrganism, gzip_file
 
 __all__ = [

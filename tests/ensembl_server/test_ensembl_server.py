@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from refinery.demo.bsd_sum import (
+from common.bsd_sum import (
     bsd_sum,
     bsd_sum_bytes,
     bsd_sum_path,
