@@ -23,6 +23,9 @@ from retrying import retry
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# Reads from a socket go in small pieces: what arrived before a dropped connection is kept,
+# and the next attempt resumes after it.
+HTTP_CHUNK = 64 * 1024
 ATTEMPTS = 4
 PERMANENT_HTTP = {400, 401, 403, 404, 405, 410, 451}
 
@@ -114,7 +117,7 @@ def _fetch_http(url: str, destination: Path, progress: Progress | None) -> None:
             expected = response.headers.get("Content-Length")
             received = 0
             with open(destination, "ab" if resumed else "wb") as out:
-                for chunk in response.iter_content(CHUNK):
+                for chunk in response.iter_content(HTTP_CHUNK):
                     out.write(chunk)
                     received += len(chunk)
                     if progress:
