@@ -13,7 +13,7 @@ from common.models import (
 )
 from common.storage import temporary_storage
 from downloaders.transcriptome import download_transcriptome
-from tests.ensembl_fixtures import FUNGI, ensembl, organisms  # noqa: F401
+from tests.ensembl_fixtures import FUNGI
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GENOME = "Refinery_demonstrans.Demo1.0.dna.toplevel.fa.gz"

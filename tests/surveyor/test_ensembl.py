@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from common.models import Batch, DownloaderJob, JobState, Organism, OriginalFile, SurveyJob
-from tests.ensembl_fixtures import FUNGI, VERTEBRATES, ensembl, organisms  # noqa: F401
+from tests.ensembl_fixtures import FUNGI, VERTEBRATES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
