@@ -121,7 +121,7 @@ class JobAdmin(ReadOnlyAdmin):
             path(
                 "<int:job_id>/log/",
                 self.admin_site.admin_view(self.log_view),
-                name="%s_%s_log" % info,
+                name="{}_{}_log".format(*info),
             ),
             *super().get_urls(),
         ]

@@ -9,6 +9,7 @@ computed while it streams.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -248,12 +249,11 @@ class S3Storage(Storage):
                 },
             )
         except BaseException:
-            try:
+            # The server may be gone; S3 expires abandoned uploads by lifecycle rules.
+            with contextlib.suppress(Exception):
                 client.abort_multipart_upload(
                     Bucket=self.bucket, Key=object_key, UploadId=upload_id
                 )
-            except Exception:  # the server may be gone; S3 expires abandoned uploads
-                pass
             raise
         return size
 

@@ -11,6 +11,7 @@ its parent, so a killed worker leaves no job running unsupervised.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -33,10 +34,9 @@ PR_SET_PDEATHSIG = 1
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Ask Linux to send `sig` to this process when its parent dies."""
-    try:
+    # Not Linux: the heartbeat lease still catches an orphan.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-    except (OSError, AttributeError):  # not Linux: the heartbeat lease still catches it
-        pass
 
 
 def log_key(job: Job) -> str:

@@ -8,6 +8,7 @@ ends the survey with a message that names the URL and what it answered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -101,10 +102,8 @@ class EnsemblClient:
         response = self.get(url, {"content-type": "application/json", **params})
         if response.status_code != 200:
             detail = ""
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 detail = response.json().get("error", "")
-            except ValueError:
-                pass
             raise SurveyError(
                 f"{response.url}: HTTP {response.status_code}" + (f": {detail}" if detail else ""),
                 no_retry=response.status_code in (400, 404),

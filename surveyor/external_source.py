@@ -115,7 +115,7 @@ class ExternalSourceSurveyor:
                 group_of_url[f.url] = target
         return [g for g in groups if g]
 
-    # --- the survey ---------------------------------------------------------------------------------
+    # --- the survey ------------------------------------------------------------------------------
 
     def survey(self) -> bool:
         """Discover, record and queue; mark the SurveyJob's outcome. Returns

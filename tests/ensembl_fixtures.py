@@ -28,7 +28,7 @@ def organisms(tmp_path):
         name: generate_organism(tmp_path / name, species=name, n_genes=12, seed=seed)
         for seed, name in enumerate(
             ["refinery_demonstrans", "refinery_collectans", "refinery_vertebratus"]
-        )  # fmt: skip
+        )
     }
 
 

@@ -101,6 +101,9 @@ class Job(models.Model):
         abstract = True
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.state})"
+
     # --- the one place that writes state ---------------------------------------------------
 
     def __init__(self, *args, **kwargs):
@@ -286,9 +289,6 @@ class Job(models.Model):
         if self.start_time and self.end_time:
             return self.end_time - self.start_time
         return None
-
-    def __str__(self) -> str:
-        return f"{self.kind} job {self.pk} ({self.state})"
 
 
 def job_indexes(prefix: str) -> list[models.Index]:

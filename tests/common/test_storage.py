@@ -80,7 +80,7 @@ def test_a_failed_upload_keeps_the_previous_object(storage):
 
 
 def test_missing_keys_are_clear_errors(storage, tmp_path):
-    with pytest.raises(StorageError, match="does not exist|failed"):
+    with pytest.raises(StorageError, match=r"does not exist|failed"):
         storage.fetch("nope.bin", tmp_path / "nope.bin")
     assert not (tmp_path / "nope.bin").exists()
 

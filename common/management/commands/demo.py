@@ -92,7 +92,7 @@ class Command(BaseCommand):
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
             for _ in range(count)
         ]
         deadline = time.monotonic() + TIMEOUT_S

@@ -53,9 +53,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._request_stop)
         worker_id, version = worker_identity(), refinery_version()
         supervisor = Supervisor()
+        database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         self.stdout.write(
             f"worker {worker_id} (refinery {version}): up to {concurrency} job(s) of "
-            f"{', '.join(kinds)}; database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+            f"{', '.join(kinds)}; database {database}"
         )
         ran, failures = 0, 0
         while not self.stopping:
