@@ -197,6 +197,79 @@ if os.environ.get("REFINERY_RAM_LADDERS_MB"):
 REFINERY_NOTIFY_TIMEOUT_S = env_int("REFINERY_NOTIFY_TIMEOUT_S", 10)
 # --- end foreman ---------------------------------------------------------------
 
+# --- nomad ---------------------------------------------------------------------
+# Cluster mode (REFINERY_DISPATCHER=nomad): common/message_queue/nomad.py dispatches
+# the job specifications that common/nomad/specs.py generates (`manage.py nomad`).
+import json as _json  # noqa: E402
+
+# The Nomad API, from python-nomad's own variables.
+REFINERY_NOMAD_ADDR = os.environ.get("NOMAD_ADDR") or "http://127.0.0.1:4646"
+REFINERY_NOMAD_TOKEN = os.environ.get("NOMAD_TOKEN") or ""
+REFINERY_NOMAD_NAMESPACE = os.environ.get("NOMAD_NAMESPACE") or ""
+REFINERY_NOMAD_REGION = os.environ.get("NOMAD_REGION") or ""
+REFINERY_NOMAD_CACERT = os.environ.get("NOMAD_CACERT") or ""
+# Seconds to wait for one answer of the Nomad API.
+REFINERY_NOMAD_TIMEOUT_S = float(os.environ.get("REFINERY_NOMAD_TIMEOUT_S") or "10")
+# Images are <registry>/refinery-<image>:<tag>, as docker/build.sh names them.
+REFINERY_NOMAD_REGISTRY = (os.environ.get("REFINERY_NOMAD_REGISTRY") or "").rstrip("/")
+REFINERY_NOMAD_IMAGE_TAG = os.environ.get("REFINERY_NOMAD_IMAGE_TAG") or "latest"
+REFINERY_NOMAD_IMAGES = {
+    "survey": "downloaders",
+    "downloader": "downloaders",
+    "processor": "transcriptome",
+    "foreman": "foreman",
+}
+REFINERY_NOMAD_DATACENTERS = env_list("REFINERY_NOMAD_DATACENTERS", "dc1")
+# CPU (MHz) of one task, per job kind and for the Foreman's service job.
+REFINERY_NOMAD_CPU_MHZ = {
+    "survey": env_int("REFINERY_NOMAD_SURVEY_CPU_MHZ", 500),
+    "downloader": env_int("REFINERY_NOMAD_DOWNLOADER_CPU_MHZ", 1000),
+    "processor": env_int("REFINERY_NOMAD_PROCESSOR_CPU_MHZ", 2000),
+    "foreman": env_int("REFINERY_NOMAD_FOREMAN_CPU_MHZ", 500),
+}
+REFINERY_NOMAD_FOREMAN_RAM_MB = env_int("REFINERY_NOMAD_FOREMAN_RAM_MB", 1024)
+REFINERY_NOMAD_SCHEDULED_SURVEY_RAM_MB = env_int("REFINERY_NOMAD_SCHEDULED_SURVEY_RAM_MB", 512)
+# RAM tiers (MB) per job kind: one parameterized job REFINERY_<KIND>_<RAM> each; a
+# job goes to the smallest tier that holds its ram_mb. By default every step of
+# the RAM ladders above is a tier. REFINERY_NOMAD_RAM_TIERS_MB may hold JSON
+# ({"processor": [1024, 4096], ...}) to replace them.
+REFINERY_NOMAD_RAM_TIERS_MB = {
+    kind: sorted({int(mb) for ladder in ladders.values() for mb in ladder} | {1024})
+    for kind, ladders in REFINERY_RAM_LADDERS_MB.items()
+}
+if os.environ.get("REFINERY_NOMAD_RAM_TIERS_MB"):
+    try:
+        REFINERY_NOMAD_RAM_TIERS_MB = _json.loads(os.environ["REFINERY_NOMAD_RAM_TIERS_MB"])
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"REFINERY_NOMAD_RAM_TIERS_MB is not JSON: {_error}") from None
+# Processor pipelines that need a GPU: their jobs go to REFINERY_PROCESSOR_GPU_<RAM>,
+# which asks Nomad for one nvidia/gpu device. None of today's pipelines do.
+REFINERY_NOMAD_GPU_PIPELINES = env_list("REFINERY_NOMAD_GPU_PIPELINES")
+# Seconds Nomad waits after SIGTERM before SIGKILL (run_job needs
+# REFINERY_KILL_GRACE_S to stop its job; Nomad clients allow at most 30 s by default).
+REFINERY_NOMAD_KILL_TIMEOUT_S = env_int("REFINERY_NOMAD_KILL_TIMEOUT_S", 30)
+# The clients' host volume for scratch space, mounted at REFINERY_HOME in the
+# tasks ("" for none).
+REFINERY_NOMAD_HOST_VOLUME = os.environ.get("REFINERY_NOMAD_HOST_VOLUME", "refinery-data")
+REFINERY_NOMAD_TASK_HOME = "/var/lib/refinery"
+# Names of further environment variables to copy into the tasks (comma-separated);
+# see common/nomad/specs.py for the ones always copied.
+REFINERY_NOMAD_TASK_ENV = env_list("REFINERY_NOMAD_TASK_ENV")
+# Run the Foreman as the Nomad service job REFINERY_FOREMAN (`nomad register`).
+REFINERY_NOMAD_RUN_FOREMAN = env_bool("REFINERY_NOMAD_RUN_FOREMAN", True)
+# A dispatched job Nomad could not place for this long (FailedTGAllocs) is
+# unplaceable, not merely waiting for room.
+REFINERY_NOMAD_PLACEMENT_TIMEOUT_S = env_int("REFINERY_NOMAD_PLACEMENT_TIMEOUT_S", 6 * 3600)
+# Surveys Nomad runs on a schedule, one periodic batch job each: JSON, a list of
+# {"name": "yeast", "cron": "0 3 * * 1", "args": ["ensembl", "--division", ...]}
+# where args are those of `manage.py survey` (the survey is queued as a job).
+try:
+    REFINERY_SCHEDULED_SURVEYS = _json.loads(os.environ.get("REFINERY_SCHEDULED_SURVEYS") or "[]")
+except ValueError as _error:
+    raise ImproperlyConfigured(f"REFINERY_SCHEDULED_SURVEYS is not JSON: {_error}") from None
+REFINERY_SCHEDULED_SURVEYS_TIME_ZONE = os.environ.get("REFINERY_SCHEDULED_SURVEYS_TIME_ZONE", "UTC")
+# --- end nomad -----------------------------------------------------------------
+
 REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,

@@ -1,0 +1,126 @@
+"""`manage.py nomad specs|register|status`: the refinery's jobs on Nomad."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from common.message_queue.base import DispatchError
+from common.nomad.register import node_states, obsolete_jobs, parent_states, register_all
+from common.nomad.specs import SpecOptions, all_jobs, all_parent_ids, env_warnings, masked
+
+
+class Command(BaseCommand):
+    help = (
+        "The refinery's Nomad jobs: `specs` writes them as JSON for review, `register` "
+        "registers them (only what changed), `status` shows each parameterized job's queue "
+        "and the nodes' capacity. Nomad is NOMAD_ADDR (and NOMAD_TOKEN)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="action")
+        specs = actions.add_parser("specs", help="print or write the job specifications")
+        specs.add_argument("--out", type=Path, help="write one <JOB_ID>.json per job here")
+        specs.add_argument(
+            "--show-secrets",
+            action="store_true",
+            help="write the tasks' secrets as they are (masked by default)",
+        )
+        register = actions.add_parser("register", help="register the jobs with Nomad")
+        register.add_argument(
+            "--dry-run", action="store_true", help="say what would change, change nothing"
+        )
+        for sub in (specs, register):
+            sub.add_argument("--registry", help="image registry (REFINERY_NOMAD_REGISTRY)")
+            sub.add_argument("--tag", help="image tag (REFINERY_NOMAD_IMAGE_TAG)")
+        actions.add_parser("status", help="each parameterized job's queue, and the nodes")
+
+    def handle(self, *args, action: str, **options):
+        try:
+            getattr(self, f"handle_{action}")(**options)
+        except (DispatchError, ImproperlyConfigured) as error:
+            raise CommandError(str(error)) from None
+
+    def _jobs(self, options: dict) -> list[dict]:
+        return all_jobs(SpecOptions(registry=options.get("registry"), tag=options.get("tag")))
+
+    def _warn_env(self, jobs: list[dict]) -> None:
+        env = jobs[0]["TaskGroups"][0]["Tasks"][0]["Env"]
+        for warning in env_warnings(env):
+            self.stderr.write(f"warning: {warning}")
+
+    # --- specs ------------------------------------------------------------------------------
+
+    def handle_specs(self, out: Path | None, show_secrets: bool, **options) -> None:
+        jobs = self._jobs(options)
+        self._warn_env(jobs)
+        shown = jobs if show_secrets else [masked(job) for job in jobs]
+        if out is None:
+            self.stdout.write(json.dumps([{"Job": job} for job in shown], indent=2))
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        for job in shown:
+            path = out / f"{job['ID']}.json"
+            path.write_text(json.dumps({"Job": job}, indent=2) + "\n")
+            if show_secrets:
+                path.chmod(0o600)
+        self.stdout.write(f"wrote {len(shown)} job specifications to {out}")
+
+    # --- register ---------------------------------------------------------------------------
+
+    def handle_register(self, dry_run: bool, **options) -> None:
+        jobs = self._jobs(options)
+        self._warn_env(jobs)
+        results = register_all(jobs, dry_run=dry_run)
+        for result in results:
+            detail = f" ({', '.join(result.changed)})" if result.changed else ""
+            self.stdout.write(f"{result.outcome:9} {result.job_id}{detail}")
+        outcomes = ("created", "updated", "unchanged")
+        counts = {o: sum(r.outcome == o for r in results) for o in outcomes}
+        self.stdout.write(
+            f"{counts['created']} created, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged"
+            + (" (dry run: nothing was registered)" if dry_run else "")
+        )
+        for job_id in obsolete_jobs(jobs):
+            self.stdout.write(
+                f"not generated any more: {job_id} (left as it is; stop it with "
+                f"`nomad job stop {job_id}` once nothing runs there)"
+            )
+
+    # --- status -----------------------------------------------------------------------------
+
+    def handle_status(self, **options) -> None:
+        states = parent_states(all_parent_ids())
+        self.stdout.write(f"{'parameterized job':34} {'pending':>8} {'running':>8} {'dead':>8}")
+        for s in states:
+            if not s.registered:
+                self.stdout.write(f"{s.job_id:34} not registered (`manage.py nomad register`)")
+                continue
+            self.stdout.write(f"{s.job_id:34} {s.pending:8} {s.running:8} {s.dead:8}")
+        registered = [s for s in states if s.registered]
+        self.stdout.write(
+            f"{'queue':34} {sum(s.pending for s in registered):8} "
+            f"{sum(s.running for s in registered):8} {sum(s.dead for s in registered):8}"
+        )
+        nodes = node_states()
+        self.stdout.write("")
+        self.stdout.write(
+            f"{'node':28} {'status':8} {'eligible':9} {'drain':6} {'class':8} "
+            f"{'CPU MHz':>8} {'RAM MB':>8} {'GPUs':>5}"
+        )
+        for n in nodes:
+            self.stdout.write(
+                f"{n.name:28} {n.status:8} {'yes' if n.eligible else 'no':9} "
+                f"{'yes' if n.drain else 'no':6} {n.node_class or '-':8} "
+                f"{n.cpu_mhz:8} {n.memory_mb:8} {n.gpus:5}"
+            )
+        usable = [n for n in nodes if n.status == "ready" and n.eligible and not n.drain]
+        self.stdout.write(
+            f"{len(usable)} of {len(nodes)} nodes take jobs: "
+            f"{sum(n.cpu_mhz for n in usable)} MHz CPU, {sum(n.memory_mb for n in usable)} MB RAM, "
+            f"{sum(n.gpus for n in usable)} GPUs"
+        )
