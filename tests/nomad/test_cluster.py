@@ -1,0 +1,156 @@
+"""Cluster mode end to end: REFINERY_DISPATCHER=nomad against the stand-in, which
+runs each dispatched child's `python manage.py run_job …` as a real process (as
+raw_exec would), with PostgreSQL and S3 on a moto server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from common.job_lookup import JobKind
+from common.message_queue import send_job_now
+from common.models import (
+    Batch,
+    BatchStatus,
+    ComputedFile,
+    DownloaderJob,
+    JobState,
+    ProcessorJob,
+    SurveyJob,
+)
+from common.nomad.register import register_all
+from common.nomad.specs import all_jobs, all_parent_ids
+from common.storage import permanent_storage
+from tests.conftest import refinery_environment
+from tests.nomad.conftest import BIG_NODE, run_on_this_machine, use_standin
+from tests.nomad_standin import NomadStandin, fake_node
+
+pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def cluster(settings, s3_storage, refinery_dirs):
+    """The stand-in running children on this machine, with every refinery job
+    registered; the children share this test's database and S3 storage."""
+    with NomadStandin(
+        nodes=[fake_node(**BIG_NODE)], command_rewriter=run_on_this_machine, time_scale=0.01
+    ) as standin:
+        use_standin(settings, standin)
+        standin.env_overrides.update(
+            refinery_environment(refinery_dirs),
+            REFINERY_DISPATCHER="nomad",
+            NOMAD_ADDR=standin.address,
+            NOMAD_TOKEN=None,
+        )
+        register_all(all_jobs())
+        yield standin
+        assert standin.internal_errors == []
+
+
+def wait_for(predicate, timeout: float, what: str, standin: NomadStandin | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    logs = child_logs(standin) if standin is not None else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{logs}")
+
+
+def child_logs(standin: NomadStandin) -> str:
+    """Every dispatched child's output, to show why a test timed out."""
+    logs = []
+    for parent in all_parent_ids():
+        for child in standin.children(parent):
+            out, err = standin.logs(child), standin.logs(child, stream="stderr")
+            logs.append(f"\n--- {child}\n{out}{err}")
+    return "".join(logs)
+
+
+def all_finished() -> bool:
+    models = (SurveyJob, DownloaderJob, ProcessorJob)
+    return (
+        all(not m.objects.unfinished().exists() for m in models) and ProcessorJob.objects.exists()
+    )
+
+
+def check_ran_on_nomad(cluster: NomadStandin, job) -> None:
+    """The job ran as its dispatched child: the row names the child and its allocation."""
+    assert job.state == JobState.SUCCEEDED, job.failure_reason
+    child = cluster.wait_for_job(job.dispatch_id, "dead", timeout=30)
+    assert child["Meta"]["JOB_ID"] == str(job.pk)
+    assert child["Meta"]["JOB_KIND"] == job.kind
+    [alloc] = cluster.allocations(job.dispatch_id)
+    assert alloc["ClientStatus"] == "complete"
+    assert job.worker_id == f"nomad:{alloc['ID']}"
+
+
+def test_local_files_survey_to_results(cluster, manage, tmp_path, s3_storage):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"sample-{i}.txt").write_text(f"reads of sample {i}\n" * (i + 2))
+
+    out = manage(
+        "survey", "--queue", "local_files", folder,
+        env={"REFINERY_DISPATCHER": "nomad", "NOMAD_ADDR": cluster.address},
+    ).stdout  # fmt: skip
+    assert "queued survey job" in out
+    survey = SurveyJob.objects.get()
+    assert survey.dispatch_id.startswith("REFINERY_SURVEY_1024/dispatch-survey-")
+
+    wait_for(all_finished, 120, "the survey, downloads and processing", cluster)
+    check_ran_on_nomad(cluster, SurveyJob.objects.get())
+    downloaders = list(DownloaderJob.objects.all())
+    processors = list(ProcessorJob.objects.all())
+    assert len(downloaders) == 3 and len(processors) == 3
+    for job in [*downloaders, *processors]:
+        check_ran_on_nomad(cluster, job)
+        assert job.dispatch_id.startswith(f"REFINERY_{job.kind.upper()}_1024/")
+    assert set(Batch.objects.values_list("status", flat=True)) == {BatchStatus.PROCESSED}
+    results = list(ComputedFile.objects.all())
+    assert len(results) == 3
+    storage = permanent_storage()
+    for result in results:
+        assert storage.exists(result.key)
+    assert storage.bucket == s3_storage
+    # Each child was dispatched once, by the process that created its job.
+    dispatches = [r for r in cluster.requests if r["path"].endswith("/dispatch")]
+    assert len(dispatches) == 7
+    assert len({r["query"]["idempotency_token"] for r in dispatches}) == 7
+
+
+def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
+    from foreman.passes import WORKER_LOST, Foreman
+
+    batch = Batch.objects.create(
+        source="local_files", accession="slow", pipeline_required="smoke_test",
+        metadata={"sleep_s": 3},
+    )  # fmt: skip
+    job = ProcessorJob.objects.create(pipeline="smoke_test")
+    job.batches.add(batch)
+    assert send_job_now(job)
+    job.refresh_from_db()
+    wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.RUNNING, 30, "the start")
+    # The node is lost: Nomad kills nothing it can reach, the process just dies.
+    cluster.lose_allocation(job.dispatch_id)
+    settings.REFINERY_HEARTBEAT_LEASE_S = 1
+    time.sleep(1.2)
+    report = Foreman(outbox_grace_s=0).run_pass()
+    assert report[f"{JobKind.PROCESSOR} worker lost"] == 1
+    assert report[f"{JobKind.PROCESSOR} dispatched"] == 1
+    job.refresh_from_db()
+    assert (job.state, job.failure_reason) == (JobState.FAILED, WORKER_LOST)
+    retry = job.retry
+    wait_for(
+        lambda: ProcessorJob.objects.get(pk=retry.pk).state == JobState.SUCCEEDED,
+        60,
+        "the retry",
+        cluster,
+    )
+    retry.refresh_from_db()
+    check_ran_on_nomad(cluster, retry)
+    assert retry.dispatch_id != job.dispatch_id
+    assert ComputedFile.objects.filter(processor_job=retry).count() == 1
