@@ -4,6 +4,8 @@ raw_exec would), with PostgreSQL and S3 on a moto server."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import time
 
 import pytest
@@ -18,11 +20,13 @@ from common.models import (
     JobState,
     ProcessorJob,
     SurveyJob,
+    TranscriptomeIndex,
 )
 from common.nomad.register import register_all
 from common.nomad.specs import all_jobs, all_parent_ids
 from common.storage import permanent_storage
 from tests.conftest import refinery_environment
+from tests.ensembl_fixtures import FUNGI
 from tests.nomad.conftest import BIG_NODE, run_on_this_machine, use_standin
 from tests.nomad_standin import NomadStandin, fake_node
 
@@ -120,6 +124,52 @@ def test_local_files_survey_to_results(cluster, manage, tmp_path, s3_storage):
     dispatches = [r for r in cluster.requests if r["path"].endswith("/dispatch")]
     assert len(dispatches) == 7
     assert len({r["query"]["idempotency_token"] for r in dispatches}) == 7
+
+
+def transcriptome_processor_ready() -> bool:
+    """Whether the transcriptome-index pipeline (another issue's work) is here."""
+    return importlib.util.find_spec("processors.transcriptome_index") is not None and bool(
+        shutil.which("salmon")
+    )
+
+
+def test_ensembl_survey_to_transcriptome_indices(cluster, manage, ensembl, settings):
+    ensembl_env = {
+        "ENSEMBL_REST_URL": settings.ENSEMBL_REST_URL,
+        "ENSEMBL_FTP_URL": settings.ENSEMBL_FTP_URL,
+        "ENSEMBL_GENOMES_FTP_URL": settings.ENSEMBL_GENOMES_FTP_URL,
+    }
+    cluster.env_overrides.update(ensembl_env)
+    manage(
+        "survey", "--queue", "ensembl", "--division", FUNGI, "--species", "refinery_demonstrans",
+        env={**ensembl_env, "REFINERY_DISPATCHER": "nomad", "NOMAD_ADDR": cluster.address},
+    )  # fmt: skip
+    if transcriptome_processor_ready():
+        wait_for(all_finished, 180, "the survey, download and indexing", cluster)
+    else:  # up to the processors' dispatch
+        wait_for(
+            lambda: ProcessorJob.objects.filter(dispatch_id__contains="/dispatch-").count() == 2,
+            120,
+            "the processor jobs' dispatch",
+            cluster,
+        )
+    check_ran_on_nomad(cluster, SurveyJob.objects.get())
+    [downloader] = DownloaderJob.objects.all()
+    check_ran_on_nomad(cluster, downloader)
+    assert downloader.dispatch_id.startswith("REFINERY_DOWNLOADER_1024/")
+    processors = list(ProcessorJob.objects.order_by("pipeline"))
+    assert [p.pipeline for p in processors] == [
+        "transcriptome_index_long",
+        "transcriptome_index_short",
+    ]
+    for job in processors:
+        assert job.dispatch_id.startswith("REFINERY_PROCESSOR_")
+        assert cluster.job(job.dispatch_id)["Meta"]["JOB_ID"] == str(job.pk)
+    if transcriptome_processor_ready():
+        for job in processors:
+            check_ran_on_nomad(cluster, job)
+        assert TranscriptomeIndex.objects.count() == 2
+        assert all(permanent_storage().exists(f.key) for f in ComputedFile.objects.all())
 
 
 def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
