@@ -165,7 +165,12 @@ def result_key(job: ProcessorJob, filename: str) -> str:
 def upload_processed_files(context: JobContext) -> JobContext:
     """Store the results in permanent storage and record them with their
     provenance, all or nothing: if the job was finished elsewhere meanwhile (the
-    Foreman gave up on it) or recording fails, the uploaded objects are removed."""
+    Foreman gave up on it) or recording fails, the uploaded objects are removed.
+
+    A pipeline whose results need rows of their own (a TranscriptomeIndex, say)
+    puts a callable in `context["record_results"]`; it is called with the
+    context and the new ComputedFiles inside the same transaction, so those rows
+    exist exactly when the results do."""
     job: ProcessorJob = context["job"]
     storage = permanent_storage()
     if not context["computed_files"]:
@@ -216,6 +221,9 @@ def upload_processed_files(context: JobContext) -> JobContext:
                 )
                 computed_file.batches.set(context["batches"])
                 computed.append(computed_file)
+            record_results = context.get("record_results")
+            if record_results is not None:
+                record_results(context, computed)
     except BaseException:
         for _result, obj in stored:
             try:
