@@ -208,7 +208,10 @@ def test_a_job_that_hangs_past_its_limit_is_stopped_and_retried(enforcer, start_
     )
     wait_for(lambda: state_of(job) == JobState.RUNNING and children_of(worker.pid), 30, "start")
     [child] = children_of(worker.pid)
-    Batch.objects.filter(pk=job.batches.get().pk).update(metadata={})  # the retry will not hang
+    # Once the job has its work directory it has read its batch: its retry will not hang.
+    work_dir = Path(settings.REFINERY_WORK_DIR) / f"processor_job_{job.pk}"
+    wait_for(work_dir.exists, 30, "the job to read its batch")
+    Batch.objects.filter(pk=job.batches.get().pk).update(metadata={})
     the_foreman = Foreman(outbox_grace_s=0)
 
     def failed_and_retried() -> bool:
