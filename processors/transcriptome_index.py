@@ -532,20 +532,24 @@ def _count_fasta_records(path: Path) -> int:
 
 
 def extract_transcripts(context: JobContext) -> JobContext:
-    """RSEM cuts each transcript of the clean GTF out of the genome."""
-    prefix = context["work_dir"] / "rsem" / "transcriptome"
+    """RSEM cuts each transcript of the clean GTF out of the genome. The tools run
+    in the job directory, so that the commands recorded in the provenance name
+    their files as they are there, not by a scratch path."""
+    work_dir: Path = context["work_dir"]
+    prefix = work_dir / "rsem" / "transcriptome"
     prefix.parent.mkdir()
     run_tool(
         context,
         "rsem-prepare-reference",
         [
             "--gtf",
-            context["annotation_gtf"],
+            context["annotation_gtf"].relative_to(work_dir),
             "--transcript-to-gene-map",
-            context["transcript_to_gene_map"],
-            context["genome_fasta"],
-            prefix,
+            context["transcript_to_gene_map"].relative_to(work_dir),
+            context["genome_fasta"].relative_to(work_dir),
+            prefix.relative_to(work_dir),
         ],
+        cwd=work_dir,
     )
     context["genome_fasta"].unlink()  # the job's largest file, and nothing needs it now
     transcripts = prefix.with_name(prefix.name + ".transcripts.fa")
@@ -566,7 +570,8 @@ def extract_transcripts(context: JobContext) -> JobContext:
 def build_salmon_index(context: JobContext) -> JobContext:
     request: IndexRequest = context["index_request"]
     threads = available_cpus()
-    index_dir = context["work_dir"] / "index" / request.index_name
+    work_dir: Path = context["work_dir"]
+    index_dir = work_dir / "index" / request.index_name
     index_dir.parent.mkdir()
     run_tool(
         context,
@@ -574,14 +579,15 @@ def build_salmon_index(context: JobContext) -> JobContext:
         [
             "index",
             "-t",
-            context["transcripts_fasta"],
+            context["transcripts_fasta"].relative_to(work_dir),
             "-i",
-            index_dir,
+            index_dir.relative_to(work_dir),
             "-k",
             request.k,
             "-p",
             threads,
         ],
+        cwd=work_dir,
     )
     context["index_dir"] = index_dir
     context["parameters"]["salmon_threads"] = threads
