@@ -10,7 +10,8 @@ first answer was lost returns the child the first one created.
 
 The Foreman asks what became of a dispatch (`status`), stops one (`stop`),
 measures the queue (`capacity`) and learns why Nomad cannot place a job
-(`placement_failure`). Every Nomad failure is a DispatchError with a clear
+(`placement_failure`, and `unplaceable` once it waited past
+REFINERY_NOMAD_PLACEMENT_TIMEOUT_S). Every Nomad failure is a DispatchError with a clear
 message that never holds the Nomad token.
 """
 
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.utils import timezone
+
 from common.message_queue.base import Capacity, Dispatcher, DispatchError, DispatchStatus
-from common.models import Job
+from common.models import Job, JobState
 from common.nomad.client import NomadError, call
 from common.nomad.register import parent_states
 from common.nomad.specs import all_parent_ids, parent_for
@@ -98,6 +102,9 @@ class NomadDispatcher(Dispatcher):
         child = self._child(job)
         if child is None:
             return DispatchStatus.GONE
+        if child.get("Status") == "pending":
+            # Waiting for placement (a backlog is mostly this): one request is enough.
+            return DispatchStatus.PENDING
         allocations = call(
             f"list the allocations of {job.dispatch_id}",
             lambda n: n.job.get_allocations(job.dispatch_id),
@@ -123,6 +130,20 @@ class NomadDispatcher(Dispatcher):
             return None
         latest = max(failed, key=lambda e: e.get("CreateIndex", 0))
         return describe_placement_failure(child, latest["FailedTGAllocs"])
+
+    def unplaceable(self, job: Job) -> str | None:
+        """The reason to fail a queued job Nomad has not been able to place for
+        REFINERY_NOMAD_PLACEMENT_TIMEOUT_S since it was dispatched, or None."""
+        if job.state != JobState.QUEUED or job.dispatched_at is None:
+            return None
+        waited = (timezone.now() - job.dispatched_at).total_seconds()
+        limit = settings.REFINERY_NOMAD_PLACEMENT_TIMEOUT_S
+        if waited < limit:
+            return None
+        reason = self.placement_failure(job)
+        if reason is None:
+            return None
+        return f"not placed by Nomad within {limit} s: {reason}"
 
     # --- stopping and counting ---------------------------------------------------------------
 

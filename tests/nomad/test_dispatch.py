@@ -151,7 +151,7 @@ def test_capacity_without_registered_jobs_is_an_error(idle_standin, dispatcher):
         dispatcher.capacity()
 
 
-def test_a_job_nomad_cannot_place_says_why(registered, dispatcher):
+def test_a_job_nomad_cannot_place_says_why(registered, dispatcher, settings):
     """A job pending past a timeout with FailedTGAllocs: the Foreman can fail it
     with the placement reason."""
     registered.hold_pending("REFINERY_PROCESSOR_4096")
@@ -168,11 +168,19 @@ def test_a_job_nomad_cannot_place_says_why(registered, dispatcher):
         'task group "processor": 1 node evaluated: exhausted "memory" on 1 node'
     )
     assert dispatcher.placement_failure(other) is None
-    # What the Foreman does once the job waited REFINERY_NOMAD_PLACEMENT_TIMEOUT_S.
-    assert job.mark_failed(reason)
+    # Past the timeout, the job is unplaceable: what the Foreman fails it with.
+    settings.REFINERY_NOMAD_PLACEMENT_TIMEOUT_S = 3600
+    assert dispatcher.unplaceable(job) is None
+    settings.REFINERY_NOMAD_PLACEMENT_TIMEOUT_S = 0
+    assert dispatcher.unplaceable(job) == f"not placed by Nomad within 0 s: {reason}"
+    assert dispatcher.unplaceable(other) is None
+    assert job.mark_failed(dispatcher.unplaceable(job))
     dispatcher.stop(job)
     job.refresh_from_db()
-    assert job.failure_reason.startswith("Nomad cannot place REFINERY_PROCESSOR_4096/dispatch-")
+    assert job.failure_reason.startswith(
+        "not placed by Nomad within 0 s: Nomad cannot place REFINERY_PROCESSOR_4096/dispatch-"
+    )
+    assert dispatcher.unplaceable(job) is None  # failed now
     assert registered.job(job.dispatch_id) is None
     registered.release_pending()
     assert registered.children("REFINERY_PROCESSOR_4096") == []
