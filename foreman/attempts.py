@@ -34,8 +34,8 @@ def retry(job: Job, ram_mb: int | None = None) -> Job | None:
     new = job.create_retry(ram_mb=ram)
     if new is not None:
         step = f", {job.ram_mb} → {ram} MB" if ram != job.ram_mb else ""
-        logger.info("%s retried as %s job %s (attempt %s%s)", job, new.kind, new.pk,
-                    len(new.attempts), step)  # fmt: skip
+        logger.info("%s retried as %s job %s (retry %s%s)", job, new.kind, new.pk,
+                    new.num_retries, step)  # fmt: skip
     return new
 
 

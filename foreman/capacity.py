@@ -50,3 +50,8 @@ class Budget:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.dispatcher_in_flight:
             self.dispatcher_in_flight += 1
+
+    def release(self, kind: str) -> None:
+        """One dispatched job of `kind` was failed by this pass (hung, lost, over its limit)."""
+        self.counts[kind] = max(0, self.counts.get(kind, 0) - 1)
+        self.dispatcher_in_flight = max(0, self.dispatcher_in_flight - 1)

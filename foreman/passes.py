@@ -91,8 +91,8 @@ class Foreman:
         budget = Budget.measure(self.dispatcher)
         for kind in KIND_ORDER:
             model = job_model(kind)
-            self.check_running(model, report, judge_heartbeats)
-            self.check_queued(model, report)
+            self.check_running(model, budget, report, judge_heartbeats)
+            self.check_queued(model, budget, report)
             self.settle_failed(model, budget, report)
             self.dispatch_created(model, budget, report)
         delivered = notify.deliver_pending()
@@ -102,7 +102,9 @@ class Foreman:
 
     # --- running and queued jobs ------------------------------------------------------------
 
-    def check_running(self, model: type[Job], report: Counter, judge_heartbeats: bool) -> None:
+    def check_running(
+        self, model: type[Job], budget: Budget, report: Counter, judge_heartbeats: bool
+    ) -> None:
         """Fail running jobs past their limit, and hung ones. Only jobs whose
         heartbeat is older than the lease (a live worker beats several times per
         lease, wherever it runs) or that passed their limit are asked about."""
@@ -119,14 +121,16 @@ class Foreman:
             if job.start_time and job.start_time < now - timedelta(seconds=limit_s) - lease:
                 if job.mark_failed(runtime_limit_reason(limit_s)):
                     self._stop(job)
+                    budget.release(model.kind)
                     report[f"{model.kind} over runtime limit"] += 1
                 continue
             if judge_heartbeats and self._work_gone(job) and job.mark_failed(WORKER_LOST):
                 self._stop(job)
+                budget.release(model.kind)
                 logger.warning("%s: %s (last heartbeat %s)", job, WORKER_LOST, job.heartbeat_at)
                 report[f"{model.kind} worker lost"] += 1
 
-    def check_queued(self, model: type[Job], report: Counter) -> None:
+    def check_queued(self, model: type[Job], budget: Budget, report: Counter) -> None:
         """Fail queued jobs whose dispatched work the dispatcher no longer has; the
         failed-job step retries them. Jobs dispatched within the last lease are
         left alone: the dispatcher may not know them yet."""
@@ -137,6 +141,7 @@ class Foreman:
         for job in paged(queued, "created_at", self.page_size):
             if self._status(job) in GONE and job.mark_failed(LOST_REASON):
                 self._stop(job)
+                budget.release(model.kind)
                 logger.warning("%s: %s", job, LOST_REASON)
                 report[f"{model.kind} lost"] += 1
 
