@@ -59,8 +59,9 @@ def _client(
         verify = cacert or True
     return nomad.Nomad(
         address=address.rstrip("/"),
-        # python-nomad falls back to NOMAD_TOKEN when given None: "" means no token.
-        token=token or "",
+        # Without a token python-nomad falls back to NOMAD_TOKEN, which the setting
+        # comes from anyway.
+        token=token or None,
         namespace=namespace or None,
         region=region or None,
         timeout=timeout,
