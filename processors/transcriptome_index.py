@@ -492,17 +492,17 @@ def salmon_version() -> str:
     return tool_version("salmon", "--version").removeprefix("salmon ").strip()
 
 
-def rsem_version() -> str:
-    """RSEM's version as it reports itself. rsem-prepare-reference has no
-    --version; rsem-calculate-expression's is RSEM's one version string (which
-    upstream left at "v1.3.1" in releases 1.3.2 and 1.3.3)."""
+def rsem_reported_version() -> str:
+    """`1.3.1`, from `Current version: RSEM v1.3.1`. rsem-prepare-reference has
+    no --version; rsem-calculate-expression's is RSEM's one version string, which
+    upstream left at v1.3.1 in releases 1.3.2 and 1.3.3."""
     reported = tool_version("rsem-calculate-expression", "--version")
-    return reported.removeprefix("Current version:").strip()
+    return reported.removeprefix("Current version:").strip().removeprefix("RSEM v")
 
 
 def rsem_package_version() -> str:
-    """The installed Debian package's version, which says which RSEM release
-    this really is (see `rsem_version`); empty without dpkg."""
+    """The installed Debian package's version (`1.3.3+dfsg-2+b1`), which says
+    which RSEM release this really is; empty without dpkg or the package."""
     version = tool_version("dpkg-query", "--show", "--showformat=${Version}\n", "rsem")
     return "" if version == "unknown" or " " in version else version
 
@@ -516,10 +516,16 @@ def available_cpus() -> int:
 
 
 def record_tool_versions(context: JobContext) -> JobContext:
-    tools = {"salmon": tool_version("salmon", "--version"), "rsem": rsem_version()}
-    if package := rsem_package_version():
-        tools["rsem (Debian package)"] = package
-    context["tools"].update(tools)
+    """salmon's version, and RSEM's: its package's when there is one (RSEM's own
+    report is stale, see `rsem_reported_version`), and what it reports itself."""
+    reported = rsem_reported_version()
+    context["tools"].update(
+        {
+            "salmon": salmon_version(),
+            "rsem": rsem_package_version() or reported,
+            "rsem (as it reports itself)": reported,
+        }
+    )
     return context
 
 
