@@ -226,16 +226,16 @@ def reading(original: OriginalFile) -> Iterator[None]:
             detail = "truncated: the gzip stream ends before its end-of-stream marker"
         else:
             detail = f"corrupt: {error}"
-        discarded = discard_damaged_download(original)
+        as_downloaded = ""
+        if original.sha256:  # fetch_raw_files checked it
+            as_downloaded = "it is the file as downloaded (its SHA-256 matches), so "
+        if discard_damaged_download(original):
+            remedy = "it was removed from temporary storage: retry the downloader job to fetch it"
+        else:
+            remedy = "download it again"
         raise ProcessorJobError(
-            f"{original.filename} is damaged ({detail}). It is the file as downloaded "
-            "(its SHA-256 matches), so retrying this job cannot help"
-            + (
-                "; it was removed from temporary storage: retry the downloader job to fetch "
-                "it again"
-                if discarded
-                else ": download it again"
-            ),
+            f"{original.filename} is damaged ({detail}): {as_downloaded}retrying this job "
+            f"cannot help; {remedy}",
             no_retry=True,
         ) from None
 
@@ -324,7 +324,7 @@ _PSEUDOGENE = b"pseudogene"
 
 def gtf_attribute(attributes: bytes, key: bytes) -> bytes | None:
     """The value of `key` (given with its opening quote: `b'gene_id "'`) in a GTF
-    attribute field, or None. Plain `find`s: this runs on every line of a GTF."""
+    attribute field, or None. Plain `find`s: this runs on every exon line."""
     start = attributes.find(key)
     while start > 0 and attributes[start - 1] not in b" ;\t":  # a longer name ending in key
         start = attributes.find(key, start + 1)
@@ -351,6 +351,12 @@ class AnnotationCleaning:
         self.malformed += 1
         if len(self.malformed_examples) < MALFORMED_EXAMPLES:
             self.malformed_examples.append(number)
+
+    def where_malformed(self) -> str:
+        """`line 7` or `lines 7, 12, 30, …`"""
+        numbers = ", ".join(map(str, self.malformed_examples))
+        more = ", …" if self.malformed > len(self.malformed_examples) else ""
+        return f"line{'s' if self.malformed > 1 else ''} {numbers}{more}"
 
 
 def read_lines(stream: BinaryIO) -> Iterator[bytes]:
@@ -436,11 +442,11 @@ def clean_annotation(context: JobContext) -> JobContext:
         cleaning = clean_gtf(read_lines(source), out)
     if cleaning.malformed:
         logger.warning(
-            "%s: skipped %d malformed line(s) of %d (the first at line %s)",
+            "%s: skipped %d malformed line(s) of %d (%s)",
             original.filename,
             cleaning.malformed,
             cleaning.lines,
-            ", ".join(map(str, cleaning.malformed_examples)),
+            cleaning.where_malformed(),
         )
     logger.info(
         "%s: removed %d pseudogene(s) (%d transcripts); %d transcripts left",
@@ -453,11 +459,7 @@ def clean_annotation(context: JobContext) -> JobContext:
         raise ProcessorJobError(
             f"{original.filename} has no usable transcript: of its {cleaning.lines} lines, "
             f"{cleaning.malformed} are malformed"
-            + (
-                f" (the first at line {', '.join(map(str, cleaning.malformed_examples))})"
-                if cleaning.malformed
-                else ""
-            )
+            + (f" ({cleaning.where_malformed()})" if cleaning.malformed else "")
             + f", and {len(cleaning.pseudogene_transcripts)} transcript(s) of "
             f"{len(cleaning.pseudogenes)} pseudogene(s) were removed; no exon of any other "
             "transcript is left",

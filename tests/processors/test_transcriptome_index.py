@@ -317,7 +317,7 @@ def test_a_corrupt_gzip_names_the_file(db, refinery_dirs, demo_inputs, tmp_path)
 
 
 @pytest.mark.slow
-def test_malformed_gtf_lines_are_skipped_and_counted(db, refinery_dirs, demo, tmp_path):
+def test_malformed_gtf_lines_are_skipped_and_counted(db, refinery_dirs, demo, tmp_path, caplog):
     lines = demo.gtf.read_text().splitlines(keepends=True)
     broken = [
         "1\tensembl\texon\n",  # too few fields
@@ -334,6 +334,8 @@ def test_malformed_gtf_lines_are_skipped_and_counted(db, refinery_dirs, demo, tm
     assert job.state == JobState.SUCCEEDED, job.failure_reason
     parameters = job.provenance.parameters
     assert parameters["malformed_lines_skipped"] == len(broken)
+    assert f"skipped {len(broken)} malformed line(s)" in caplog.text
+    assert "(lines 11, 18, 25, 32, 39)" in caplog.text
     assert parameters["transcripts_indexed"] == len(demo.protein_coding_transcript_ids())
 
 
@@ -345,7 +347,7 @@ def test_a_gtf_with_nothing_usable_fails_clearly(db, refinery_dirs, demo, demo_i
     ]
     gtf = write_gzipped("".join(pseudogene_lines) + "not\ta\tgtf\tline\n", tmp_path / GTF_NAME)
     job = run(stage_batches(demo_inputs.genome_gz, gtf, lengths=["long"])["long"])
-    assert_failed_cleanly(job, GTF_NAME, "no usable transcript", "1 are malformed")
+    assert_failed_cleanly(job, GTF_NAME, "no usable transcript", "1 are malformed (line ")
     assert f"of {len(demo.pseudogene_ids())} pseudogene(s) were removed" in job.failure_reason
     assert job.no_retry
     assert len(temp_keys()) == 2  # good files stay for whoever fixes the input
