@@ -29,6 +29,7 @@ from common.nomad.register import parent_states
 from common.nomad.specs import all_parent_ids, parent_for
 
 CHILD_MARK = "/dispatch-"
+WORKER_PREFIX = "nomad:"  # common.version.worker_identity() in a Nomad task
 LIVE = ("pending", "running")
 CLIENT_STATUS = {
     "complete": DispatchStatus.COMPLETE,
@@ -47,6 +48,11 @@ def idempotency_token(job: Job) -> str:
 
 def is_child_id(dispatch_id: str) -> bool:
     return CHILD_MARK in dispatch_id
+
+
+def own_allocation_id(job: Job) -> str:
+    """The allocation that started the job (run_job's worker id), if any."""
+    return job.worker_id[len(WORKER_PREFIX) :] if job.worker_id.startswith(WORKER_PREFIX) else ""
 
 
 class NomadDispatcher(Dispatcher):
@@ -92,23 +98,29 @@ class NomadDispatcher(Dispatcher):
             raise
 
     def status(self, job: Job) -> DispatchStatus:
-        """From the child job and its allocations: an allocation still pending or
-        running wins (a lost allocation's replacement is the job's work now);
-        otherwise a child waiting for placement is pending, and a finished one is
-        what its latest allocation says. Gone: Nomad no longer has the child
-        (garbage-collected or purged), or it never placed anything."""
+        """From the child job and its allocations. A job that started is as its
+        own allocation (the one run_job recorded as its worker) is: when Nomad
+        replaced that allocation after a lost node, the replacement finds the
+        job already started and leaves it. Otherwise an allocation still pending
+        or running wins, a child waiting for placement is pending, and a finished
+        one is what its latest allocation says. Gone: Nomad no longer has the
+        child (garbage-collected or purged), or it never placed anything."""
         if not is_child_id(job.dispatch_id):
             return DispatchStatus.GONE
         child = self._child(job)
         if child is None:
             return DispatchStatus.GONE
-        if child.get("Status") == "pending":
+        own = own_allocation_id(job)
+        if child.get("Status") == "pending" and not own:
             # Waiting for placement (a backlog is mostly this): one request is enough.
             return DispatchStatus.PENDING
         allocations = call(
             f"list the allocations of {job.dispatch_id}",
             lambda n: n.job.get_allocations(job.dispatch_id),
         )
+        mine = [a for a in allocations if own and a.get("ID") == own]
+        if mine:
+            return status_from("dead", mine)
         return status_from(child.get("Status", ""), allocations)
 
     def placement_failure(self, job: Job) -> str | None:

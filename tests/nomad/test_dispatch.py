@@ -306,13 +306,23 @@ def test_a_running_job_whose_allocation_was_lost_is_retried(registered, settings
     job = ProcessorJob.objects.create(pipeline="smoke_test")
     send_job_now(job)
     job.refresh_from_db()
-    assert job.mark_started("nomad:alloc", "test", job.dispatch_id)
-    registered.lose_allocation(job.dispatch_id)
+    [alloc] = registered.allocations(job.dispatch_id)
+    assert job.mark_started(f"nomad:{alloc['ID']}", "test", job.dispatch_id)
+    assert dispatcher.status(job) == DispatchStatus.RUNNING
+    # Nomad replaces allocations of a lost node even with reschedule attempts 0; the
+    # replacement would find the job started and leave it: the job's own work is lost.
+    registered.lose_allocation(job.dispatch_id, replace=True)
+    assert [a["ClientStatus"] for a in registered.allocations(job.dispatch_id)] == [
+        "lost",
+        "running",
+    ]
+    assert dispatcher.status(job) == DispatchStatus.LOST
     report = Foreman(outbox_grace_s=0).run_pass()
     assert report["processor worker lost"] == 1
     job.refresh_from_db()
     assert (job.state, job.failure_reason) == (JobState.FAILED, WORKER_LOST)
     assert job.retry.state == JobState.QUEUED
+    assert registered.job(job.dispatch_id) is None  # stopped: the replacement too
 
 
 def test_a_collected_child_of_a_finished_job_is_not_an_error(registered, dispatcher, caplog):
