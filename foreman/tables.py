@@ -99,7 +99,9 @@ LIST_HEADERS = ["JOB", "STATE", "WHAT", "TRY", "RAM", "CREATED", "RAN", "REASON"
 
 
 def list_row(job: Job) -> list:
-    state = job.state + (" (given up)" if job.given_up_at else "") + (" →" if job.retried else "")
+    state = (
+        job.state + (", given up" if job.given_up_at else "") + (", retried" if job.retried else "")
+    )
     return [
         job_ref(job),
         state,

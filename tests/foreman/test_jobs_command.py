@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from common.models import DownloaderJob, JobState, Notification, PausedKind, ProcessorJob
+from common.models import (
+    DownloaderJob,
+    ForemanBeat,
+    JobState,
+    Notification,
+    PausedKind,
+    ProcessorJob,
+)
 from foreman.passes import Foreman
 from tests.foreman.helpers import smoke_job
 
@@ -141,3 +150,29 @@ def test_log_prints_a_jobs_output(tmp_path):
     other = smoke_job("nolog")
     with pytest.raises(CommandError, match="has no log yet"):
         jobs("log", f"processor:{other.pk}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_log_follow_prints_the_output_live_until_the_job_ends(start_manage, manage):
+    job = smoke_job("followed", sleep_s=1.5)
+    job.mark_queued("local")
+    start_manage("worker")
+    followed = manage("jobs", "log", f"processor:{job.pk}", "--follow", "--poll", "0.1")
+    assert followed.stdout.startswith(f"refinery: running processor job {job.pk}")
+    assert f"refinery: processor job {job.pk} (succeeded)" in followed.stdout
+    assert f"== processor:{job.pk} succeeded" in followed.stderr
+
+
+def test_the_foreman_records_its_heartbeat_for_health_checks():
+    with pytest.raises(SystemExit) as no_foreman:
+        call_command("foreman", "--check", stdout=StringIO(), stderr=StringIO())
+    assert no_foreman.value.code == 1
+    call_command("foreman", "--once", stdout=StringIO())
+    out = StringIO()
+    with pytest.raises(SystemExit) as alive:
+        call_command("foreman", "--check", "--max-age", "60", stdout=out)
+    assert alive.value.code == 0 and "last pass 0 s ago" in out.getvalue()
+    ForemanBeat.objects.update(beat_at=timezone.now() - timedelta(minutes=10))
+    with pytest.raises(SystemExit) as stale:
+        call_command("foreman", "--check", "--max-age", "60", stdout=StringIO(), stderr=out)
+    assert stale.value.code == 1
