@@ -47,12 +47,16 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
 
     def handle(self, *args, genes: int, workers: int, **options):
+        started = time.monotonic()
+        call_command("migrate", verbosity=0)
+        with tempfile.TemporaryDirectory(prefix="refinery-demo-") as folder:
+            self.refine_demo_organism(Path(folder), genes, workers)
+        self.summarise(time.monotonic() - started)
+
+    def refine_demo_organism(self, source: Path, genes: int, workers: int) -> None:
         from refinery.demo.ensembl_server import EnsemblServer, ServedGenome
         from refinery.demo.organism import generate_organism
 
-        started = time.monotonic()
-        call_command("migrate", verbosity=0)
-        source = Path(tempfile.mkdtemp(prefix="refinery-demo-"))
         organism = generate_organism(source, n_genes=genes, seed=1)
         self.say(
             f"1. Generated {organism.display_name}: {genes} genes, "
@@ -67,7 +71,6 @@ class Command(BaseCommand):
             self.say(f"3. Surveying {DIVISION}:")
             call_command("survey", "ensembl", "--division", DIVISION, "--species", organism.species)
             self.run_workers(server, workers)
-        self.summarise(time.monotonic() - started)
 
     def say(self, text: str) -> None:
         self.stdout.write(text)

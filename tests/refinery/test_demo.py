@@ -1,0 +1,42 @@
+"""`manage.py demo` runs the main job end to end on the embedded defaults."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import MANAGE, PROJECT
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]  # it brings its own SQLite: once
+
+
+def test_the_demo_builds_two_indices_with_provenance(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REFINERY_"))}
+    env["REFINERY_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "demo", "--genes", "120"],
+        env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Refinery demonstrans long (k=31" in result.stdout
+    assert "Refinery demonstrans short (k=23" in result.stdout
+    database = sqlite3.connect(tmp_path / "refinery.sqlite3")
+    rows = database.execute(
+        "SELECT i.length, f.key, f.size, p.tools, p.commands, p.inputs "
+        "FROM common_transcriptomeindex i JOIN common_computedfile f ON f.id = i.computed_file_id "
+        "JOIN common_provenance p ON p.id = f.provenance_id ORDER BY i.length"
+    ).fetchall()
+    assert [row[0] for row in rows] == ["long", "short"]
+    for _length, key, size, tools, commands, inputs in rows:
+        stored = tmp_path / "storage" / "permanent" / key
+        assert stored.stat().st_size == size > 0
+        assert "salmon" in tools and "rsem" in tools
+        assert "salmon" in commands and "rsem-prepare-reference" in commands
+        assert inputs.count("sha256") == 2
+    states = database.execute(
+        "SELECT state FROM common_downloaderjob UNION ALL SELECT state FROM common_processorjob"
+    ).fetchall()
+    assert states == [("succeeded",)] * 3
+    assert not any((tmp_path / "storage" / "temp").rglob("*.gz"))  # raw files were removed
