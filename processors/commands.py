@@ -28,7 +28,7 @@ def run_tool(
         process = subprocess.Popen(
             argv,
             cwd=cwd,
-            stdout=sys.stdout.fileno(),
+            stdout=None,  # inherited: the job's log in a worker
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
         )

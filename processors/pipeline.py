@@ -12,6 +12,7 @@ frees the job directory and records the outcome.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -110,6 +111,8 @@ def start_job(context: JobContext) -> JobContext:
         tools={},
         computed_files=[],
         parameters={},
+        # Set in the worker images, so a result says which image made it.
+        docker_image=os.environ.get("REFINERY_DOCKER_IMAGE", ""),
     )
     context.setdefault("success", None)
     return context
