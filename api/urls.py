@@ -1,8 +1,22 @@
-"""The REST API's URLs (the aggregated data is served here as it is built)."""
+"""The REST API's URLs, under /api/."""
 
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
 from api import views
 
+router = SimpleRouter()
+router.register("organisms", views.OrganismViewSet)
+router.register("transcriptome-indices", views.TranscriptomeIndexViewSet)
+router.register("results", views.ComputedFileViewSet)
+router.register("batches", views.BatchViewSet)
+router.register("jobs/survey", views.SurveyJobViewSet)
+router.register("jobs/downloader", views.DownloaderJobViewSet)
+router.register("jobs/processor", views.ProcessorJobViewSet)
+
 app_name = "api"
-urlpatterns = [path("", views.api_root, name="root")]
+urlpatterns = [
+    path("", views.api_root, name="root"),
+    path("stats/", views.stats, name="stats"),
+    path("", include(router.urls)),
+]

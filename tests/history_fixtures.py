@@ -1,4 +1,4 @@
-"""A small job history for the admin's tests."""
+"""A small job history (a failed job, its retry, a batch, a file, a result) for the admin and API tests."""
 
 import io
 

@@ -1,0 +1,95 @@
+"""How the API shows the refinery's data."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from common.models import (
+    Batch,
+    ComputedFile,
+    DownloaderJob,
+    Organism,
+    ProcessorJob,
+    Provenance,
+    SurveyJob,
+    TranscriptomeIndex,
+)
+
+JOB_FIELDS = [
+    "id", "state", "created_at", "dispatched_at", "start_time", "end_time", "heartbeat_at",
+    "worker_id", "worker_version", "failure_reason", "no_retry", "num_retries", "retried_job",
+    "ram_mb", "dispatch_id",
+]  # fmt: skip
+
+
+class OrganismSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organism
+        fields = ["id", "scientific_name", "taxonomy_id"]
+
+
+class ProvenanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Provenance
+        fields = [
+            "processor_name", "processor_version", "docker_image", "tools", "commands", "inputs",
+            "parameters", "started_at", "ended_at", "processor_job",
+        ]  # fmt: skip
+
+
+class ComputedFileSerializer(serializers.ModelSerializer):
+    location = serializers.SerializerMethodField()
+    provenance = ProvenanceSerializer(read_only=True)
+
+    class Meta:
+        model = ComputedFile
+        fields = [
+            "id", "filename", "format", "size", "sha256", "location", "processor_job",
+            "batches", "provenance", "created_at",
+        ]  # fmt: skip
+
+    def get_location(self, computed: ComputedFile) -> str:
+        from common.storage import permanent_storage
+
+        return permanent_storage().location(computed.key)
+
+
+class TranscriptomeIndexSerializer(serializers.ModelSerializer):
+    organism = OrganismSerializer(read_only=True)
+    file = ComputedFileSerializer(source="computed_file", read_only=True)
+
+    class Meta:
+        model = TranscriptomeIndex
+        fields = [
+            "id", "organism", "length", "k", "source_release", "assembly", "salmon_version",
+            "batch", "file", "created_at",
+        ]  # fmt: skip
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    organism = serializers.StringRelatedField()
+
+    class Meta:
+        model = Batch
+        fields = [
+            "id", "source", "accession", "variant", "organism", "pipeline_required", "status",
+            "metadata", "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class SurveyJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SurveyJob
+        fields = [*JOB_FIELDS, "source", "parameters"]
+
+
+class DownloaderJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DownloaderJob
+        fields = [*JOB_FIELDS, "downloader_task", "batches"]
+
+
+class ProcessorJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProcessorJob
+        fields = [*JOB_FIELDS, "pipeline", "batches"]
