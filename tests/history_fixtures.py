@@ -1,4 +1,4 @@
-"""A small job history (a failed job, its retry, a batch, a file, a result) for the admin and API tests."""
+"""A small job history for the admin and API tests: a failed job, its retry, a result."""
 
 import io
 
