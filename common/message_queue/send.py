@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from retrying import retry
 
 from common.message_queue.base import Dispatcher, DispatchError, get_dispatcher
 from common.models import JOB_MODELS, Job, JobState, PausedKind
+from common.models.jobs import UNFINISHED
 from common.secrets import redact
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,35 @@ def send_job(job: Job) -> None:
     transaction.on_commit(lambda: send_job_now(job), robust=True)
 
 
+def _states_sql(states: tuple[str, ...]) -> str:
+    # Job states are fixed words from JobState, never input, so they are inlined:
+    # SQLite uses a partial index only when the query repeats its condition literally.
+    return "state IN (" + ", ".join(f"'{state}'" for state in states) + ")"
+
+
+# The unfinished-jobs partial index's own condition, then the in-flight states.
+IN_FLIGHT_SQL = f"{_states_sql(UNFINISHED)} AND {_states_sql(IN_FLIGHT)}"
+
+
+def _dispatch_state(kind: str | None) -> tuple[bool, dict[str, int]]:
+    """Whether `kind` is paused, and the dispatched, unfinished jobs per kind, in
+    one query (the counts read only the small partial index of unfinished jobs)."""
+    quote = connection.ops.quote_name
+    selects = [
+        f"(SELECT COUNT(*) FROM {quote(model._meta.db_table)} WHERE {IN_FLIGHT_SQL})"
+        for model in JOB_MODELS.values()
+    ]
+    paused_table = quote(PausedKind._meta.db_table)
+    selects.append(f"(SELECT COUNT(*) FROM {paused_table} WHERE kind = %s)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), [kind or ""])
+        *counts, paused = cursor.fetchone()
+    return bool(paused), dict(zip(JOB_MODELS, counts, strict=True))
+
+
 def in_flight_counts() -> dict[str, int]:
-    """Dispatched, unfinished jobs per kind, as the database records them (each
-    count reads only the small partial index of unfinished jobs)."""
-    return {
-        kind: model.objects.filter(state__in=IN_FLIGHT).count()
-        for kind, model in JOB_MODELS.items()
-    }
+    """Dispatched, unfinished jobs per kind, as the database records them."""
+    return _dispatch_state(None)[1]
 
 
 def dispatch_room(kind: str, counts: dict[str, int], total_in_flight: int | None = None) -> int:
@@ -51,9 +74,10 @@ def dispatch_room(kind: str, counts: dict[str, int], total_in_flight: int | None
 
 def hold_reason(kind: str) -> str:
     """Why a new job of `kind` must wait, or "" when it may be sent now."""
-    if PausedKind.is_paused(kind):
+    paused, counts = _dispatch_state(kind)
+    if paused:
         return f"{kind} jobs are paused (`manage.py jobs resume {kind}`)"
-    if dispatch_room(kind, in_flight_counts()) <= 0:
+    if dispatch_room(kind, counts) <= 0:
         return f"the cap on dispatched {kind} jobs is reached"
     return ""
 
