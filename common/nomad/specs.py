@@ -248,7 +248,8 @@ def _task(name: str, image_ref: str, args: list[str], env: dict, cpu: int, ram: 
         "Name": name,
         "Driver": "docker",
         "Config": {"image": image_ref, "command": "python", "args": args},
-        "Env": dict(env),
+        # The image is recorded in every result's provenance.
+        "Env": {**env, "REFINERY_DOCKER_IMAGE": image_ref},
         "Resources": {"CPU": cpu, "MemoryMB": ram},
         "KillTimeout": settings.REFINERY_NOMAD_KILL_TIMEOUT_S * NS_PER_S,
         **_volume_task(),

@@ -249,7 +249,10 @@ def test_register_is_idempotent_and_reports_what_changed(idle_standin, settings)
     results = {r.job_id: r for r in register_all(all_jobs())}
     assert results["REFINERY_SURVEY_8192"].outcome == "created"
     assert results["REFINERY_PROCESSOR_1024"].outcome == "updated"
-    assert results["REFINERY_PROCESSOR_1024"].changed == ["TaskGroups[0].Tasks[0].Config"]
+    assert results["REFINERY_PROCESSOR_1024"].changed == [
+        "TaskGroups[0].Tasks[0].Config",
+        "TaskGroups[0].Tasks[0].Env",  # the image, for provenance
+    ]
     client = nomad.Nomad(address=idle_standin.address)
     image = client.job.get_job("REFINERY_PROCESSOR_1024")["TaskGroups"][0]["Tasks"][0]["Config"]
     assert image["image"] == "refinery-transcriptome:v2"
@@ -280,7 +283,10 @@ def test_register_command(idle_standin, settings, monkeypatch):
     assert f"0 created, 0 updated, {count} unchanged" in out
     out = call("nomad", "register", "--registry", "reg.example", "--tag", "v2")
     assert f"0 created, {count} updated, 0 unchanged" in out
-    assert "updated   REFINERY_PROCESSOR_4096 (TaskGroups[0].Tasks[0].Config)" in out
+    assert (
+        "updated   REFINERY_PROCESSOR_4096 (TaskGroups[0].Tasks[0].Config, TaskGroups[0].Tasks[0].Env)"
+        in out
+    )
     # A tier that is no longer generated is reported, not removed.
     settings.REFINERY_NOMAD_RAM_TIERS_MB = {
         **settings.REFINERY_NOMAD_RAM_TIERS_MB,
@@ -354,3 +360,12 @@ def test_commands_say_when_nomad_is_unreachable(idle_standin):
         call("nomad", "status")
     with pytest.raises(CommandError, match="cannot reach Nomad"):
         call("nomad", "register")
+
+
+def test_every_task_knows_its_image_for_provenance():
+    from common.nomad.specs import all_jobs
+
+    for job in all_jobs():
+        for group in job["TaskGroups"]:
+            for task in group["Tasks"]:
+                assert task["Env"]["REFINERY_DOCKER_IMAGE"] == task["Config"]["image"]
