@@ -284,8 +284,8 @@ def test_register_command(idle_standin, settings, monkeypatch):
     out = call("nomad", "register", "--registry", "reg.example", "--tag", "v2")
     assert f"0 created, {count} updated, 0 unchanged" in out
     assert (
-        "updated   REFINERY_PROCESSOR_4096 (TaskGroups[0].Tasks[0].Config, TaskGroups[0].Tasks[0].Env)"
-        in out
+        "updated   REFINERY_PROCESSOR_4096 "
+        "(TaskGroups[0].Tasks[0].Config, TaskGroups[0].Tasks[0].Env)" in out
     )
     # A tier that is no longer generated is reported, not removed.
     settings.REFINERY_NOMAD_RAM_TIERS_MB = {
