@@ -35,7 +35,7 @@ def describe(job: Job) -> tuple[str, str, dict]:
         if job.no_retry
         else f"it failed {len(attempts)} time(s) and has no retries left"
     )
-    batches = [str(batch) for batch in job.batches.all()[:20]] if hasattr(job, "batches") else []
+    batches = [str(batch) for batch in job.batches.all()[:20]]  # a survey's: those it found
     subject = f"[refinery] gave up on {job.kind} job {job.pk}: {job.failure_reason[:120]}"
     lines = [
         f"The refinery gave up on {job.kind} job {job.pk}: {why}.",

@@ -117,7 +117,7 @@ def list_row(job: Job) -> list:
 def job_detail(job: Job) -> dict:
     """Everything `jobs show` says about a job: its fields, its attempt chain, its
     batches and their files, its results and the notification about it."""
-    batches = list(job.batches.order_by("id")[:200]) if hasattr(job, "batches") else []
+    batches = list(job.batches.order_by("id")[:200])  # a survey's: those it found
     files = list(OriginalFile.objects.filter(batches__in=batches).distinct().order_by("id")[:200])
     results = (
         list(ComputedFile.objects.filter(processor_job=job).order_by("id"))

@@ -5,120 +5,226 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('common', '0002_transcriptome_index'),
+        ("common", "0002_transcriptome_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ForemanBeat',
+            name="ForemanBeat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='host:pid of the Foreman', max_length=255, unique=True)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('beat_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('passes', models.PositiveBigIntegerField(default=0)),
-                ('last_pass_s', models.FloatField(default=0.0, help_text='how long the last pass took')),
-                ('last_pass', models.JSONField(blank=True, default=dict, help_text='what the last pass did')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="host:pid of the Foreman", max_length=255, unique=True
+                    ),
+                ),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("beat_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("passes", models.PositiveBigIntegerField(default=0)),
+                (
+                    "last_pass_s",
+                    models.FloatField(default=0.0, help_text="how long the last pass took"),
+                ),
+                (
+                    "last_pass",
+                    models.JSONField(blank=True, default=dict, help_text="what the last pass did"),
+                ),
             ],
             options={
-                'ordering': ['-beat_at'],
+                "ordering": ["-beat_at"],
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('job_kind', models.CharField(choices=[('survey', 'survey'), ('downloader', 'downloader'), ('processor', 'processor')], max_length=16)),
-                ('job_id', models.BigIntegerField()),
-                ('subject', models.CharField(max_length=255)),
-                ('body', models.TextField()),
-                ('payload', models.JSONField(default=dict, help_text='what the webhook receives')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('email_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('webhook_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True, default='')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "job_kind",
+                    models.CharField(
+                        choices=[
+                            ("survey", "survey"),
+                            ("downloader", "downloader"),
+                            ("processor", "processor"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("job_id", models.BigIntegerField()),
+                ("subject", models.CharField(max_length=255)),
+                ("body", models.TextField()),
+                ("payload", models.JSONField(default=dict, help_text="what the webhook receives")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("email_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("webhook_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True, default="")),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='PausedKind',
+            name="PausedKind",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('survey', 'survey'), ('downloader', 'downloader'), ('processor', 'processor')], max_length=16, unique=True)),
-                ('paused_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('paused_by', models.CharField(blank=True, default='', max_length=255)),
-                ('reason', models.CharField(blank=True, default='', max_length=1000)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("survey", "survey"),
+                            ("downloader", "downloader"),
+                            ("processor", "processor"),
+                        ],
+                        max_length=16,
+                        unique=True,
+                    ),
+                ),
+                ("paused_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("paused_by", models.CharField(blank=True, default="", max_length=255)),
+                ("reason", models.CharField(blank=True, default="", max_length=1000)),
             ],
             options={
-                'ordering': ['kind'],
+                "ordering": ["kind"],
             },
         ),
         migrations.AddField(
-            model_name='downloaderjob',
-            name='exit_code',
-            field=models.SmallIntegerField(blank=True, help_text="the worker process's exit code when it ended without recording an outcome (128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)", null=True),
+            model_name="downloaderjob",
+            name="exit_code",
+            field=models.SmallIntegerField(
+                blank=True,
+                help_text="the worker process's exit code when it ended without recording an outcome (128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='downloaderjob',
-            name='given_up_at',
-            field=models.DateTimeField(blank=True, help_text='when the refinery gave up on this failed attempt (no retries left, no_retry, or cancelled): it will not be retried unless an operator asks', null=True),
+            model_name="downloaderjob",
+            name="given_up_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="when the refinery gave up on this failed attempt (no retries left, no_retry, or cancelled): it will not be retried unless an operator asks",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='processorjob',
-            name='exit_code',
-            field=models.SmallIntegerField(blank=True, help_text="the worker process's exit code when it ended without recording an outcome (128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)", null=True),
+            model_name="processorjob",
+            name="exit_code",
+            field=models.SmallIntegerField(
+                blank=True,
+                help_text="the worker process's exit code when it ended without recording an outcome (128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='processorjob',
-            name='given_up_at',
-            field=models.DateTimeField(blank=True, help_text='when the refinery gave up on this failed attempt (no retries left, no_retry, or cancelled): it will not be retried unless an operator asks', null=True),
+            model_name="processorjob",
+            name="given_up_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="when the refinery gave up on this failed attempt (no retries left, no_retry, or cancelled): it will not be retried unless an operator asks",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='surveyjob',
-            name='exit_code',
-            field=models.SmallIntegerField(blank=True, help_text="the worker process's exit code when it ended without recording an outcome (128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)", null=True),
+            model_name="surveyjob",
+            name="exit_code",
+            field=models.SmallIntegerField(
+                blank=True,
+                help_text="the worker process's exit code when it ended without recording an outcome (128 + N when killed by signal N: 137 is SIGKILL, which the kernel's OOM killer sends)",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='surveyjob',
-            name='given_up_at',
-            field=models.DateTimeField(blank=True, help_text='when the refinery gave up on this failed attempt (no retries left, no_retry, or cancelled): it will not be retried unless an operator asks', null=True),
+            model_name="surveyjob",
+            name="given_up_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="when the refinery gave up on this failed attempt (no retries left, no_retry, or cancelled): it will not be retried unless an operator asks",
+                null=True,
+            ),
         ),
         migrations.AddIndex(
-            model_name='downloaderjob',
-            index=models.Index(condition=models.Q(('given_up_at__isnull', True), ('retried', False), ('state', 'failed')), fields=['end_time'], name='downloader_unsettled'),
+            model_name="downloaderjob",
+            index=models.Index(
+                condition=models.Q(
+                    ("given_up_at__isnull", True), ("retried", False), ("state", "failed")
+                ),
+                fields=["end_time"],
+                name="downloader_unsettled",
+            ),
         ),
         migrations.AddIndex(
-            model_name='downloaderjob',
-            index=models.Index(condition=models.Q(('retried', False), ('state', 'failed')), fields=['end_time'], name='downloader_failed_unretried'),
+            model_name="downloaderjob",
+            index=models.Index(
+                condition=models.Q(("retried", False), ("state", "failed")),
+                fields=["end_time"],
+                name="downloader_failed_unretried",
+            ),
         ),
         migrations.AddIndex(
-            model_name='processorjob',
-            index=models.Index(condition=models.Q(('given_up_at__isnull', True), ('retried', False), ('state', 'failed')), fields=['end_time'], name='processor_unsettled'),
+            model_name="processorjob",
+            index=models.Index(
+                condition=models.Q(
+                    ("given_up_at__isnull", True), ("retried", False), ("state", "failed")
+                ),
+                fields=["end_time"],
+                name="processor_unsettled",
+            ),
         ),
         migrations.AddIndex(
-            model_name='processorjob',
-            index=models.Index(condition=models.Q(('retried', False), ('state', 'failed')), fields=['end_time'], name='processor_failed_unretried'),
+            model_name="processorjob",
+            index=models.Index(
+                condition=models.Q(("retried", False), ("state", "failed")),
+                fields=["end_time"],
+                name="processor_failed_unretried",
+            ),
         ),
         migrations.AddIndex(
-            model_name='surveyjob',
-            index=models.Index(condition=models.Q(('given_up_at__isnull', True), ('retried', False), ('state', 'failed')), fields=['end_time'], name='survey_unsettled'),
+            model_name="surveyjob",
+            index=models.Index(
+                condition=models.Q(
+                    ("given_up_at__isnull", True), ("retried", False), ("state", "failed")
+                ),
+                fields=["end_time"],
+                name="survey_unsettled",
+            ),
         ),
         migrations.AddIndex(
-            model_name='surveyjob',
-            index=models.Index(condition=models.Q(('retried', False), ('state', 'failed')), fields=['end_time'], name='survey_failed_unretried'),
+            model_name="surveyjob",
+            index=models.Index(
+                condition=models.Q(("retried", False), ("state", "failed")),
+                fields=["end_time"],
+                name="survey_failed_unretried",
+            ),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(condition=models.Q(('delivered_at__isnull', True)), fields=['created_at'], name='notification_undelivered'),
+            model_name="notification",
+            index=models.Index(
+                condition=models.Q(("delivered_at__isnull", True)),
+                fields=["created_at"],
+                name="notification_undelivered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.UniqueConstraint(fields=('job_kind', 'job_id'), name='notification_once_per_job'),
+            model_name="notification",
+            constraint=models.UniqueConstraint(
+                fields=("job_kind", "job_id"), name="notification_once_per_job"
+            ),
         ),
     ]

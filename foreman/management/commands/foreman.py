@@ -98,6 +98,10 @@ class Command(BaseCommand):
                 connections.close_all()
                 self._sleep(wait)
                 continue
+            except Exception:
+                # A bug or a surprise in one job must not stop the loop that watches
+                # all the others: say so loudly and try again next pass.
+                logger.exception("the pass failed; trying again in %g s", interval)
             self._sleep(interval)
 
     def _pass(self, foreman: Foreman, name: str, judge_heartbeats: bool) -> None:
