@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from common.job_lookup import JobKind
@@ -15,7 +14,6 @@ from common.models import JOB_MODELS, Job, JobState, job_model
 
 # Processors first: their data is already downloaded.
 CLAIM_ORDER = (JobKind.PROCESSOR, JobKind.DOWNLOADER, JobKind.SURVEY)
-SQLITE_CANDIDATES = 8
 
 
 class LocalDispatcher(Dispatcher):
@@ -63,17 +61,4 @@ def claim_next_job(
 
 
 def _claim_one(model: type[Job], worker_id: str, worker_version: str) -> Job | None:
-    queued = model.objects.filter(state=JobState.QUEUED).order_by("dispatched_at", "id")
-    claim = new_claim_id(worker_id)
-    if connection.vendor == "postgresql":
-        with transaction.atomic():
-            job = queued.select_for_update(skip_locked=True).first()
-            if job is not None and job.mark_started(worker_id, worker_version, claim):
-                return job
-        return None
-    # SQLite has no row locks: the conditional UPDATE in mark_started is the claim,
-    # and the loser of a race simply tries the next candidate.
-    for job in queued[:SQLITE_CANDIDATES]:
-        if job.mark_started(worker_id, worker_version, claim):
-            return job
-    return None
+    return model.claim_next(worker_id, worker_version, new_claim_id(worker_id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -137,7 +137,12 @@ class Job(models.Model):
             .objects.filter(pk=self.pk, state__in=from_states)
             .update(state=to_state, **fields)
         )
-        self.refresh_from_db()
+        if changed:  # we wrote exactly these values: no need to read them back
+            for name, value in fields.items():
+                setattr(self, name, value)
+            self.state = self._saved_state = to_state
+        else:
+            self.refresh_from_db()
         return bool(changed)
 
     def refresh_from_db(self, *args, **kwargs) -> None:
@@ -174,6 +179,31 @@ class Job(models.Model):
         if dispatch_id:
             fields["dispatch_id"] = dispatch_id[:255]
         return self._transition((JobState.CREATED, JobState.QUEUED), JobState.RUNNING, **fields)
+
+    @classmethod
+    def claim_next(cls, worker_id: str, worker_version: str, dispatch_id: str) -> Job | None:
+        """Take the oldest queued job of this kind for a worker (queued → running),
+        or None when none waits. One statement: on PostgreSQL the candidate row is
+        locked with SKIP LOCKED, so workers never wait on each other; on SQLite the
+        statement runs under the database's write lock. Either way the state
+        condition makes two workers unable to take the same job."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        # The partial index's condition is repeated literally so SQLite uses it.
+        unfinished = ", ".join(f"'{state}'" for state in UNFINISHED)
+        sql = (
+            f"UPDATE {table} SET state = 'running', worker_id = %s, worker_version = %s, "
+            "start_time = %s, heartbeat_at = %s, dispatch_id = %s "
+            f"WHERE id = (SELECT id FROM {table} WHERE state IN ({unfinished}) "
+            f"AND state = 'queued' ORDER BY created_at, id LIMIT 1{skip_locked}) "
+            "AND state = 'queued' RETURNING id"
+        )
+        params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255]]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return cls.objects.get(pk=row[0]) if row else None
 
     def mark_succeeded(self) -> bool:
         """The work is done (running → succeeded)."""
