@@ -112,13 +112,13 @@ class Foreman:
         lease = timedelta(seconds=settings.REFINERY_HEARTBEAT_LEASE_S)
         limit_s = settings.REFINERY_RUNTIME_LIMITS_S[model.kind]
         # The worker enforces the limit itself; the Foreman is the backstop, a lease later.
-        over_limit = Q(start_time__lt=now - timedelta(seconds=limit_s) - lease)
-        suspicious = over_limit
+        started_before = now - timedelta(seconds=limit_s) - lease
+        suspicious = Q(start_time__lt=started_before)
         if judge_heartbeats:
             suspicious |= Q(heartbeat_at__lt=now - lease) | Q(heartbeat_at__isnull=True)
         running = model.objects.filter(suspicious, state=JobState.RUNNING)
         for job in paged(running, "created_at", self.page_size):
-            if job.start_time and job.start_time < now - timedelta(seconds=limit_s) - lease:
+            if job.start_time and job.start_time < started_before:
                 if job.mark_failed(runtime_limit_reason(limit_s)):
                     self._stop(job)
                     budget.release(model.kind)
