@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from common.message_queue import get_dispatcher, send_job_now
+from common.message_queue.send import forget_dispatch_state
 from common.models import JobState, PausedKind, job_model
 from common.models.jobs import UNFINISHED, Job
 from foreman.attempts import give_up, retry
@@ -98,6 +99,7 @@ def pause(kind: str, reason: str = "") -> bool:
         )
     except IntegrityError:  # paused by someone else at the same moment
         return False
+    forget_dispatch_state()
     return created
 
 
@@ -105,4 +107,5 @@ def resume(kind: str) -> bool:
     """Dispatch `kind` again (the Foreman sends what waited at its next pass);
     returns False when it was not paused."""
     deleted, _ = PausedKind.objects.filter(kind=kind).delete()
+    forget_dispatch_state()
     return bool(deleted)

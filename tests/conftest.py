@@ -27,6 +27,16 @@ PROJECT = Path(__file__).resolve().parent.parent
 MANAGE = PROJECT / "manage.py"
 
 
+@pytest.fixture(autouse=True)
+def fresh_dispatch_state():
+    """Each test's sends read pauses and caps from its own database."""
+    from common.message_queue.send import forget_dispatch_state
+
+    forget_dispatch_state()
+    yield
+    forget_dispatch_state()
+
+
 def current_database_url() -> str:
     """A DATABASE_URL for the database the tests use now (the test database)."""
     s = connection.settings_dict

@@ -5,11 +5,16 @@ kind is paused (`manage.py jobs pause KIND`) or when sending it would pass a cap
 on dispatched, unfinished jobs (`REFINERY_MAX_QUEUED_JOBS` in total,
 `REFINERY_MAX_QUEUED_BY_KIND` per kind). The caps are soft: two processes
 sending at the same moment may each take the last place.
+
+Each process reads the pauses and counts at most once a second and counts its
+own sends in between: reading them for every job would cost time in proportion
+to the queue, for every job sent.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -43,25 +48,18 @@ def _states_sql(states: tuple[str, ...]) -> str:
 IN_FLIGHT_SQL = f"{_states_sql(UNFINISHED)} AND {_states_sql(IN_FLIGHT)}"
 
 
-def _dispatch_state(kind: str | None) -> tuple[bool, dict[str, int]]:
-    """Whether `kind` is paused, and the dispatched, unfinished jobs per kind, in
-    one query (the counts read only the small partial index of unfinished jobs)."""
+def in_flight_counts() -> dict[str, int]:
+    """Dispatched, unfinished jobs per kind, in one query that reads only the small
+    partial index of unfinished jobs."""
     quote = connection.ops.quote_name
     selects = [
         f"(SELECT COUNT(*) FROM {quote(model._meta.db_table)} WHERE {IN_FLIGHT_SQL})"
         for model in JOB_MODELS.values()
     ]
-    paused_table = quote(PausedKind._meta.db_table)
-    selects.append(f"(SELECT COUNT(*) FROM {paused_table} WHERE kind = %s)")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(selects), [kind or ""])
-        *counts, paused = cursor.fetchone()
-    return bool(paused), dict(zip(JOB_MODELS, counts, strict=True))
-
-
-def in_flight_counts() -> dict[str, int]:
-    """Dispatched, unfinished jobs per kind, as the database records them."""
-    return _dispatch_state(None)[1]
+        cursor.execute("SELECT " + ", ".join(selects))
+        counts = cursor.fetchone()
+    return dict(zip(JOB_MODELS, counts, strict=True))
 
 
 def dispatch_room(kind: str, counts: dict[str, int], total_in_flight: int | None = None) -> int:
@@ -72,9 +70,35 @@ def dispatch_room(kind: str, counts: dict[str, int], total_in_flight: int | None
     return max(0, min(kind_cap - counts.get(kind, 0), settings.REFINERY_MAX_QUEUED_JOBS - total))
 
 
+DISPATCH_STATE_TTL_S = 1.0
+_dispatch_state_cache: dict = {}
+
+
+def forget_dispatch_state() -> None:
+    """Read pauses and counts afresh at the next send (after a pause or resume)."""
+    _dispatch_state_cache.clear()
+
+
+def _recent_dispatch_state(kind: str) -> tuple[bool, dict[str, int]]:
+    """Whether `kind` is paused and the in-flight counts, as read at most
+    DISPATCH_STATE_TTL_S ago, plus what this process sent since."""
+    now = time.monotonic()
+    if now - _dispatch_state_cache.get("read_at", -DISPATCH_STATE_TTL_S) >= DISPATCH_STATE_TTL_S:
+        _dispatch_state_cache.update(
+            read_at=now, paused=PausedKind.paused_kinds(), counts=in_flight_counts()
+        )
+    return kind in _dispatch_state_cache["paused"], _dispatch_state_cache["counts"]
+
+
+def _count_sent(kind: str) -> None:
+    counts = _dispatch_state_cache.get("counts")
+    if counts is not None:
+        counts[kind] = counts.get(kind, 0) + 1
+
+
 def hold_reason(kind: str) -> str:
     """Why a new job of `kind` must wait, or "" when it may be sent now."""
-    paused, counts = _dispatch_state(kind)
+    paused, counts = _recent_dispatch_state(kind)
     if paused:
         return f"{kind} jobs are paused (`manage.py jobs resume {kind}`)"
     if dispatch_room(kind, counts) <= 0:
@@ -91,7 +115,10 @@ def send_job_now(job: Job) -> bool:
     if reason:
         logger.info("%s stays created: %s; the Foreman will send it later", job, reason)
         return False
-    return dispatch_now(job)
+    sent = dispatch_now(job)
+    if sent:
+        _count_sent(job.kind)
+    return sent
 
 
 def dispatch_now(job: Job, dispatcher: Dispatcher | None = None) -> bool:

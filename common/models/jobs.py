@@ -197,13 +197,12 @@ class Job(models.Model):
             "start_time = %s, heartbeat_at = %s, dispatch_id = %s "
             f"WHERE id = (SELECT id FROM {table} WHERE state IN ({unfinished}) "
             f"AND state = 'queued' ORDER BY created_at, id LIMIT 1{skip_locked}) "
-            "AND state = 'queued' RETURNING id"
+            "AND state = 'queued' RETURNING *"
         )
         params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255]]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        return cls.objects.get(pk=row[0]) if row else None
+        # raw() turns the returned row into a model instance with Django's converters.
+        claimed = list(cls.objects.raw(sql, params))
+        return claimed[0] if claimed else None
 
     def mark_succeeded(self) -> bool:
         """The work is done (running → succeeded)."""
