@@ -139,11 +139,29 @@ class Foreman:
             state=JobState.QUEUED, dispatched_at__lt=timezone.now() - lease
         )
         for job in paged(queued, "created_at", self.page_size):
-            if self._status(job) in GONE and job.mark_failed(LOST_REASON):
+            status = self._status(job)
+            if status in GONE and job.mark_failed(LOST_REASON):
                 self._stop(job)
                 budget.release(model.kind)
                 logger.warning("%s: %s", job, LOST_REASON)
                 report[f"{model.kind} lost"] += 1
+            elif status == DispatchStatus.PENDING:
+                self._fail_if_unplaceable(job, budget, report)
+
+    def _fail_if_unplaceable(self, job: Job, budget: Budget, report: Counter) -> None:
+        """A job the cluster can never place fails without retry (a retry would ask
+        for more RAM, which places even less), and operators are told."""
+        try:
+            reason = self.dispatcher.unplaceable(job)
+        except Exception as error:
+            logger.warning("%s cannot say whether %s can be placed (%s)", self.dispatcher.name,
+                           job, error)  # fmt: skip
+            return
+        if reason and job.mark_failed(reason, no_retry=True):
+            self._stop(job)
+            budget.release(job.kind)
+            logger.warning("%s: %s", job, reason)
+            report[f"{job.kind} unplaceable"] += 1
 
     def _work_gone(self, job: Job) -> bool:
         """Whether the dispatcher says this running job's work is gone, asked twice

@@ -58,6 +58,12 @@ class Dispatcher(ABC):
     def capacity(self) -> Capacity:
         """How many dispatched jobs wait and run now."""
 
+    def unplaceable(self, job: Job) -> str | None:
+        """Why a queued job can never start where it was sent (for example, no
+        node has the memory it asks for), or None. Dispatchers that cannot tell
+        say None."""
+        return None
+
 
 @lru_cache(maxsize=4)
 def _dispatcher(name: str) -> Dispatcher:

@@ -353,3 +353,25 @@ def test_the_client_follows_the_settings(registered, settings):
     settings.REFINERY_NOMAD_NAMESPACE = "lab"
     assert nomad_client() is not client
     assert nomad_client().get_namespace() == "lab"
+
+
+def test_the_foreman_fails_a_job_nomad_cannot_place_and_tells_operators(registered, settings):
+    from common.models import Notification
+    from foreman.passes import Foreman
+
+    settings.REFINERY_HEARTBEAT_LEASE_S = 0
+    settings.REFINERY_NOMAD_PLACEMENT_TIMEOUT_S = 0
+    registered.hold_pending("REFINERY_PROCESSOR_4096")
+    job = ProcessorJob.objects.create(pipeline="smoke_test", ram_mb=4096)
+    send_job_now(job)
+    job.refresh_from_db()
+    report = Foreman(outbox_grace_s=0).run_pass()
+    assert report["processor unplaceable"] == 1
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.no_retry
+    assert job.failure_reason.startswith("not placed by Nomad within 0 s: Nomad cannot place")
+    assert 'exhausted "memory"' in job.failure_reason
+    assert not job.retried  # given up: a bigger RAM tier would place even less
+    assert registered.job(job.dispatch_id) is None  # its pending child was stopped
+    assert Notification.objects.count() == 1
+    registered.release_pending()
