@@ -8,8 +8,11 @@ from common.models import (
     Batch,
     ComputedFile,
     DownloaderJob,
+    ForemanBeat,
+    Notification,
     Organism,
     OriginalFile,
+    PausedKind,
     ProcessorJob,
     Provenance,
     SurveyJob,
@@ -56,4 +59,9 @@ def history(db, refinery_dirs):
     retry.mark_succeeded()
     SurveyJob.objects.create(source="ensembl", parameters={"division": "EnsemblFungi"})
     DownloaderJob.objects.create(downloader_task="transcriptome").batches.add(batch)
+    Notification.objects.create(
+        job_kind="processor", job_id=failed.pk, subject=f"gave up on {failed}", body="out of disk"
+    )
+    PausedKind.objects.create(kind="downloader", reason="archive maintenance")
+    ForemanBeat.objects.create(name="host:1", passes=3)
     return {"failed": failed, "retry": retry}

@@ -7,8 +7,11 @@ from common.models import (
     Batch,
     ComputedFile,
     DownloaderJob,
+    ForemanBeat,
+    Notification,
     Organism,
     OriginalFile,
+    PausedKind,
     ProcessorJob,
     Provenance,
     SurveyJob,
@@ -16,7 +19,7 @@ from common.models import (
 )
 
 MODELS = [SurveyJob, DownloaderJob, ProcessorJob, Batch, OriginalFile, Organism, ComputedFile,
-          Provenance, TranscriptomeIndex]  # fmt: skip
+          Provenance, TranscriptomeIndex, Notification, PausedKind, ForemanBeat]  # fmt: skip
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
