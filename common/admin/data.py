@@ -1,0 +1,183 @@
+"""The data: batches, their files, organisms, results and their provenance."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from common.admin.base import ReadOnlyAdmin, admin_link, link_list
+from common.models import (
+    Batch,
+    ComputedFile,
+    Organism,
+    OriginalFile,
+    Provenance,
+    TranscriptomeIndex,
+)
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "source",
+        "accession",
+        "variant",
+        "organism",
+        "pipeline_required",
+        "status",
+        "updated_at",
+    )
+    list_filter = ("source", "status", "pipeline_required")
+    search_fields = ("accession", "organism__scientific_name")
+    fields = (
+        "source",
+        "accession",
+        "variant",
+        "organism",
+        "pipeline_required",
+        "status",
+        "metadata",
+        "survey_job",
+        "files",
+        "jobs",
+        "results",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="files")
+    def files(self, batch: Batch) -> str:
+        return link_list(batch.original_files.all())
+
+    @admin.display(description="jobs")
+    def jobs(self, batch: Batch) -> str:
+        return link_list([*batch.downloader_jobs.all(), *batch.processor_jobs.all()])
+
+    @admin.display(description="results")
+    def results(self, batch: Batch) -> str:
+        return link_list(batch.computed_files.all())
+
+
+@admin.register(OriginalFile)
+class OriginalFileAdmin(ReadOnlyAdmin):
+    list_display = ("id", "filename", "raw_format", "size", "is_downloaded", "created_at")
+    list_filter = ("is_downloaded", "raw_format")
+    search_fields = ("filename", "source_url", "batches__accession")
+    readonly_fields = (
+        "batch_links",
+        "source_url",
+        "filename",
+        "raw_format",
+        "expected_size",
+        "expected_checksums",
+        "size",
+        "sha256",
+        "temp_key",
+        "is_downloaded",
+        "downloaded_at",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="batches")
+    def batch_links(self, original: OriginalFile) -> str:
+        return link_list(original.batches.all())
+
+
+@admin.register(Organism)
+class OrganismAdmin(ReadOnlyAdmin):
+    list_display = ("scientific_name", "taxonomy_id", "created_at")
+    search_fields = ("scientific_name", "=taxonomy_id")
+
+
+@admin.register(ComputedFile)
+class ComputedFileAdmin(ReadOnlyAdmin):
+    list_display = ("id", "filename", "format", "size", "processor_job", "created_at")
+    list_filter = ("format",)
+    search_fields = ("filename", "key", "batches__accession", "sha256")
+    readonly_fields = (
+        "filename",
+        "format",
+        "size",
+        "sha256",
+        "key",
+        "location",
+        "job_link",
+        "provenance_link",
+        "batch_links",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="location")
+    def location(self, computed: ComputedFile) -> str:
+        from common.storage import permanent_storage
+
+        return permanent_storage().location(computed.key)
+
+    @admin.display(description="processor job")
+    def job_link(self, computed: ComputedFile) -> str:
+        return admin_link(computed.processor_job)
+
+    @admin.display(description="provenance")
+    def provenance_link(self, computed: ComputedFile) -> str:
+        return admin_link(computed.provenance)
+
+    @admin.display(description="batches")
+    def batch_links(self, computed: ComputedFile) -> str:
+        return link_list(computed.batches.all())
+
+
+@admin.register(Provenance)
+class ProvenanceAdmin(ReadOnlyAdmin):
+    list_display = ("id", "processor_name", "processor_version", "processor_job", "ended_at")
+    list_filter = ("processor_name",)
+    readonly_fields = (
+        "processor_name",
+        "processor_version",
+        "docker_image",
+        "tools",
+        "commands",
+        "inputs",
+        "parameters",
+        "started_at",
+        "ended_at",
+        "job_link",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="processor job")
+    def job_link(self, provenance: Provenance) -> str:
+        return admin_link(provenance.processor_job)
+
+
+@admin.register(TranscriptomeIndex)
+class TranscriptomeIndexAdmin(ReadOnlyAdmin):
+    list_display = (
+        "organism",
+        "length",
+        "k",
+        "source_release",
+        "assembly",
+        "salmon_version",
+        "created_at",
+    )
+    list_filter = ("length", "source_release")
+    search_fields = ("organism__scientific_name", "assembly")
+    readonly_fields = (
+        "organism",
+        "batch",
+        "length",
+        "k",
+        "source_release",
+        "assembly",
+        "salmon_version",
+        "file_link",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="index file")
+    def file_link(self, index: TranscriptomeIndex) -> str:
+        return admin_link(index.computed_file)

@@ -1,0 +1,167 @@
+"""Job history: the three job kinds, their attempt chains, batches, files and logs."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+
+from common.admin.base import ReadOnlyAdmin, admin_link, link_list
+from common.job_logs import read_log
+from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
+
+
+class JobAdmin(ReadOnlyAdmin):
+    """What every job kind's pages share: state, timing, the attempt chain, the log."""
+
+    date_hierarchy = "created_at"
+    list_display_links = ("id",)
+    list_per_page = 50
+    show_full_result_count = False  # counting millions of finished jobs is slow
+    search_help_text = "a job id, a batch accession, or a dispatch id"
+    common_fields = (
+        "state",
+        "attempt_chain",
+        "failure_reason",
+        "no_retry",
+        "interrupted",
+        "log",
+        "created_at",
+        "dispatched_at",
+        "start_time",
+        "end_time",
+        "heartbeat_at",
+        "duration",
+        "worker_id",
+        "worker_version",
+        "dispatch_id",
+        "ram_mb",
+        "num_retries",
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.isdigit():
+            results |= queryset.filter(pk=int(term))
+        return results, duplicates
+
+    @admin.display(description="reason")
+    def short_reason(self, job: Job) -> str:
+        return Truncator(job.failure_reason).chars(80)
+
+    @admin.display(description="attempts")
+    def attempt_chain(self, job: Job) -> str:
+        attempts = job.attempts
+        items = []
+        for number, attempt in enumerate(attempts, start=1):
+            label = f"attempt {number}: job {attempt.pk}, {attempt.state}"
+            if attempt.failure_reason:
+                label += f" ({Truncator(attempt.failure_reason).chars(60)})"
+            items.append(
+                (
+                    format_html("<b>{}</b>", label)
+                    if attempt.pk == job.pk
+                    else admin_link(attempt, label),
+                )
+            )
+        return format_html_join(mark_safe("<br>"), "{}", items)
+
+    @admin.display(description="log")
+    def log(self, job: Job) -> str:
+        if not job.log_location:
+            return "-"
+        url = reverse(f"admin:common_{job._meta.model_name}_log", args=[job.pk])
+        return format_html('<a href="{}">view log</a> <small>({})</small>', url, job.log_location)
+
+    def get_urls(self):
+        info = self.model._meta.app_label, self.model._meta.model_name
+        return [
+            path(
+                "<int:job_id>/log/",
+                self.admin_site.admin_view(self.log_view),
+                name="{}_{}_log".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def log_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = self.model.objects.filter(pk=job_id).first()
+        if job is None or not self.has_view_permission(request, job):
+            return HttpResponseNotFound("no such job")
+        content = read_log(job)
+        if content is None:
+            return HttpResponseNotFound(f"{job} has no log yet")
+        return HttpResponse(content, content_type="text/plain; charset=utf-8")
+
+
+class BatchJobAdmin(JobAdmin):
+    search_fields = ("batches__accession", "dispatch_id")
+
+    @admin.display(description="batches")
+    def batch_links(self, job: Job) -> str:
+        return link_list(job.batches.all())
+
+    @admin.display(description="files")
+    def file_links(self, job: Job) -> str:
+        return link_list(OriginalFile.objects.filter(batches__in=job.batches.all()).distinct())
+
+
+@admin.register(SurveyJob)
+class SurveyJobAdmin(JobAdmin):
+    list_display = (
+        "id",
+        "source",
+        "state",
+        "created_at",
+        "duration",
+        "num_retries",
+        "short_reason",
+    )
+    list_filter = ("state", "source", "created_at")
+    search_fields = ("dispatch_id", "batches__accession")
+    fields = ("source", "parameters", "found_batches", *JobAdmin.common_fields)
+    readonly_fields = fields
+
+    @admin.display(description="batches found")
+    def found_batches(self, job: SurveyJob) -> str:
+        return link_list(job.batches.all()[:100])
+
+
+@admin.register(DownloaderJob)
+class DownloaderJobAdmin(BatchJobAdmin):
+    list_display = (
+        "id",
+        "downloader_task",
+        "state",
+        "created_at",
+        "duration",
+        "num_retries",
+        "short_reason",
+    )
+    list_filter = ("state", "downloader_task", "created_at")
+    fields = ("downloader_task", "batch_links", "file_links", *JobAdmin.common_fields)
+    readonly_fields = fields
+
+
+@admin.register(ProcessorJob)
+class ProcessorJobAdmin(BatchJobAdmin):
+    list_display = (
+        "id",
+        "pipeline",
+        "state",
+        "created_at",
+        "duration",
+        "num_retries",
+        "short_reason",
+    )
+    list_filter = ("state", "pipeline", "created_at")
+    fields = ("pipeline", "batch_links", "file_links", "results", *JobAdmin.common_fields)
+    readonly_fields = fields
+
+    @admin.display(description="results")
+    def results(self, job: ProcessorJob) -> str:
+        return link_list(job.computed_files.all())
