@@ -2,7 +2,8 @@
 
 It does what its batch's metadata asks: `sleep_s` (seconds of pretend work),
 `fail` (a reason: the step reports failure), `raise` (a message: the step
-raises), `no_retry` (with `fail`), `exit_code` (the process exits abruptly).
+raises), `no_retry` (with `fail`), `exit_code` (the process exits abruptly),
+`result_mb` (an extra result of that many MiB, to exercise large uploads).
 Then it writes a small JSON report and stores it as a result.
 """
 
@@ -48,6 +49,13 @@ def write_report(context: JobContext) -> JobContext:
         )
     )
     add_computed_file(context, report, "json")
+    megabytes = int(context["batches"][0].metadata.get("result_mb", 0))
+    if megabytes:
+        bulk = context["work_dir"] / "smoke_test.bin"
+        with open(bulk, "wb") as out:
+            for _ in range(megabytes):
+                out.write(os.urandom(1024 * 1024))
+        add_computed_file(context, bulk, "bin")
     return context
 
 

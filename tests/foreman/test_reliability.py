@@ -164,10 +164,11 @@ def test_an_upload_to_a_stopped_s3_fails_clearly_and_the_retry_succeeds_once_it_
     start_manage, private_s3
 ):
     server, client, env = private_s3
-    job = smoke_job("s3-outage", sleep_s=2)
+    job = smoke_job("s3-outage", result_mb=100)  # 20 parts of 5 MiB
     assert send_job_now(job)
-    worker = start_manage("worker", env={**env, **LEASE})
-    wait_for(lambda: state_of(job) == JobState.RUNNING, 30, "start")
+    worker = start_manage("worker", env={**env, **LEASE, "REFINERY_S3_PART_SIZE": "5242880"})
+    # Stop S3 while the result is being uploaded: once its multipart upload has begun.
+    wait_for(lambda: client.list_multipart_uploads(Bucket=BUCKET).get("Uploads"), 60, "the upload")
     server.stop()
     wait_for(lambda: state_of(job) == JobState.FAILED, 60, "the upload to fail")
     job.refresh_from_db()
@@ -179,18 +180,21 @@ def test_an_upload_to_a_stopped_s3_fails_clearly_and_the_retry_succeeds_once_it_
 
     server.start()  # an empty server again, on the same address
     client.create_bucket(Bucket=BUCKET)
-    Batch.objects.filter(pk=job.batches.get().pk).update(metadata={})
-    Foreman(outbox_grace_s=0).run_pass()
-    wait_for(lambda: latest_attempt(job).state == JobState.SUCCEEDED, 30, "the retry")
+    Foreman(outbox_grace_s=0).run_pass()  # the same work again
+    wait_for(lambda: latest_attempt(job).state == JobState.SUCCEEDED, 60, "the retry")
     assert worker.poll() is None  # the worker survived the outage
 
     retry = latest_attempt(job)
-    [result] = ComputedFile.objects.all()
-    assert result.processor_job_id == retry.pk
+    results = list(ComputedFile.objects.all())
+    assert {r.processor_job_id for r in results} == {retry.pk} and len(results) == 2
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert {k for k in keys if k.startswith("permanent/processor/")} == {f"permanent/{result.key}"}
-    head = client.head_object(Bucket=BUCKET, Key=f"permanent/{result.key}")
-    assert head["ContentLength"] == result.size
+    assert {k for k in keys if k.startswith("permanent/processor/")} == {
+        f"permanent/{r.key}" for r in results
+    }
+    for result in results:
+        head = client.head_object(Bucket=BUCKET, Key=f"permanent/{result.key}")
+        assert head["ContentLength"] == result.size
+    assert max(r.size for r in results) == 100 * 1024 * 1024
 
 
 @pytest.mark.parametrize("enforcer", ["worker", "foreman"])
