@@ -16,19 +16,27 @@ so that they cannot be mistaken for real data. Sequences are uniformly random A/
 coding regions are placed consistently (frames, start and stop codon coordinates) but their
 bases are not made to read as ATG or a stop codon.
 
-:func:`simulate_reads` writes single-end FASTQ reads drawn from chosen transcripts at given
-relative abundances, so that a test can check that ``salmon quant`` ranks them on top.
+The files are written by :mod:`refinery.demo.fasta` and :mod:`refinery.demo.gtf_writer`;
+:func:`refinery.demo.reads.simulate_reads` draws FASTQ reads from the transcripts.
 """
 
 from __future__ import annotations
 
-import gzip
-import os
 import random
-import shutil
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from refinery.demo.fasta import (
+    FASTA_LINE_WIDTH,
+    read_fasta,
+    reverse_complement,
+    write_genome_fasta,
+)
+from refinery.demo.gtf_writer import write_gtf
+
+# Still imported from here by tests/processors and bench/ (to move to their own modules).
+from refinery.demo.gzip_files import gzip_file, write_gzipped  # noqa: F401
+from refinery.demo.reads import simulate_reads  # noqa: F401
 
 __all__ = [
     "DEMO_ASSEMBLY",
@@ -42,11 +50,6 @@ __all__ = [
     "DemoOrganism",
     "DemoTranscript",
     "generate_organism",
-    "gzip_file",
-    "read_fasta",
-    "reverse_complement",
-    "simulate_reads",
-    "write_gzipped",
 ]
 
 DEMO_SPECIES = "refinery_demonstrans"
@@ -61,14 +64,7 @@ DEMO_GENEBUILD = "2025-01-Demo"
 
 PSEUDOGENE_BIOTYPES = ("pseudogene", "processed_pseudogene", "unprocessed_pseudogene")
 
-FASTA_LINE_WIDTH = 60
 _ACGT_TABLE = bytes(b"ACGT"[i % 4] for i in range(256))
-_COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
-
-
-def reverse_complement(sequence: str) -> str:
-    """The reverse complement of a DNA sequence (A/C/G/T/N, either case)."""
-    return sequence.encode("ascii").translate(_COMPLEMENT)[::-1].decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -185,21 +181,6 @@ class DemoOrganism:
         return path
 
 
-def read_fasta(path: str | Path) -> dict[str, str]:
-    """Read a (possibly gzipped) FASTA file into ``{first word of header: sequence}``."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    sequences: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    with opener(path, "rt", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith(">"):
-                current = sequences.setdefault(line[1:].split()[0], [])
-            elif current is not None:
-                current.append(line.strip())
-    return {name: "".join(parts) for name, parts in sequences.items()}
-
-
 # --------------------------------------------------------------------------- generation
 
 
@@ -252,128 +233,6 @@ def _plan_gene(rng: random.Random, biotype: str, max_transcripts: int, max_exons
             if subset and subset not in transcript_exons:
                 transcript_exons.append(subset)
     return _GenePlan(biotype, strand, exon_lengths, intron_lengths, transcript_exons)
-
-
-def _transcript_interval_to_genomic(
-    exons: tuple[tuple[int, int], ...], strand: str, begin: int, end: int
-) -> list[tuple[int, int, int]]:
-    """Map transcript coordinates [begin, end) to ``(exon_index, start, end)`` on the genome."""
-    pieces = []
-    offset = 0
-    for index, (exon_start, exon_end) in enumerate(exons):
-        length = exon_end - exon_start + 1
-        lo, hi = max(begin, offset), min(end, offset + length)
-        if lo < hi:
-            if strand == "+":
-                pieces.append((index, exon_start + (lo - offset), exon_start + (hi - offset) - 1))
-            else:
-                pieces.append((index, exon_end - (hi - offset) + 1, exon_end - (lo - offset)))
-        offset += length
-    return pieces
-
-
-def _attributes(pairs: list[tuple[str, str]]) -> str:
-    return " ".join(f'{key} "{value}";' for key, value in pairs)
-
-
-def _gtf_line(
-    chromosome: str, feature: str, start: int, end: int, strand: str, frame: str, attrs: str
-) -> str:
-    return f"{chromosome}\tensembl\t{feature}\t{start}\t{end}\t.\t{strand}\t{frame}\t{attrs}\n"
-
-
-def _transcript_gtf_lines(gene: DemoGene, transcript: DemoTranscript, index: int) -> Iterator[str]:
-    gene_part = [("gene_id", gene.gene_id), ("gene_version", "1")]
-    tx_part = [("transcript_id", transcript.transcript_id), ("transcript_version", "1")]
-    names = [
-        ("gene_name", gene.gene_name),
-        ("gene_source", "ensembl"),
-        ("gene_biotype", gene.biotype),
-        ("transcript_name", transcript.transcript_name),
-        ("transcript_source", "ensembl"),
-        ("transcript_biotype", transcript.biotype),
-    ]
-    tags = [("tag", "basic")] + ([("tag", "Ensembl_canonical")] if index == 0 else [])
-    chrom, strand = transcript.chromosome, transcript.strand
-    yield _gtf_line(
-        chrom,
-        "transcript",
-        transcript.start,
-        transcript.end,
-        strand,
-        ".",
-        _attributes(gene_part + tx_part + names + tags),
-    )
-    cds_pieces: dict[int, list[tuple[int, int, int]]] = {}
-    start_pieces: dict[int, list[tuple[int, int]]] = {}
-    stop_pieces: dict[int, list[tuple[int, int]]] = {}
-    utr5: list[tuple[int, int, int]] = []
-    utr3: list[tuple[int, int, int]] = []
-    protein_id = transcript.protein_id or ""
-    if transcript.coding is not None:
-        c0, c1 = transcript.coding
-        done = 0
-        for exon_index, start, end in _transcript_interval_to_genomic(
-            transcript.exons, strand, c0, c1 - 3
-        ):
-            frame = (3 - done % 3) % 3
-            cds_pieces.setdefault(exon_index, []).append((start, end, frame))
-            done += end - start + 1
-        for exon_index, start, end in _transcript_interval_to_genomic(
-            transcript.exons, strand, c0, c0 + 3
-        ):
-            start_pieces.setdefault(exon_index, []).append((start, end))
-        for exon_index, start, end in _transcript_interval_to_genomic(
-            transcript.exons, strand, c1 - 3, c1
-        ):
-            stop_pieces.setdefault(exon_index, []).append((start, end))
-        utr5 = _transcript_interval_to_genomic(transcript.exons, strand, 0, c0)
-        utr3 = _transcript_interval_to_genomic(transcript.exons, strand, c1, transcript.length)
-    for number, (start, end) in enumerate(transcript.exons, start=1):
-        exon_number = [("exon_number", str(number))]
-        exon_ids = [("exon_id", transcript.exon_ids[number - 1]), ("exon_version", "1")]
-        yield _gtf_line(
-            chrom,
-            "exon",
-            start,
-            end,
-            strand,
-            ".",
-            _attributes(gene_part + tx_part + exon_number + names + exon_ids + tags),
-        )
-        for piece_start, piece_end, frame in cds_pieces.get(number - 1, []):
-            protein = [("protein_id", protein_id), ("protein_version", "1")]
-            yield _gtf_line(
-                chrom,
-                "CDS",
-                piece_start,
-                piece_end,
-                strand,
-                str(frame),
-                _attributes(gene_part + tx_part + exon_number + names + protein + tags),
-            )
-        for feature, pieces in (("start_codon", start_pieces), ("stop_codon", stop_pieces)):
-            for piece_start, piece_end in pieces.get(number - 1, []):
-                yield _gtf_line(
-                    chrom,
-                    feature,
-                    piece_start,
-                    piece_end,
-                    strand,
-                    "0",
-                    _attributes(gene_part + tx_part + exon_number + names + tags),
-                )
-    for feature, pieces in (("five_prime_utr", utr5), ("three_prime_utr", utr3)):
-        for _, piece_start, piece_end in pieces:
-            yield _gtf_line(
-                chrom,
-                feature,
-                piece_start,
-                piece_end,
-                strand,
-                ".",
-                _attributes(gene_part + tx_part + names + tags),
-            )
 
 
 def generate_organism(
@@ -513,49 +372,14 @@ def generate_organism(
             transcript_ids=tuple(t.transcript_id for t in gene_transcripts),
         )
 
-    genome_fasta = out_dir / genome_name
-    with open(genome_fasta, "wb") as out:
-        for name, sequence in sequences.items():
-            length = len(sequence)
-            out.write(
-                f">{name} dna:chromosome chromosome:{assembly}:{name}:1:{length}:1 REF\n".encode()
-            )
-            out.write(
-                b"\n".join(
-                    sequence[i : i + FASTA_LINE_WIDTH] for i in range(0, length, FASTA_LINE_WIDTH)
-                )
-            )
-            out.write(b"\n")
-
-    gtf = out_dir / gtf_name
-    with open(gtf, "w", encoding="ascii", newline="\n") as out:
-        out.write(f"#!genome-build {assembly}\n")
-        out.write(f"#!genome-version {assembly}\n")
-        out.write("#!genome-date 2025-01\n")
-        out.write(f"#!genome-build-accession {assembly_accession}\n")
-        out.write("#!genebuild-last-updated 2025-01\n")
-        for gene in genes.values():
-            out.write(
-                _gtf_line(
-                    gene.chromosome,
-                    "gene",
-                    gene.start,
-                    gene.end,
-                    gene.strand,
-                    ".",
-                    _attributes(
-                        [
-                            ("gene_id", gene.gene_id),
-                            ("gene_version", "1"),
-                            ("gene_name", gene.gene_name),
-                            ("gene_source", "ensembl"),
-                            ("gene_biotype", gene.biotype),
-                        ]
-                    ),
-                )
-            )
-            for index, transcript_id in enumerate(gene.transcript_ids):
-                out.writelines(_transcript_gtf_lines(gene, transcripts[transcript_id], index))
+    genome_fasta = write_genome_fasta(out_dir / genome_name, sequences, assembly)
+    gtf = write_gtf(
+        out_dir / gtf_name,
+        genes,
+        transcripts,
+        assembly=assembly,
+        assembly_accession=assembly_accession,
+    )
 
     return DemoOrganism(
         species=species,
@@ -574,123 +398,3 @@ def generate_organism(
         transcripts=transcripts,
         transcript_sequences=transcript_sequences,
     )
-
-
-# --------------------------------------------------------------------------- gzip
-
-
-def gzip_file(src: str | Path, dest: str | Path, *, compresslevel: int = 6) -> Path:
-    """Gzip ``src`` into ``dest`` deterministically (no file name, mtime 0 in the header).
-
-    Writes to a temporary name beside ``dest`` and renames it into place, so a reader never
-    sees a half-written file.
-    """
-    src, dest = Path(src), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    with (
-        open(src, "rb") as source,
-        open(partial, "wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
-        ) as compressed,
-    ):
-        shutil.copyfileobj(source, compressed, 1 << 20)
-    os.replace(partial, dest)
-    return dest
-
-
-def write_gzipped(data: bytes | str, dest: str | Path, *, compresslevel: int = 6) -> Path:
-    """Write ``data`` gzipped (deterministically, as :func:`gzip_file`) to ``dest``."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    with (
-        open(partial, "wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
-        ) as compressed,
-    ):
-        compressed.write(data)
-    os.replace(partial, dest)
-    return dest
-
-
-# --------------------------------------------------------------------------- reads
-
-
-def _allocate(counts_for: Mapping[str, float], n_reads: int) -> dict[str, int]:
-    total = float(sum(counts_for.values()))
-    exact = {tid: n_reads * weight / total for tid, weight in counts_for.items()}
-    counts = {tid: int(value) for tid, value in exact.items()}
-    remainder = n_reads - sum(counts.values())
-    by_fraction = sorted(exact, key=lambda tid: (-(exact[tid] - counts[tid]), tid))
-    for tid in by_fraction[:remainder]:
-        counts[tid] += 1
-    return counts
-
-
-def simulate_reads(
-    organism: DemoOrganism,
-    abundances: Mapping[str, float],
-    n_reads: int,
-    read_length: int = 75,
-    seed: int = 0,
-    *,
-    out_path: str | Path | None = None,
-    stranded: bool = False,
-    gzipped: bool = False,
-) -> Path:
-    """Write ``n_reads`` single-end FASTQ reads drawn from the given transcripts.
-
-    ``abundances`` maps transcript ids to relative abundances: each transcript gets a share of
-    the reads proportional to its abundance (largest-remainder rounding, so the counts are
-    exact and deterministic). Read starts are uniform along the transcript; reads carry no
-    errors and quality ``I``. Unless ``stranded``, half the reads (at random) are
-    reverse-complemented, as from an unstranded library. Read names are
-    ``@demo_read_<n> <transcript id>``. Returns the path written (by default
-    ``<organism dir>/reads_seed<seed>.fastq``, ``.fastq.gz`` when ``gzipped``).
-    """
-    if n_reads < 0:
-        raise ValueError("n_reads must be >= 0")
-    if not abundances:
-        raise ValueError("abundances must name at least one transcript")
-    for tid, weight in abundances.items():
-        if tid not in organism.transcript_sequences:
-            raise KeyError(f"unknown transcript {tid!r}")
-        if weight < 0:
-            raise ValueError(f"abundance of {tid} is negative")
-        if weight > 0 and len(organism.transcript_sequences[tid]) < read_length:
-            raise ValueError(
-                f"transcript {tid} is shorter ({len(organism.transcript_sequences[tid])}) "
-                f"than the read length {read_length}"
-            )
-    positive = {tid: w for tid, w in sorted(abundances.items()) if w > 0}
-    if not positive:
-        raise ValueError("at least one abundance must be positive")
-    rng = random.Random(seed)
-    counts = _allocate(positive, n_reads)
-    order = [tid for tid in sorted(counts) for _ in range(counts[tid])]
-    rng.shuffle(order)
-    if out_path is None:
-        suffix = ".fastq.gz" if gzipped else ".fastq"
-        out_path = organism.directory / f"reads_seed{seed}{suffix}"
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    quality = "I" * read_length
-    lines: list[str] = []
-    for number, tid in enumerate(order, start=1):
-        sequence = organism.transcript_sequences[tid]
-        start = rng.randint(0, len(sequence) - read_length)
-        read = sequence[start : start + read_length]
-        if not stranded and rng.random() < 0.5:
-            read = reverse_complement(read)
-        lines.append(f"@demo_read_{number} {tid}\n{read}\n+\n{quality}\n")
-    data = "".join(lines)
-    if gzipped:
-        write_gzipped(data, out_path)
-    else:
-        out_path.write_text(data, encoding="ascii")
-    return out_path

@@ -36,6 +36,7 @@ from refinery.demo.ensembl_server import (
     EnsemblServer,
     ServedGenome,
 )
+from refinery.demo.fasta import read_fasta, reverse_complement
 from refinery.demo.organism import (
     DEMO_DISPLAY_NAME,
     DEMO_SPECIES,
@@ -43,10 +44,8 @@ from refinery.demo.organism import (
     PSEUDOGENE_BIOTYPES,
     DemoOrganism,
     generate_organism,
-    read_fasta,
-    reverse_complement,
-    simulate_reads,
 )
+from refinery.demo.reads import simulate_reads
 
 PROJECT = Path(__file__).resolve().parents[2]
 
