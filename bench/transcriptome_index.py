@@ -242,7 +242,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="refinery-bench-"))
     try:
         set_up_django(home)
-        from processors.transcriptome_index import available_cpus
+        from processors.index_tools import available_cpus
 
         threads = available_cpus()
         organism, genome_gz, gtf_gz = generate_input(home / "input", args.genes, args.seed)

@@ -9,61 +9,47 @@ name (without `.tar.gz`) holding the Salmon index and `transcript_to_gene.tsv`,
 and recorded as a `TranscriptomeIndex` in the same transaction as its
 ComputedFile and provenance.
 
+This module is the pipeline's steps, in `STEPS`; what they use lives beside it:
+`raw_inputs` (streaming gunzip; a damaged gzip fails the job without retry and
+discards the download), `fasta`, `gtf` (the one-pass cleaning: pseudogenes,
+malformed lines, the transcript-to-gene map), `index_tools` (salmon's and
+RSEM's versions, the CPUs) and `packing` (the tarball, gzipped on all CPUs).
+
 Every file is streamed: a vertebrate genome is 1 GB gzipped and 3 GB plain, so
 nothing here reads a whole file into memory (the transcript-to-gene map, a few
 hundred thousand ids, is the largest thing held).
 
 Decisions worth knowing:
 
-- A damaged gzip (truncated or corrupt). `fetch_raw_files` has already checked
-  the copy against the SHA-256 recorded at download, so the bytes are the ones
-  that were downloaded: retrying this job would fetch the same bytes and fail
-  the same way. The job fails with `no_retry`, and the damaged copy is removed
-  from temporary storage and its download forgotten, so that retrying the
-  downloader job fetches the file afresh instead of finding it "already
-  downloaded".
-- Pseudogenes: a gene whose `gene_biotype`, or a transcript whose
-  `transcript_biotype`, contains "pseudogene" is dropped with all its lines.
-  The GTF is cleaned in one pass, which relies on Ensembl's order (a gene's line
-  before its transcripts' lines) and on Ensembl putting the biotypes on every
-  line.
-- The clean GTF holds the exon lines only: they are all RSEM reads (its output
-  is byte for byte the same) and a third of the file.
-- Malformed GTF lines (not 9 tab-separated fields; exon lines without sound
-  coordinates, a strand, a `gene_id` and a `transcript_id`) are skipped,
-  counted, logged with their line numbers, and recorded in the provenance's
-  parameters; the job fails only when no transcript with an exon is left.
+- A damaged gzip (truncated or corrupt) fails the job with `no_retry`: the bytes
+  are the ones downloaded, so only downloading again can help (see `raw_inputs`).
+- Malformed GTF lines are skipped, counted, logged with their line numbers, and
+  recorded in the provenance's parameters; the job fails only when no
+  transcript with an exon is left.
 - The k-mer size comes from the batch (`metadata["k"]`, else 31 or 23); its
   limits are salmon's to judge, since they depend on how salmon was built, and
   salmon's own words end up in the failure reason.
-- The tarball is gzipped on all CPUs as a series of gzip members (RFC 1952
-  allows several; gzip, tar and Python read them as one stream), at level 1: a
-  Salmon index is mostly packed bases and hashes, and level 6 saves under 1%.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
-import os
 import re
 import shutil
-import tarfile
-import zlib
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-from django.db import transaction
 
 from common.models import Batch, ComputedFile, Organism, OriginalFile, TranscriptomeIndex
-from common.storage import StorageError, temporary_storage
-from processors.commands import run_tool, tool_version
+from processors.commands import run_tool
+from processors.fasta import count_fasta_records, gunzip_fasta
+from processors.gtf import clean_gtf_file, write_gene_map
+from processors.index_tools import (
+    available_cpus,
+    rsem_package_version,
+    rsem_reported_version,
+    salmon_version,
+)
+from processors.packing import pack_folder
 from processors.pipeline import (
     JobContext,
     ProcessorJobError,
@@ -76,16 +62,13 @@ from processors.pipeline import (
     start_job,
     upload_processed_files,
 )
+from processors.raw_inputs import reading
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 K_BY_LENGTH = {"long": 31, "short": 23}
 GENOME_FORMATS = ("fasta.gz", "fasta", "fa.gz", "fa")
 ANNOTATION_FORMATS = ("gtf.gz", "gtf")
-MALFORMED_EXAMPLES = 5
-PACK_LEVEL = 1
-PACK_BLOCK = 4 << 20
 
 
 # --- what to build ------------------------------------------------------------------------------
@@ -188,129 +171,13 @@ def find_genome_and_annotation(context: JobContext) -> JobContext:
 # --- reading the inputs -------------------------------------------------------------------------
 
 
-def open_input(path: Path) -> BinaryIO:
-    """The file's bytes, gunzipped as they are read when its name ends in .gz."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def discard_damaged_download(original: OriginalFile) -> bool:
-    """Remove a damaged input from temporary storage and forget its download, so
-    that the downloader fetches it again rather than find it already there.
-    Leaves alone a copy that a new download replaced meanwhile."""
-    with transaction.atomic():
-        locked = OriginalFile.objects.select_for_update().get(pk=original.pk)
-        if not locked.temp_key or (locked.temp_key, locked.sha256) != (
-            original.temp_key,
-            original.sha256,
-        ):
-            return False
-        try:
-            temporary_storage().delete(locked.temp_key)
-        except StorageError:
-            logger.warning("could not remove damaged %s from temporary storage", locked.temp_key)
-            return False
-        locked.forget_download()
-    return True
-
-
-@contextmanager
-def reading(original: OriginalFile) -> Iterator[None]:
-    """Turn a damaged gzip stream into a failure that names the file (see the
-    module's docstring for why it is not retried)."""
-    try:
-        yield
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        if isinstance(error, EOFError):
-            detail = "truncated: the gzip stream ends before its end-of-stream marker"
-        else:
-            detail = f"corrupt: {error}"
-        as_downloaded = ""
-        if original.sha256:  # fetch_raw_files checked it
-            as_downloaded = "it is the file as downloaded (its SHA-256 matches), so "
-        if discard_damaged_download(original):
-            remedy = "it was removed from temporary storage: retry the downloader job to fetch it"
-        else:
-            remedy = "download it again"
-        raise ProcessorJobError(
-            f"{original.filename} is damaged ({detail}): {as_downloaded}retrying this job "
-            f"cannot help; {remedy}",
-            no_retry=True,
-        ) from None
-
-
-class FastaScan:
-    """Counts a FASTA file's records and residues as its bytes stream past, a
-    chunk at a time (headers may span chunks)."""
-
-    WHITESPACE = (b"\n", b"\r", b" ", b"\t")
-
-    def __init__(self) -> None:
-        self.records = 0
-        self.residues = 0
-        self.stray = 0  # non-blank bytes before the first header
-        self.size = 0
-        self._in_header = False
-        self._line_start = True
-
-    def feed(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        pos, end = 0, len(chunk)
-        while pos < end:
-            if self._in_header:
-                newline = chunk.find(b"\n", pos)
-                if newline < 0:
-                    return
-                self._in_header, self._line_start, pos = False, True, newline + 1
-            elif self._line_start and chunk[pos] == 0x3E:  # ">"
-                self.records += 1
-                self._in_header, pos = True, pos + 1
-            else:
-                header = chunk.find(b"\n>", pos)
-                stop = end if header < 0 else header + 1
-                text = chunk[pos:stop]
-                residues = len(text) - sum(text.count(c) for c in self.WHITESPACE)
-                if self.records:
-                    self.residues += residues
-                else:
-                    self.stray += residues
-                self._line_start = text.endswith(b"\n")
-                pos = stop
-
-    def check(self, filename: str) -> None:
-        """Fail unless the file was FASTA with at least one sequence."""
-        if self.stray:
-            raise ProcessorJobError(
-                f"{filename} is not a FASTA file: it does not start with a '>' header line",
-                no_retry=True,
-            )
-        if not self.records:
-            raise ProcessorJobError(
-                f"{filename} has no sequences: no '>' header line in its {self.size} bytes",
-                no_retry=True,
-            )
-        if not self.residues:
-            raise ProcessorJobError(
-                f"{filename} has no sequences: its {self.records} header line(s) have no bases",
-                no_retry=True,
-            )
-
-
 def decompress_genome(context: JobContext) -> JobContext:
     """Gunzip the genome into the job directory, checking on the way that it is
     FASTA with sequences in it."""
     original: OriginalFile = context["genome_file"]
     target = context["work_dir"] / "genome.fa"
-    scan = FastaScan()
-    with (
-        open(target, "wb") as out,
-        reading(original),
-        open_input(context["raw_paths"][original.pk]) as source,
-    ):
-        while chunk := source.read(CHUNK):
-            scan.feed(chunk)
-            out.write(chunk)
+    with reading(original):
+        scan = gunzip_fasta(context["raw_paths"][original.pk], target)
     scan.check(original.filename)
     context["genome_fasta"] = target
     context["parameters"]["genome_sequences"] = scan.records
@@ -319,127 +186,14 @@ def decompress_genome(context: JobContext) -> JobContext:
 
 # --- cleaning the annotation --------------------------------------------------------------------
 
-_PSEUDOGENE = b"pseudogene"
-
-
-def gtf_attribute(attributes: bytes, key: bytes) -> bytes | None:
-    """The value of `key` (given with its opening quote: `b'gene_id "'`) in a GTF
-    attribute field, or None. Plain `find`s: this runs on every exon line."""
-    start = attributes.find(key)
-    while start > 0 and attributes[start - 1] not in b" ;\t":  # a longer name ending in key
-        start = attributes.find(key, start + 1)
-    if start < 0:
-        return None
-    start += len(key)
-    end = attributes.find(b'"', start)
-    return attributes[start:end] if end >= 0 else None
-
-
-@dataclass
-class AnnotationCleaning:
-    """What cleaning a GTF kept and dropped."""
-
-    lines: int = 0
-    malformed: int = 0
-    malformed_examples: list[int] = field(default_factory=list)
-    pseudogenes: set[bytes] = field(default_factory=set)
-    pseudogene_transcripts: set[bytes] = field(default_factory=set)
-    #: transcript id -> gene id of every transcript kept with at least one exon, in GTF order
-    transcript_to_gene: dict[bytes, bytes] = field(default_factory=dict)
-
-    def skip_malformed(self, number: int) -> None:
-        self.malformed += 1
-        if len(self.malformed_examples) < MALFORMED_EXAMPLES:
-            self.malformed_examples.append(number)
-
-    def where_malformed(self) -> str:
-        """`line 7` or `lines 7, 12, 30, …`"""
-        numbers = ", ".join(map(str, self.malformed_examples))
-        more = ", …" if self.malformed > len(self.malformed_examples) else ""
-        return f"line{'s' if self.malformed > 1 else ''} {numbers}{more}"
-
-
-def read_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """A stream's lines (without their line ends), read a megabyte at a time."""
-    rest = b""
-    while chunk := stream.read(CHUNK):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
-
-
-def clean_gtf(lines: Iterable[bytes], out: BinaryIO) -> AnnotationCleaning:
-    """Write a GTF's comment and exon lines to `out`, without pseudogenes and
-    malformed lines, in one pass.
-
-    Only exon lines are written: they are all RSEM reads (its output is byte for
-    byte the same) and a third of an Ensembl GTF, so the other lines are only
-    looked at for the pseudogenes they declare. A malformed line is one without
-    9 tab-separated fields, or an exon line without sound coordinates, a strand,
-    a gene_id and a transcript_id (RSEM would refuse it)."""
-    result = AnnotationCleaning()
-    pseudogenes, pseudogene_transcripts = result.pseudogenes, result.pseudogene_transcripts
-    transcript_to_gene = result.transcript_to_gene
-    write = out.write
-    number = 0
-    for number, line in enumerate(lines, start=1):
-        if line.startswith(b"#"):
-            write(line.rstrip(b"\r\n") + b"\n")
-            continue
-        if line.count(b"\t") != 8:
-            if line.strip():
-                result.skip_malformed(number)
-            continue
-        is_exon = line.split(b"\t", 3)[2] == b"exon"
-        if not is_exon and _PSEUDOGENE not in line:
-            continue  # neither read by RSEM nor declaring a pseudogene
-        line = line.rstrip(b"\r\n")
-        fields = line.split(b"\t")
-        attributes = fields[8]
-        gene_id = gtf_attribute(attributes, b'gene_id "')
-        transcript_id = gtf_attribute(attributes, b'transcript_id "')
-        if is_exon and (
-            not fields[0]
-            or not (fields[3].isdigit() and fields[4].isdigit())
-            or not 0 < int(fields[3]) <= int(fields[4])
-            or (fields[6] != b"+" and fields[6] != b"-")
-            or not gene_id
-            or not transcript_id
-        ):
-            result.skip_malformed(number)
-            continue
-        if _PSEUDOGENE in attributes:
-            if gene_id and _PSEUDOGENE in (gtf_attribute(attributes, b'gene_biotype "') or b""):
-                pseudogenes.add(gene_id)
-            if transcript_id and _PSEUDOGENE in (
-                gtf_attribute(attributes, b'transcript_biotype "') or b""
-            ):
-                pseudogene_transcripts.add(transcript_id)
-        if gene_id in pseudogenes or transcript_id in pseudogene_transcripts:
-            if transcript_id:
-                pseudogene_transcripts.add(transcript_id)
-            continue
-        if is_exon:
-            write(line + b"\n")
-            if transcript_id not in transcript_to_gene:
-                transcript_to_gene[transcript_id] = gene_id
-    result.lines = number
-    return result
-
 
 def clean_annotation(context: JobContext) -> JobContext:
-    """Gunzip and clean the GTF in one pass (see `clean_gtf`); fail when no usable
-    transcript is left."""
+    """Gunzip and clean the GTF in one pass (see `processors.gtf`); fail when no
+    usable transcript is left."""
     original: OriginalFile = context["annotation_file"]
     target = context["work_dir"] / "annotation.gtf"
-    with (
-        open(target, "wb") as out,
-        reading(original),
-        open_input(context["raw_paths"][original.pk]) as source,
-    ):
-        cleaning = clean_gtf(read_lines(source), out)
+    with reading(original):
+        cleaning = clean_gtf_file(context["raw_paths"][original.pk], target)
     if cleaning.malformed:
         logger.warning(
             "%s: skipped %d malformed line(s) of %d (%s)",
@@ -479,9 +233,7 @@ def clean_annotation(context: JobContext) -> JobContext:
 def write_transcript_to_gene_map(context: JobContext) -> JobContext:
     """`gene_id<TAB>transcript_id` per line, as RSEM's --transcript-to-gene-map reads it."""
     target = context["work_dir"] / "transcript_to_gene.tsv"
-    with open(target, "wb") as out:
-        for transcript_id, gene_id in context["annotation_cleaning"].transcript_to_gene.items():
-            out.write(gene_id + b"\t" + transcript_id + b"\n")
+    write_gene_map(context["annotation_cleaning"].transcript_to_gene, target)
     context["transcript_to_gene_map"] = target
     return context
 
@@ -489,37 +241,9 @@ def write_transcript_to_gene_map(context: JobContext) -> JobContext:
 # --- the tools ----------------------------------------------------------------------------------
 
 
-def salmon_version() -> str:
-    """`1.10.1`, from salmon's `salmon 1.10.1`."""
-    return tool_version("salmon", "--version").removeprefix("salmon ").strip()
-
-
-def rsem_reported_version() -> str:
-    """`1.3.1`, from `Current version: RSEM v1.3.1`. rsem-prepare-reference has
-    no --version; rsem-calculate-expression's is RSEM's one version string, which
-    upstream left at v1.3.1 in releases 1.3.2 and 1.3.3."""
-    reported = tool_version("rsem-calculate-expression", "--version")
-    return reported.removeprefix("Current version:").strip().removeprefix("RSEM v")
-
-
-def rsem_package_version() -> str:
-    """The installed Debian package's version (`1.3.3+dfsg-2+b1`), which says
-    which RSEM release this really is; empty without dpkg or the package."""
-    version = tool_version("dpkg-query", "--show", "--showformat=${Version}\n", "rsem")
-    return "" if version == "unknown" or " " in version else version
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on (a container's share, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def record_tool_versions(context: JobContext) -> JobContext:
     """salmon's version, and RSEM's: its package's when there is one (RSEM's own
-    report is stale, see `rsem_reported_version`), and what it reports itself."""
+    report is stale, see `index_tools.rsem_reported_version`), and what it reports itself."""
     reported = rsem_reported_version()
     context["tools"].update(
         {
@@ -529,14 +253,6 @@ def record_tool_versions(context: JobContext) -> JobContext:
         }
     )
     return context
-
-
-def _count_fasta_records(path: Path) -> int:
-    count = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            count += chunk.count(b">")
-    return count
 
 
 def extract_transcripts(context: JobContext) -> JobContext:
@@ -561,7 +277,7 @@ def extract_transcripts(context: JobContext) -> JobContext:
     )
     context["genome_fasta"].unlink()  # the job's largest file, and nothing needs it now
     transcripts = prefix.with_name(prefix.name + ".transcripts.fa")
-    extracted = _count_fasta_records(transcripts)
+    extracted = count_fasta_records(transcripts)
     expected = context["parameters"]["transcripts_in_annotation"]
     if extracted < expected:
         logger.warning(
@@ -605,73 +321,13 @@ def build_salmon_index(context: JobContext) -> JobContext:
 # --- packing ------------------------------------------------------------------------------------
 
 
-class ParallelGzipWriter(io.RawIOBase):
-    """A write-only stream that gzips what is written to it on several threads:
-    every `block_size` bytes become one gzip member, written in order. zlib lets
-    go of the GIL while it compresses, so the threads really run at once."""
-
-    def __init__(
-        self, out: BinaryIO, threads: int, level: int = PACK_LEVEL, block_size: int = PACK_BLOCK
-    ):
-        super().__init__()
-        self._out, self._level, self._block_size = out, level, block_size
-        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="gzip")
-        self._pending: deque[Future[bytes]] = deque()
-        self._max_pending = 2 * max(1, threads)
-        self._buffer = bytearray()
-        self._members = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self._buffer += data
-        while len(self._buffer) >= self._block_size:
-            self._submit(bytes(self._buffer[: self._block_size]))
-            del self._buffer[: self._block_size]
-        return len(data)
-
-    def _submit(self, block: bytes) -> None:
-        self._pending.append(self._pool.submit(gzip.compress, block, self._level, mtime=0))
-        self._members += 1
-        while len(self._pending) > self._max_pending:
-            self._out.write(self._pending.popleft().result())
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            if self._buffer or not self._members:
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
-            while self._pending:
-                self._out.write(self._pending.popleft().result())
-        finally:
-            self._pool.shutdown(cancel_futures=True)
-            super().close()
-
-
-def _anonymous(member: tarfile.TarInfo) -> tarfile.TarInfo:
-    member.uid = member.gid = 0
-    member.uname = member.gname = ""
-    return member
-
-
 def pack_index(context: JobContext) -> JobContext:
     """`<index name>.tar.gz`: one folder holding the Salmon index and the
     transcript-to-gene map (for summarising a quantification by gene)."""
     index_dir: Path = context["index_dir"]
     shutil.copyfile(context["transcript_to_gene_map"], index_dir / "transcript_to_gene.tsv")
     target = context["work_dir"] / f"{index_dir.name}.tar.gz"
-    with open(target, "wb") as raw:
-        compressed = ParallelGzipWriter(raw, threads=available_cpus())
-        try:
-            with tarfile.open(
-                fileobj=compressed, mode="w|", bufsize=CHUNK, copybufsize=CHUNK
-            ) as tar:
-                tar.add(index_dir, arcname=index_dir.name, filter=_anonymous)
-        finally:
-            compressed.close()
+    pack_folder(index_dir, target, threads=available_cpus())
     add_computed_file(context, target, "tar.gz")
     return context
 

@@ -28,7 +28,9 @@ from common.models import (
 )
 from common.storage import permanent_storage, sha256_of_file, temporary_storage
 from processors import transcriptome_index
-from processors.transcriptome_index import FastaScan, ParallelGzipWriter, clean_gtf
+from processors.fasta import FastaScan
+from processors.gtf import clean_gtf
+from processors.packing import ParallelGzipWriter
 from refinery.demo.organism import (
     DEMO_ASSEMBLY,
     DEMO_SPECIES,
