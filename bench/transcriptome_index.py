@@ -55,7 +55,8 @@ def set_up_django(home: Path) -> None:
 
 
 def generate_input(folder: Path, n_genes: int, seed: int):
-    from refinery.demo.organism import generate_organism, gzip_file
+    from refinery.demo.gzip_files import gzip_file
+    from refinery.demo.organism import generate_organism
 
     organism = generate_organism(folder / "organism", n_genes=n_genes, seed=seed)
     stem = f"{organism.species.capitalize()}.{organism.assembly}"

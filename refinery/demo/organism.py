@@ -34,10 +34,6 @@ from refinery.demo.fasta import (
 )
 from refinery.demo.gtf_writer import write_gtf
 
-# Still imported from here by tests/processors and bench/ (to move to their own modules).
-from refinery.demo.gzip_files import gzip_file, write_gzipped  # noqa: F401
-from refinery.demo.reads import simulate_reads  # noqa: F401
-
 __all__ = [
     "DEMO_ASSEMBLY",
     "DEMO_ASSEMBLY_ACCESSION",

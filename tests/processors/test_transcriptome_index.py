@@ -31,16 +31,15 @@ from processors import transcriptome_index
 from processors.fasta import FastaScan
 from processors.gtf import clean_gtf
 from processors.packing import ParallelGzipWriter
+from refinery.demo.gzip_files import gzip_file, write_gzipped
 from refinery.demo.organism import (
     DEMO_ASSEMBLY,
     DEMO_SPECIES,
     DEMO_TAXONOMY_ID,
     DemoOrganism,
     generate_organism,
-    gzip_file,
-    simulate_reads,
-    write_gzipped,
 )
+from refinery.demo.reads import simulate_reads
 
 RELEASE = "61"
 SPECIES_FILE_STEM = DEMO_SPECIES.capitalize()  # Refinery_demonstrans
