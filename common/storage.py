@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -89,12 +88,6 @@ class Storage(ABC):
 
     @abstractmethod
     def url(self, key: str) -> str: ...
-
-    def delete_prefix(self, prefix: str) -> int:
-        keys = list(self.list(prefix))
-        for key in keys:
-            self.delete(key)
-        return len(keys)
 
 
 class LocalStorage(Storage):
@@ -355,12 +348,3 @@ def temporary_storage() -> Storage:
 def permanent_storage() -> Storage:
     """Where results and job logs are kept."""
     return storage_at(settings.REFINERY_PERMANENT_STORAGE)
-
-
-def scratch_file(suffix: str = "") -> Path:
-    """A fresh local file path for staging, under the refinery's work folder."""
-    folder = Path(settings.REFINERY_WORK_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(suffix=suffix, dir=folder)
-    os.close(handle)
-    return Path(name)

@@ -41,13 +41,6 @@ class JobQuerySet(models.QuerySet):
     def unfinished(self) -> JobQuerySet:
         return self.filter(state__in=UNFINISHED)
 
-    def in_state(self, state: str) -> JobQuerySet:
-        return self.filter(state=state)
-
-    def awaiting_retry(self) -> JobQuerySet:
-        """Failed attempts nobody has retried or given up on yet."""
-        return self.filter(state=JobState.FAILED, retried=False, no_retry=False)
-
 
 class Job(models.Model):
     """The fields and transitions every kind of job shares."""
@@ -233,6 +226,7 @@ class Job(models.Model):
         )
 
     def mark_finished(self, success: bool, reason: str = "", no_retry: bool = False) -> bool:
+        """The attempt ended: succeeded, or failed with `reason`."""
         return self.mark_succeeded() if success else self.mark_failed(reason, no_retry)
 
     # --- bookkeeping that is not a state change ------------------------------------------------

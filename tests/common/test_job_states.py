@@ -112,3 +112,13 @@ def test_no_code_outside_the_job_model_writes_state():
             if writes.search(line):
                 offenders.append(f"{relative}:{number}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_mark_finished_records_either_outcome():
+    ok, bad = (ProcessorJob.objects.create(pipeline="smoke_test") for _ in range(2))
+    for job in (ok, bad):
+        job.mark_started("w", "1")
+    assert ok.mark_finished(True) and ok.state == JobState.SUCCEEDED
+    assert bad.mark_finished(False, "no input", no_retry=True)
+    assert bad.state == JobState.FAILED and bad.no_retry and bad.failure_reason == "no input"
