@@ -8,9 +8,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 
+from common.job_lookup import JobKind
 from common.message_queue import send_job
 from common.models import (
     Batch,
@@ -21,6 +21,7 @@ from common.models import (
     ProcessorJob,
 )
 from common.storage import StorageError, temporary_storage
+from common.work_dirs import job_work_dir
 from downloaders.fetch import DownloadError, fetch_url
 
 logger = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ def start_job(job_id: int) -> tuple[DownloaderJob, list[Batch], list[OriginalFil
     return job, batches, files
 
 
-def job_dir(job_id: int) -> Path:
-    return Path(settings.REFINERY_WORK_DIR) / f"downloader_job_{job_id}"
-
-
 def temp_key(job: DownloaderJob, original: OriginalFile) -> str:
     return f"downloader/job-{job.pk}/file-{original.pk}/{original.filename}"
 
@@ -66,7 +63,7 @@ def store_original_file(
     if original.is_downloaded and original.temp_key and storage.exists(original.temp_key):
         print(f"{original.filename}: already in temporary storage", flush=True)
         return False
-    staging = job_dir(job.pk) / f"file-{original.pk}" / original.filename
+    staging = job_work_dir(JobKind.DOWNLOADER, job.pk) / f"file-{original.pk}" / original.filename
     try:
         fetch_url(original.source_url, staging, expected_size=original.expected_size)
         if verify:
@@ -94,7 +91,7 @@ def end_job(
     downloaded, each gets the ProcessorJob its `pipeline_required` calls for
     (unless one exists that has not failed), and the job succeeds; the new jobs
     are sent once that commits."""
-    shutil.rmtree(job_dir(job.pk), ignore_errors=True)
+    shutil.rmtree(job_work_dir(JobKind.DOWNLOADER, job.pk), ignore_errors=True)
     if not success:
         job.mark_failed(reason, no_retry)
         return []

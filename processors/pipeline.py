@@ -17,10 +17,10 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from common.job_lookup import JobKind
 from common.models import (
     Batch,
     BatchStatus,
@@ -33,6 +33,7 @@ from common.models import (
 from common.secrets import redact
 from common.storage import StorageError, permanent_storage, sha256_of_file, temporary_storage
 from common.version import refinery_version
+from common.work_dirs import job_work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -118,13 +119,9 @@ def start_job(context: JobContext) -> JobContext:
     return context
 
 
-def job_dir(job_id: int) -> Path:
-    return Path(settings.REFINERY_WORK_DIR) / f"processor_job_{job_id}"
-
-
 def prepare_job_dir(context: JobContext) -> JobContext:
     """A fresh scratch directory that belongs to this job alone."""
-    path = job_dir(context["job_id"])
+    path = job_work_dir(JobKind.PROCESSOR, context["job_id"])
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     context["work_dir"] = path
@@ -263,7 +260,7 @@ def cleanup_raw_files(context: JobContext) -> JobContext:
 
 def end_job(context: JobContext) -> JobContext:
     """Free the job directory and record the outcome."""
-    shutil.rmtree(job_dir(context["job_id"]), ignore_errors=True)
+    shutil.rmtree(job_work_dir(JobKind.PROCESSOR, context["job_id"]), ignore_errors=True)
     job = context.get("job") or ProcessorJob.objects.get(pk=context["job_id"])
     if context.get("success") is False:
         job.mark_failed(context.get("failure_reason", ""), no_retry=context.get("no_retry", False))

@@ -23,6 +23,14 @@ def link_list(objects) -> str:
     return format_html_join(mark_safe("<br>"), "{}", ((admin_link(o),) for o in objects))
 
 
+class BatchLinks:
+    """For objects with `batches`: a field linking each of them."""
+
+    @admin.display(description="batches")
+    def batch_links(self, obj) -> str:
+        return link_list(obj.batches.all())
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Staff may look, not touch."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from common.admin.base import ReadOnlyAdmin, admin_link, link_list
+from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
 from common.models import (
     Batch,
     ComputedFile,
@@ -60,7 +60,7 @@ class BatchAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OriginalFile)
-class OriginalFileAdmin(ReadOnlyAdmin):
+class OriginalFileAdmin(BatchLinks, ReadOnlyAdmin):
     list_display = ("id", "filename", "raw_format", "size", "is_downloaded", "created_at")
     list_filter = ("is_downloaded", "raw_format")
     search_fields = ("filename", "source_url", "batches__accession")
@@ -80,10 +80,6 @@ class OriginalFileAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
 
-    @admin.display(description="batches")
-    def batch_links(self, original: OriginalFile) -> str:
-        return link_list(original.batches.all())
-
 
 @admin.register(Organism)
 class OrganismAdmin(ReadOnlyAdmin):
@@ -92,7 +88,7 @@ class OrganismAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ComputedFile)
-class ComputedFileAdmin(ReadOnlyAdmin):
+class ComputedFileAdmin(BatchLinks, ReadOnlyAdmin):
     list_display = ("id", "filename", "format", "size", "processor_job", "created_at")
     list_filter = ("format",)
     search_fields = ("filename", "key", "batches__accession", "sha256")
@@ -123,10 +119,6 @@ class ComputedFileAdmin(ReadOnlyAdmin):
     @admin.display(description="provenance")
     def provenance_link(self, computed: ComputedFile) -> str:
         return admin_link(computed.provenance)
-
-    @admin.display(description="batches")
-    def batch_links(self, computed: ComputedFile) -> str:
-        return link_list(computed.batches.all())
 
 
 @admin.register(Provenance)

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from common.admin.base import ReadOnlyAdmin, admin_link, link_list
+from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
 from common.job_logs import read_log
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
 
@@ -98,12 +98,8 @@ class JobAdmin(ReadOnlyAdmin):
         return HttpResponse(content, content_type="text/plain; charset=utf-8")
 
 
-class BatchJobAdmin(JobAdmin):
+class BatchJobAdmin(BatchLinks, JobAdmin):
     search_fields = ("batches__accession", "dispatch_id")
-
-    @admin.display(description="batches")
-    def batch_links(self, job: Job) -> str:
-        return link_list(job.batches.all())
 
     @admin.display(description="files")
     def file_links(self, job: Job) -> str:
