@@ -1,5 +1,5 @@
-"""Where a job's log is, and reading it: the local spool while the job runs on
-this machine, permanent storage once it ended."""
+"""Where a job's log is, and reading it: the local spool while a worker on this
+machine runs the job, permanent storage once it ended."""
 
 from __future__ import annotations
 
@@ -10,18 +10,27 @@ from common.storage import StorageError, permanent_storage
 from common.supervisor import log_key
 
 
-def read_log(job: Job) -> bytes | None:
-    """The job's whole log, or None when it has none (yet, or here)."""
-    location = job.log_location
-    if not location:
+def local_log_file(job: Job) -> Path | None:
+    """The job's log as a file on this machine (a worker's spool while the job
+    runs, or local permanent storage), or None when it is elsewhere."""
+    if not job.log_location:
         return None
-    spool = Path(location)
-    if spool.is_absolute() and spool.is_file():
-        return spool.read_bytes()
-    storage = permanent_storage()
-    key = log_key(job)
+    path = Path(job.log_location)
+    return path if path.is_absolute() and path.is_file() else None
+
+
+def read_log(job: Job, offset: int = 0) -> bytes | None:
+    """The job's log from byte `offset` on, or None when it has none (yet, or
+    not reachable from here)."""
+    if not job.log_location:
+        return None
+    local = local_log_file(job)
+    if local is not None:
+        with open(local, "rb") as log:
+            log.seek(offset)
+            return log.read()
     try:
-        with storage.open(key) as handle:
-            return handle.read()
+        with permanent_storage().open(log_key(job)) as handle:
+            return handle.read()[offset:]
     except StorageError:
         return None

@@ -40,7 +40,13 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 
 def log_key(job: Job) -> str:
+    """Where a job's log is kept in permanent storage once it ended."""
     return f"logs/{job.kind}/{job.kind}-{job.pk}.log"
+
+
+def spool_path(job: Job) -> Path:
+    """Where a worker on this machine writes a job's log while it runs."""
+    return Path(settings.REFINERY_LOG_SPOOL) / f"{job.kind}-{job.pk}.log"
 
 
 def exit_reason(status: int) -> str:
@@ -92,9 +98,8 @@ class Supervisor:
 
     def launch(self, job: Job) -> Child:
         """Run `job` (already marked running) in a new child process."""
-        spool = Path(settings.REFINERY_LOG_SPOOL)
-        spool.mkdir(parents=True, exist_ok=True)
-        log_path = spool / f"{job.kind}-{job.pk}.log"
+        log_path = spool_path(job)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         job.set_log_location(str(log_path))
         limit = settings.REFINERY_RUNTIME_LIMITS_S[job.kind]
         # A forked child must not share the parent's database connections.

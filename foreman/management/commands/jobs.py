@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import codecs
 import time
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from common.job_logs import read_log
+from common.job_logs import local_log_file, read_log
 from common.models import JOB_MODELS, JobState, Notification, PausedKind, job_model
 from common.models.jobs import FINISHED, UNFINISHED
 from foreman import actions, tables
@@ -171,19 +170,12 @@ class Command(BaseCommand):
         offset, ended_at = 0, None
         while True:
             job.refresh_from_db()
-            spool = Path(job.log_location) if job.log_location else None
-            if spool is not None and spool.is_absolute() and spool.is_file():
-                with open(spool, "rb") as log:
-                    log.seek(offset)
-                    data = log.read()
-            else:
-                content = read_log(job) or b""
-                data = content[offset:]
+            data = read_log(job, offset) or b""
             if data:
                 self._write_bytes(data)
                 offset += len(data)
             if job.state in FINISHED:
-                stored = spool is None or not spool.is_absolute()
+                stored = local_log_file(job) is None
                 ended_at = ended_at or time.monotonic()
                 if stored or time.monotonic() - ended_at > 5:
                     break

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from common.bsd_sum import bsd_sum_path, format_sum_line
+from common.storage import sha256_of_file
 from refinery.demo.ensembl_server.genomes import (
     DIVISIONS,
     SHORT_DIVISIONS,
@@ -57,12 +57,8 @@ class TreeBuilder:
     _genomes_pub: Path
 
     def _gzipped(self, source: Path) -> Path:
-        digest = hashlib.sha256()
-        with open(source, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        cached = self.cache_dir / f"{digest.hexdigest()}-{self.compresslevel}.gz"
+        cached = self.cache_dir / f"{sha256_of_file(source)}-{self.compresslevel}.gz"
         if not cached.exists():
             gzip_file(source, cached, compresslevel=self.compresslevel)
         return cached
