@@ -2,15 +2,14 @@
 
 from common.models.batches import Batch, BatchStatus, OriginalFile
 from common.models.control import ForemanBeat, Notification, PausedKind
-from common.models.jobs import (
+from common.models.job_kinds import (
     JOB_MODELS,
     DownloaderJob,
-    Job,
-    JobState,
     ProcessorJob,
     SurveyJob,
     job_model,
 )
+from common.models.jobs import Job, JobState
 from common.models.organisms import Organism
 from common.models.results import ComputedFile, Provenance, TranscriptomeIndex
 

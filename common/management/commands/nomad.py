@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common.message_queue.base import DispatchError
 from common.nomad.register import node_states, obsolete_jobs, parent_states, register_all
-from common.nomad.specs import SpecOptions, all_jobs, all_parent_ids, env_warnings, masked
+from common.nomad.specs import SpecOptions, all_jobs, all_parent_ids, masked
+from common.nomad.task_env import env_warnings
 
 
 class Command(BaseCommand):
