@@ -123,9 +123,9 @@ def floor(n: int) -> float:
 
 
 def local(n: int) -> float:
-    from common.message_queue import send_job
-    from common.message_queue.local import claim_next_job
     from common.models import ProcessorJob
+    from runner.dispatch import send_job
+    from runner.dispatch.local import claim_next_job
 
     started = time.perf_counter()
     for _ in range(n):
@@ -142,10 +142,10 @@ def local(n: int) -> float:
 def nomad(n: int) -> float:
     from django.conf import settings
 
-    from common.message_queue import base, send_job
     from common.models import JobState, ProcessorJob
-    from common.nomad.register import register_all
-    from common.nomad.specs import all_jobs
+    from runner.dispatch import base, send_job
+    from runner.nomad.register import register_all
+    from runner.nomad.specs import all_jobs
     from tests.nomad_standin import NomadStandin, fake_node
 
     node = fake_node(cpu_mhz=10**9, memory_mb=10**9, cores=256)

@@ -162,8 +162,9 @@ def through_the_pipeline(
 ) -> dict[str, float]:
     """build_long_index on a staged batch, with each step timed."""
     from common.models import JobState
-    from processors import transcriptome_index
-    from processors.pipeline import end_job
+    from processors import transcriptome_index as index
+    from processors.pipeline import processor_steps
+    from runner.pipeline import run_pipeline
 
     job = stage_batch(genome_gz, gtf_gz, attempt)
     times: dict[str, float] = {}
@@ -179,15 +180,11 @@ def through_the_pipeline(
         run.__name__ = step.__name__
         return run
 
-    steps = transcriptome_index.STEPS
-    transcriptome_index.STEPS = [s if s is end_job else timed(s) for s in steps]
-    try:
-        with output_to(log):
-            started = time.perf_counter()
-            transcriptome_index.build_long_index(job.pk)
-            total = time.perf_counter() - started
-    finally:
-        transcriptome_index.STEPS = steps
+    steps = processor_steps(index.STEPS, index.CHECKS, upload=index.upload_index_and_record_it)
+    with output_to(log):
+        started = time.perf_counter()
+        run_pipeline(job, [timed(step) for step in steps], length="long")
+        total = time.perf_counter() - started
     job.refresh_from_db()
     if job.state != JobState.SUCCEEDED:
         raise SystemExit(f"the pipeline failed: {job.failure_reason}")

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-CHUNK_SIZE = 1 << 20
+from common.chunks import CHUNK
 
 __all__ = [
     "bsd_sum",
@@ -62,7 +62,7 @@ def _external_sum(fileobj: BinaryIO, sum_program: str) -> tuple[int, int]:
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            while chunk := fileobj.read(CHUNK_SIZE):
+            while chunk := fileobj.read(CHUNK):
                 total += len(chunk)
                 proc.stdin.write(chunk)
         finally:
@@ -96,7 +96,7 @@ def bsd_sum(fileobj: BinaryIO, *, use_external: bool | None = None) -> tuple[int
         return _external_sum(fileobj, program)
     checksum = 0
     total = 0
-    while chunk := fileobj.read(CHUNK_SIZE):
+    while chunk := fileobj.read(CHUNK):
         total += len(chunk)
         checksum = _python_update(checksum, chunk)
     return checksum, _blocks(total)

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-CHUNK = 1024 * 1024
+from common.chunks import CHUNK
+
 S3_PARALLEL_PARTS = 4
 
 

@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class DownloadersConfig(AppConfig):
     name = "downloaders"
     verbose_name = "Downloaders"
+
+    def ready(self) -> None:
+        """Tell the runner which function runs each downloader task."""
+        from common.models.choices import DownloaderTask
+        from downloaders.files import download_files
+        from downloaders.transcriptome import download_transcriptome
+        from runner.registry import register_downloader
+
+        register_downloader(DownloaderTask.TRANSCRIPTOME, download_transcriptome)
+        register_downloader(DownloaderTask.FILES, download_files)

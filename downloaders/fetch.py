@@ -20,23 +20,16 @@ import requests
 from django.conf import settings
 from retrying import retry
 
+from common.chunks import CHUNK
+from runner.pipeline import JobError
+
 logger = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 # Reads from a socket go in small pieces: what arrived before a dropped connection is kept,
 # and the next attempt resumes after it.
 HTTP_CHUNK = 64 * 1024
 ATTEMPTS = 4
 PERMANENT_HTTP = {400, 401, 403, 404, 405, 410, 451}
-
-
-class DownloadError(Exception):
-    """A file could not be fetched; the message names the URL and what happened."""
-
-    def __init__(self, reason: str, no_retry: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.no_retry = no_retry
 
 
 class TransientError(Exception):
@@ -55,11 +48,11 @@ def fetch_url(
     backoff_ms: int = 500,
     progress: Progress | None = None,
 ) -> Path:
-    """Fetch `url` to `destination`. Raises DownloadError."""
+    """Fetch `url` to `destination`. Raises JobError, naming the URL and what happened."""
     scheme = urlsplit(url).scheme
     fetchers = {"http": _fetch_http, "https": _fetch_http, "ftp": _fetch_ftp, "file": _fetch_file}
     if scheme not in fetchers:
-        raise DownloadError(f"{url}: unsupported URL scheme {scheme!r}", no_retry=True)
+        raise JobError(f"{url}: unsupported URL scheme {scheme!r}", no_retry=True)
     destination.parent.mkdir(parents=True, exist_ok=True)
     destination.unlink(missing_ok=True)
     last_error: list[str] = []
@@ -84,16 +77,16 @@ def fetch_url(
             if size < expected_size:
                 raise TransientError(f"{url}: got {size} of {expected_size} bytes")
             destination.unlink()
-            raise DownloadError(f"{url}: got {size} bytes, {expected_size} expected", no_retry=True)
+            raise JobError(f"{url}: got {size} bytes, {expected_size} expected", no_retry=True)
 
     try:
         attempt()
     except TransientError:
         destination.unlink(missing_ok=True)
-        raise DownloadError(
+        raise JobError(
             f"{last_error[0] if last_error else url} (gave up after {attempts} attempts)"
         ) from None
-    except DownloadError:
+    except JobError:
         destination.unlink(missing_ok=True)
         raise
     return destination
@@ -106,7 +99,7 @@ def _fetch_http(url: str, destination: Path, progress: Progress | None) -> None:
     try:
         with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
             if response.status_code in PERMANENT_HTTP:
-                raise DownloadError(
+                raise JobError(
                     f"{url}: HTTP {response.status_code} {response.reason}", no_retry=True
                 )
             if response.status_code == 416 and have:
@@ -153,7 +146,7 @@ def _fetch_ftp(url: str, destination: Path, progress: Progress | None) -> None:
                 ftp.retrbinary(f"RETR {unquote(parts.path)}", write, CHUNK, rest=have or None)
     except ftplib.error_perm as error:
         if str(error).startswith("550"):
-            raise DownloadError(f"{url}: FTP {error}", no_retry=True) from error
+            raise JobError(f"{url}: FTP {error}", no_retry=True) from error
         raise TransientError(f"{url}: FTP {error}") from error
     except (ftplib.error_temp, ftplib.error_reply, EOFError) as error:
         raise TransientError(f"{url}: FTP {error or 'connection closed'}") from error
@@ -166,7 +159,7 @@ def _fetch_ftp(url: str, destination: Path, progress: Progress | None) -> None:
 def _fetch_file(url: str, destination: Path, progress: Progress | None) -> None:
     source = Path(unquote(urlsplit(url).path))
     if not source.is_file():
-        raise DownloadError(f"{url}: no such file", no_retry=True)
+        raise JobError(f"{url}: no such file", no_retry=True)
     shutil.copyfile(source, destination)
     if progress:
         progress(destination.stat().st_size)

@@ -3,20 +3,19 @@ and SHA-256 the surveyor found, if it found them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from common.models import OriginalFile
+from common.models import DownloaderJob
 from common.storage import sha256_of_file
-from downloaders.utils import DownloaderJobError, run_downloader
+from downloaders.steps import DownloaderContext, run_downloader
+from runner.pipeline import JobError
 
 
-def verify_sha256(original: OriginalFile, path: Path) -> None:
+def verify_sha256(context: DownloaderContext) -> DownloaderContext:
+    original = context["original"]
     expected = original.expected_checksums.get("sha256")
-    if expected and sha256_of_file(path) != expected:
-        raise DownloaderJobError(
-            f"{original.filename}: SHA-256 does not match the source's ({expected})"
-        )
+    if expected and sha256_of_file(context["staged"]) != expected:
+        raise JobError(f"{original.filename}: SHA-256 does not match the source's ({expected})")
+    return context
 
 
-def download_files(job_id: int) -> bool:
-    return run_downloader(job_id, verify=verify_sha256)
+def download_files(job: DownloaderJob) -> DownloaderContext:
+    return run_downloader(job, checks=[verify_sha256])

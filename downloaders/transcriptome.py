@@ -9,48 +9,46 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from pathlib import Path
 
 from common.bsd_sum import bsd_sum_path
-from common.models import OriginalFile
-from downloaders.utils import DownloaderJobError, run_downloader
+from common.chunks import CHUNK
+from common.models import DownloaderJob
+from downloaders.steps import DownloaderContext, run_downloader
+from runner.pipeline import JobError
 
-CHUNK = 1024 * 1024
 
-
-def verify_bsd_sum(original: OriginalFile, path: Path) -> None:
+def verify_bsd_sum(context: DownloaderContext) -> DownloaderContext:
+    original, path = context["original"], context["staged"]
     expected = original.expected_checksums.get("bsd_sum")
     if not expected:
-        return
+        return context
     checksum, blocks = bsd_sum_path(path)
     observed = f"{checksum} {blocks}"
     if [checksum, blocks] != [int(x) for x in expected.split()]:
-        raise DownloaderJobError(
+        raise JobError(
             f"{original.filename}: checksum mismatch: Ensembl's CHECKSUMS says {expected}, "
             f"the downloaded file sums to {observed} ({original.source_url})"
         )
+    return context
 
 
-def verify_gzip(original: OriginalFile, path: Path) -> None:
+def verify_gzip(context: DownloaderContext) -> DownloaderContext:
     """Read the whole file as gzip: a truncated or corrupt file fails here."""
+    original, path = context["original"], context["staged"]
     if not original.filename.endswith(".gz"):
-        return
+        return context
     try:
         with gzip.open(path, "rb") as handle:
             while handle.read(CHUNK):
                 pass
     except (EOFError, OSError, zlib.error) as error:
         reason = "truncated" if isinstance(error, EOFError) else str(error)
-        raise DownloaderJobError(
+        raise JobError(
             f"{original.filename} is not a complete gzip file ({reason}): "
             f"the copy at {original.source_url} is damaged"
         ) from None
+    return context
 
 
-def verify_transcriptome_file(original: OriginalFile, path: Path) -> None:
-    verify_bsd_sum(original, path)
-    verify_gzip(original, path)
-
-
-def download_transcriptome(job_id: int) -> bool:
-    return run_downloader(job_id, verify=verify_transcriptome_file)
+def download_transcriptome(job: DownloaderJob) -> DownloaderContext:
+    return run_downloader(job, checks=[verify_bsd_sum, verify_gzip])

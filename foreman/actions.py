@@ -13,12 +13,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError
 
-from common.message_queue import get_dispatcher, send_job_now
-from common.message_queue.send import forget_dispatch_state
 from common.models import JobState, PausedKind, job_model
 from common.models.jobs import UNFINISHED, Job
 from foreman.attempts import give_up, retry
 from foreman.passes import paged
+from runner.dispatch import get_dispatcher, send_job_now
+from runner.dispatch.outbox import forget_dispatch_state
 
 CANCELLED = "cancelled by an operator"
 

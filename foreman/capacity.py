@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from common.message_queue import Dispatcher
-from common.message_queue.send import dispatch_room, in_flight_counts
 from common.models import PausedKind
+from runner.dispatch import Dispatcher
+from runner.dispatch.outbox import dispatch_room, in_flight_counts
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from common.job_lookup import JobKind
 from common.models import JOB_MODELS, Job, job_model
+from common.models.choices import JobKind
 
 KIND_ALIASES = {
     "survey": JobKind.SURVEY,

@@ -27,13 +27,13 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from common.job_lookup import JobKind
-from common.message_queue import Dispatcher, DispatchStatus, get_dispatcher
-from common.message_queue.send import dispatch_now
 from common.models import Job, JobState, job_model
+from common.models.choices import JobKind
 from foreman import notify
 from foreman.attempts import settle_failed
 from foreman.capacity import Budget
+from runner.dispatch import Dispatcher, DispatchStatus, get_dispatcher
+from runner.dispatch.outbox import dispatch_now
 
 logger = logging.getLogger("refinery.foreman")
 

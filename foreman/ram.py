@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from common.job_lookup import JobKind
 from common.models import Job
+from common.models.choices import JobKind
 
 OOM_EXIT_CODE = 128 + 9
 # What mark_failed records when given no reason.

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from common.job_lookup import JobKind
 from common.models import ComputedFile, Job, Notification, OriginalFile
+from common.models.choices import JobKind
 from foreman.jobrefs import job_ref
 
 REASON_WIDTH = 70

@@ -4,3 +4,25 @@ from django.apps import AppConfig
 class ProcessorsConfig(AppConfig):
     name = "processors"
     verbose_name = "Processors"
+
+    def ready(self) -> None:
+        """Tell the runner which function runs each pipeline, and which downloader
+        task fetches its inputs."""
+        from common.models.choices import DownloaderTask, ProcessorPipeline
+        from processors.file_summary import summarise_files
+        from processors.smoke_test import run_smoke_test
+        from processors.transcriptome_index import build_long_index, build_short_index
+        from runner.registry import register_pipeline
+
+        register_pipeline(
+            ProcessorPipeline.TRANSCRIPTOME_INDEX_LONG,
+            build_long_index,
+            DownloaderTask.TRANSCRIPTOME,
+        )
+        register_pipeline(
+            ProcessorPipeline.TRANSCRIPTOME_INDEX_SHORT,
+            build_short_index,
+            DownloaderTask.TRANSCRIPTOME,
+        )
+        register_pipeline(ProcessorPipeline.FILE_SUMMARY, summarise_files, DownloaderTask.FILES)
+        register_pipeline(ProcessorPipeline.SMOKE_TEST, run_smoke_test, DownloaderTask.FILES)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processors.pipeline import ProcessorJobError
-from processors.raw_inputs import CHUNK, open_input
+from common.chunks import CHUNK
+from processors.raw_inputs import open_input
+from runner.pipeline import JobError
 
 
 class FastaScan:
@@ -50,17 +51,17 @@ class FastaScan:
     def check(self, filename: str) -> None:
         """Fail unless the file was FASTA with at least one sequence."""
         if self.stray:
-            raise ProcessorJobError(
+            raise JobError(
                 f"{filename} is not a FASTA file: it does not start with a '>' header line",
                 no_retry=True,
             )
         if not self.records:
-            raise ProcessorJobError(
+            raise JobError(
                 f"{filename} has no sequences: no '>' header line in its {self.size} bytes",
                 no_retry=True,
             )
         if not self.residues:
-            raise ProcessorJobError(
+            raise JobError(
                 f"{filename} has no sequences: its {self.records} header line(s) have no bases",
                 no_retry=True,
             )

@@ -6,20 +6,11 @@ from __future__ import annotations
 import gzip
 import json
 
-from processors.pipeline import (
-    JobContext,
-    add_computed_file,
-    cleanup_raw_files,
-    end_job,
-    fetch_raw_files,
-    prepare_job_dir,
-    run_pipeline,
-    start_job,
-    upload_processed_files,
-)
+from common.models import ProcessorJob
+from processors.pipeline import ProcessorContext, add_computed_file, run_processor
 
 
-def summarise(context: JobContext) -> JobContext:
+def summarise(context: ProcessorContext) -> ProcessorContext:
     summary = []
     for original in context["original_files"]:
         path = context["raw_paths"][original.pk]
@@ -44,16 +35,5 @@ def summarise(context: JobContext) -> JobContext:
     return context
 
 
-def summarise_files(job_id: int) -> JobContext:
-    return run_pipeline(
-        {"job_id": job_id},
-        [
-            start_job,
-            prepare_job_dir,
-            fetch_raw_files,
-            summarise,
-            upload_processed_files,
-            cleanup_raw_files,
-            end_job,
-        ],
-    )
+def summarise_files(job: ProcessorJob) -> ProcessorContext:
+    return run_processor(job, [summarise])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from processors.commands import tool_version
+from processors.external_tools import tool_version
 
 
 def salmon_version() -> str:

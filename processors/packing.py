@@ -15,9 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from common.chunks import CHUNK
+
 PACK_LEVEL = 1
 PACK_BLOCK = 4 << 20
-TAR_BUFFER = 1 << 20
 
 
 class ParallelGzipWriter(io.RawIOBase):
@@ -79,7 +80,7 @@ def pack_folder(folder: Path, target: Path, threads: int) -> None:
         compressed = ParallelGzipWriter(raw, threads=threads)
         try:
             with tarfile.open(
-                fileobj=compressed, mode="w|", bufsize=TAR_BUFFER, copybufsize=TAR_BUFFER
+                fileobj=compressed, mode="w|", bufsize=CHUNK, copybufsize=CHUNK
             ) as tar:
                 tar.add(folder, arcname=folder.name, filter=_anonymous)
         finally:

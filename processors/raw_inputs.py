@@ -23,13 +23,12 @@ from typing import BinaryIO
 
 from django.db import transaction
 
+from common.chunks import CHUNK
 from common.models import OriginalFile
 from common.storage import StorageError, temporary_storage
-from processors.pipeline import ProcessorJobError
+from runner.pipeline import JobError
 
 logger = logging.getLogger(__name__)
-
-CHUNK = 1 << 20
 
 
 def open_input(path: Path) -> BinaryIO:
@@ -88,7 +87,7 @@ def reading(original: OriginalFile) -> Iterator[None]:
             remedy = "it was removed from temporary storage: retry the downloader job to fetch it"
         else:
             remedy = "download it again"
-        raise ProcessorJobError(
+        raise JobError(
             f"{original.filename} is damaged ({detail}): {as_downloaded}retrying this job "
             f"cannot help; {remedy}",
             no_retry=True,

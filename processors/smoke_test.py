@@ -13,19 +13,12 @@ import json
 import os
 import time
 
-from processors.pipeline import (
-    JobContext,
-    ProcessorJobError,
-    add_computed_file,
-    end_job,
-    prepare_job_dir,
-    run_pipeline,
-    start_job,
-    upload_processed_files,
-)
+from common.models import ProcessorJob
+from processors.pipeline import ProcessorContext, add_computed_file, run_processor
+from runner.pipeline import JobError
 
 
-def simulate_work(context: JobContext) -> JobContext:
+def simulate_work(context: ProcessorContext) -> ProcessorContext:
     asked = context["batches"][0].metadata
     time.sleep(float(asked.get("sleep_s", 0)))
     if "exit_code" in asked:
@@ -33,11 +26,11 @@ def simulate_work(context: JobContext) -> JobContext:
     if "raise" in asked:
         raise RuntimeError(asked["raise"])
     if "fail" in asked:
-        raise ProcessorJobError(asked["fail"], no_retry=bool(asked.get("no_retry")))
+        raise JobError(asked["fail"], no_retry=bool(asked.get("no_retry")))
     return context
 
 
-def write_report(context: JobContext) -> JobContext:
+def write_report(context: ProcessorContext) -> ProcessorContext:
     report = context["work_dir"] / "smoke_test.json"
     report.write_text(
         json.dumps(
@@ -59,8 +52,6 @@ def write_report(context: JobContext) -> JobContext:
     return context
 
 
-def run_smoke_test(job_id: int) -> JobContext:
-    return run_pipeline(
-        {"job_id": job_id},
-        [start_job, prepare_job_dir, simulate_work, write_report, upload_processed_files, end_job],
-    )
+def run_smoke_test(job: ProcessorJob) -> ProcessorContext:
+    """Its inputs are never fetched: the smoke test needs only its batch's metadata."""
+    return run_processor(job, [simulate_work, write_report], fetch_inputs=False)

@@ -34,15 +34,19 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import logging
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from common.models import Batch, ComputedFile, Organism, OriginalFile, TranscriptomeIndex
-from processors.commands import run_tool
+from common.models import (
+    ComputedFile,
+    OriginalFile,
+    ProcessorJob,
+    TranscriptomeIndex,
+)
+from processors.external_tools import run_tool
 from processors.fasta import count_fasta_records, gunzip_fasta
-from processors.gtf import clean_gtf_file, write_gene_map
+from processors.gtf import AnnotationCleaning, clean_gtf_file, write_gene_map
+from processors.index_request import IndexRequest
 from processors.index_tools import (
     available_cpus,
     rsem_package_version,
@@ -51,18 +55,13 @@ from processors.index_tools import (
 )
 from processors.packing import pack_folder
 from processors.pipeline import (
-    JobContext,
-    ProcessorJobError,
+    ProcessorContext,
     add_computed_file,
-    cleanup_raw_files,
-    end_job,
-    fetch_raw_files,
-    prepare_job_dir,
-    run_pipeline,
-    start_job,
+    run_processor,
     upload_processed_files,
 )
 from processors.raw_inputs import reading
+from runner.pipeline import JobError
 
 logger = logging.getLogger(__name__)
 
@@ -74,32 +73,28 @@ ANNOTATION_FORMATS = ("gtf.gz", "gtf")
 # --- what to build ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IndexRequest:
-    """The one index a job builds, as its batch describes it."""
+class IndexContext(ProcessorContext, total=False):
+    """The transcriptome index pipeline's own keys."""
 
-    batch: Batch
-    organism: Organism
-    length: str
-    k: int
-    species: str
-    release: str
-    assembly: str
-
-    @property
-    def index_name(self) -> str:
-        """`Saccharomyces_cerevisiae_long_k31_61.salmon_index`"""
-        species = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.species).capitalize()
-        release = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.release)
-        return f"{species}_{self.length}_k{self.k}_{release}.salmon_index"
+    length: str  # "long" or "short"
+    index_request: IndexRequest
+    genome_file: OriginalFile
+    annotation_file: OriginalFile
+    genome_fasta: Path
+    annotation_gtf: Path
+    annotation_cleaning: AnnotationCleaning
+    transcript_to_gene_map: Path
+    transcripts_fasta: Path
+    index_dir: Path
+    transcriptome_index: TranscriptomeIndex
 
 
-def read_index_request(context: JobContext) -> JobContext:
+def read_index_request(context: IndexContext) -> IndexContext:
     """Read which index to build from the job's one batch."""
     length = context["length"]
     batches = context["batches"]
     if len(batches) != 1:
-        raise ProcessorJobError(
+        raise JobError(
             f"a transcriptome index job builds the index of one batch; processor job "
             f"{context['job_id']} has {len(batches)}",
             no_retry=True,
@@ -108,19 +103,19 @@ def read_index_request(context: JobContext) -> JobContext:
     metadata = batch.metadata or {}
     missing = [key for key in ("species", "release", "assembly") if not metadata.get(key)]
     if missing:
-        raise ProcessorJobError(
+        raise JobError(
             f"batch {batch} does not say its {', '.join(missing)} (metadata: {metadata})",
             no_retry=True,
         )
     if batch.organism is None:
-        raise ProcessorJobError(f"batch {batch} has no organism", no_retry=True)
+        raise JobError(f"batch {batch} has no organism", no_retry=True)
     k = metadata.get("k", K_BY_LENGTH[length])
     try:
         k = int(k)
     except (TypeError, ValueError):
         k = 0
     if k < 1:
-        raise ProcessorJobError(
+        raise JobError(
             f"batch {batch} asks for k-mer size {metadata.get('k')!r}, not a positive integer",
             no_retry=True,
         )
@@ -152,14 +147,14 @@ def _has_format(original: OriginalFile, formats: tuple[str, ...]) -> bool:
     return original.filename.lower().endswith(tuple("." + f for f in formats))
 
 
-def find_genome_and_annotation(context: JobContext) -> JobContext:
+def find_genome_and_annotation(context: IndexContext) -> IndexContext:
     """Tell the genome FASTA from the GTF among the batch's files."""
     files = context["original_files"]
     genomes = [f for f in files if _has_format(f, GENOME_FORMATS)]
     annotations = [f for f in files if _has_format(f, ANNOTATION_FORMATS)]
     if len(genomes) != 1 or len(annotations) != 1:
         listed = ", ".join(f"{f.filename} ({f.raw_format or 'no format'})" for f in files)
-        raise ProcessorJobError(
+        raise JobError(
             "a transcriptome index needs one genome FASTA (fasta.gz) and one GTF (gtf.gz); "
             f"the batch has {len(genomes)} and {len(annotations)}: {listed or 'no files'}",
             no_retry=True,
@@ -171,7 +166,7 @@ def find_genome_and_annotation(context: JobContext) -> JobContext:
 # --- reading the inputs -------------------------------------------------------------------------
 
 
-def decompress_genome(context: JobContext) -> JobContext:
+def decompress_genome(context: IndexContext) -> IndexContext:
     """Gunzip the genome into the job directory, checking on the way that it is
     FASTA with sequences in it."""
     original: OriginalFile = context["genome_file"]
@@ -187,7 +182,7 @@ def decompress_genome(context: JobContext) -> JobContext:
 # --- cleaning the annotation --------------------------------------------------------------------
 
 
-def clean_annotation(context: JobContext) -> JobContext:
+def clean_annotation(context: IndexContext) -> IndexContext:
     """Gunzip and clean the GTF in one pass (see `processors.gtf`); fail when no
     usable transcript is left."""
     original: OriginalFile = context["annotation_file"]
@@ -210,7 +205,7 @@ def clean_annotation(context: JobContext) -> JobContext:
         len(cleaning.transcript_to_gene),
     )
     if not cleaning.transcript_to_gene:
-        raise ProcessorJobError(
+        raise JobError(
             f"{original.filename} has no usable transcript: of its {cleaning.lines} lines, "
             f"{cleaning.malformed} are malformed"
             + (f" ({cleaning.where_malformed()})" if cleaning.malformed else "")
@@ -230,7 +225,7 @@ def clean_annotation(context: JobContext) -> JobContext:
     return context
 
 
-def write_transcript_to_gene_map(context: JobContext) -> JobContext:
+def write_transcript_to_gene_map(context: IndexContext) -> IndexContext:
     """`gene_id<TAB>transcript_id` per line, as RSEM's --transcript-to-gene-map reads it."""
     target = context["work_dir"] / "transcript_to_gene.tsv"
     write_gene_map(context["annotation_cleaning"].transcript_to_gene, target)
@@ -241,7 +236,7 @@ def write_transcript_to_gene_map(context: JobContext) -> JobContext:
 # --- the tools ----------------------------------------------------------------------------------
 
 
-def record_tool_versions(context: JobContext) -> JobContext:
+def record_tool_versions(context: IndexContext) -> IndexContext:
     """salmon's version, and RSEM's: its package's when there is one (RSEM's own
     report is stale, see `index_tools.rsem_reported_version`), and what it reports itself."""
     reported = rsem_reported_version()
@@ -255,7 +250,7 @@ def record_tool_versions(context: JobContext) -> JobContext:
     return context
 
 
-def extract_transcripts(context: JobContext) -> JobContext:
+def extract_transcripts(context: IndexContext) -> IndexContext:
     """RSEM cuts each transcript of the clean GTF out of the genome. The tools run
     in the job directory, so that the commands recorded in the provenance name
     their files as they are there, not by a scratch path."""
@@ -291,7 +286,7 @@ def extract_transcripts(context: JobContext) -> JobContext:
     return context
 
 
-def build_salmon_index(context: JobContext) -> JobContext:
+def build_salmon_index(context: IndexContext) -> IndexContext:
     request: IndexRequest = context["index_request"]
     threads = available_cpus()
     work_dir: Path = context["work_dir"]
@@ -321,7 +316,7 @@ def build_salmon_index(context: JobContext) -> JobContext:
 # --- packing ------------------------------------------------------------------------------------
 
 
-def pack_index(context: JobContext) -> JobContext:
+def pack_index(context: IndexContext) -> IndexContext:
     """`<index name>.tar.gz`: one folder holding the Salmon index and the
     transcript-to-gene map (for summarising a quantification by gene)."""
     index_dir: Path = context["index_dir"]
@@ -335,7 +330,7 @@ def pack_index(context: JobContext) -> JobContext:
 # --- recording the result -----------------------------------------------------------------------
 
 
-def record_transcriptome_index(context: JobContext, computed_files: list[ComputedFile]) -> None:
+def record_transcriptome_index(context: IndexContext, computed_files: list[ComputedFile]) -> None:
     """The TranscriptomeIndex row of the uploaded tarball. Called by
     upload_processed_files inside its transaction, so the row exists exactly when
     the tarball, its ComputedFile and its provenance do."""
@@ -353,19 +348,17 @@ def record_transcriptome_index(context: JobContext, computed_files: list[Compute
     )
 
 
-def upload_index_and_record_it(context: JobContext) -> JobContext:
+def upload_index_and_record_it(context: IndexContext) -> IndexContext:
+    """The upload, recording the TranscriptomeIndex row with the results."""
     context["record_results"] = record_transcriptome_index
     return upload_processed_files(context)
 
 
 # --- the pipelines ------------------------------------------------------------------------------
 
+# Before anything is fetched: a job that cannot succeed fails at once.
+CHECKS = [read_index_request, find_genome_and_annotation]
 STEPS = [
-    start_job,
-    read_index_request,
-    find_genome_and_annotation,
-    prepare_job_dir,
-    fetch_raw_files,
     decompress_genome,
     clean_annotation,
     write_transcript_to_gene_map,
@@ -373,21 +366,20 @@ STEPS = [
     extract_transcripts,
     build_salmon_index,
     pack_index,
-    upload_index_and_record_it,
-    cleanup_raw_files,
-    end_job,
 ]
 
 
-def build_index(job_id: int, length: str) -> JobContext:
-    return run_pipeline({"job_id": job_id, "length": length}, STEPS)
+def build_index(job: ProcessorJob, length: str) -> IndexContext:
+    return run_processor(
+        job, STEPS, checks=CHECKS, upload=upload_index_and_record_it, length=length
+    )
 
 
-def build_long_index(job_id: int) -> JobContext:
+def build_long_index(job: ProcessorJob) -> IndexContext:
     """The `transcriptome_index_long` pipeline: k=31 unless the batch says otherwise."""
-    return build_index(job_id, "long")
+    return build_index(job, "long")
 
 
-def build_short_index(job_id: int) -> JobContext:
+def build_short_index(job: ProcessorJob) -> IndexContext:
     """The `transcriptome_index_short` pipeline: k=23 unless the batch says otherwise."""
-    return build_index(job_id, "short")
+    return build_index(job, "short")

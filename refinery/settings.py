@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "common",
+    "runner",
     "surveyor",
     "downloaders",
     "processors",
@@ -198,8 +199,8 @@ REFINERY_NOTIFY_TIMEOUT_S = env_int("REFINERY_NOTIFY_TIMEOUT_S", 10)
 # --- end foreman ---------------------------------------------------------------
 
 # --- nomad ---------------------------------------------------------------------
-# Cluster mode (REFINERY_DISPATCHER=nomad): common/message_queue/nomad.py dispatches
-# the job specifications that common/nomad/specs.py generates (`manage.py nomad`).
+# Cluster mode (REFINERY_DISPATCHER=nomad): runner/nomad/dispatcher.py dispatches
+# the job specifications that runner/nomad/specs.py generates (`manage.py nomad`).
 import json as _json  # noqa: E402
 
 # The Nomad API, from python-nomad's own variables.
@@ -253,7 +254,7 @@ REFINERY_NOMAD_KILL_TIMEOUT_S = env_int("REFINERY_NOMAD_KILL_TIMEOUT_S", 30)
 REFINERY_NOMAD_HOST_VOLUME = os.environ.get("REFINERY_NOMAD_HOST_VOLUME", "refinery-data")
 REFINERY_NOMAD_TASK_HOME = "/var/lib/refinery"
 # Names of further environment variables to copy into the tasks (comma-separated);
-# see common/nomad/specs.py for the ones always copied.
+# see runner/nomad/specs.py for the ones always copied.
 REFINERY_NOMAD_TASK_ENV = env_list("REFINERY_NOMAD_TASK_ENV")
 # Run the Foreman as the Nomad service job REFINERY_FOREMAN (`nomad register`).
 REFINERY_NOMAD_RUN_FOREMAN = env_bool("REFINERY_NOMAD_RUN_FOREMAN", True)

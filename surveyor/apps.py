@@ -3,4 +3,14 @@ from django.apps import AppConfig
 
 class SurveyorConfig(AppConfig):
     name = "surveyor"
-    verbose_name = "Surveyors"
+    verbose_name = "Surveyor"
+
+    def ready(self) -> None:
+        """Tell the runner which surveyor surveys each source."""
+        from common.models.choices import SurveySource
+        from runner.registry import register_source
+        from surveyor.ensembl import EnsemblSurveyor
+        from surveyor.local_files import LocalFilesSurveyor
+
+        register_source(SurveySource.ENSEMBL, EnsemblSurveyor)
+        register_source(SurveySource.LOCAL_FILES, LocalFilesSurveyor)

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from common.bsd_sum import parse_checksums
-from common.job_lookup import ProcessorPipeline, SurveySource
+from common.models.choices import ProcessorPipeline, SurveySource
 from common.progress import Progress
+from runner.pipeline import JobError
 from surveyor.ensembl_client import (
     DIVISION_FOLDERS,
     VERTEBRATES,
@@ -31,7 +32,6 @@ from surveyor.external_source import (
     DiscoveredBatch,
     DiscoveredFile,
     ExternalSourceSurveyor,
-    SurveyError,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
     def parameters_from_options(cls, options: dict) -> dict:
         release = options.get("release")
         if release is not None and not str(release).isdigit():
-            raise SurveyError(f"--release must be a release number such as 114, not {release!r}")
+            raise JobError(f"--release must be a release number such as 114, not {release!r}")
         return {
             "division": options["division"],
             "species": options.get("species") or [],
@@ -126,12 +126,12 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
                 flush=True,
             )
             if self.parameters.get("species"):
-                raise SurveyError(
+                raise JobError(
                     f"no genome FASTA or GTF in Ensembl release {release} for {', '.join(missing)}",
                     no_retry=True,
                 )
         if not batches:
-            raise SurveyError(f"no species of {client.division} has files in release {release}")
+            raise JobError(f"no species of {client.division} has files in release {release}")
         return batches
 
     @staticmethod
@@ -156,7 +156,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
                 close = difflib.get_close_matches(name.lower(), list(by_name), n=3, cutoff=0.6)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 messages.append(f"{name!r}{hint}")
-            raise SurveyError("unknown species: " + "; ".join(messages), no_retry=True)
+            raise JobError("unknown species: " + "; ".join(messages), no_retry=True)
         return chosen
 
     def species_folder(
@@ -186,7 +186,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
                 try:
                     sums = parse_checksums(listing)
                 except ValueError as error:
-                    raise SurveyError(f"{folder}/CHECKSUMS: {error}") from None
+                    raise JobError(f"{folder}/CHECKSUMS: {error}") from None
                 name = choose(sums)
                 if name is None:
                     return None

@@ -17,7 +17,7 @@ import requests
 from django.conf import settings
 from retrying import retry
 
-from surveyor.external_source import SurveyError
+from runner.pipeline import JobError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class EnsemblClient:
 
     def __init__(self, division: str, session: requests.Session | None = None):
         if division not in DIVISION_FOLDERS:
-            raise SurveyError(
+            raise JobError(
                 f"unknown Ensembl division {division!r}: use one of {', '.join(DIVISION_FOLDERS)}",
                 no_retry=True,
             )
@@ -91,11 +91,11 @@ class EnsemblClient:
         return response
 
     def get(self, url: str, params: dict | None = None) -> requests.Response:
-        """GET with retries; a failure that outlasts them becomes a SurveyError."""
+        """GET with retries; a failure that outlasts them becomes a JobError."""
         try:
             return self._get(url, params)
         except TransientHTTPError as error:
-            raise SurveyError(f"{error} (gave up after {ATTEMPTS} attempts)") from None
+            raise JobError(f"{error} (gave up after {ATTEMPTS} attempts)") from None
 
     def rest(self, path: str, **params) -> object:
         url = settings.ENSEMBL_REST_URL.rstrip("/") + path
@@ -104,14 +104,14 @@ class EnsemblClient:
             detail = ""
             with contextlib.suppress(ValueError, AttributeError):
                 detail = response.json().get("error", "")
-            raise SurveyError(
+            raise JobError(
                 f"{response.url}: HTTP {response.status_code}" + (f": {detail}" if detail else ""),
                 no_retry=response.status_code in (400, 404),
             )
         try:
             return response.json()
         except ValueError:
-            raise SurveyError(f"{response.url}: the answer is not JSON") from None
+            raise JobError(f"{response.url}: the answer is not JSON") from None
 
     def text_or_none(self, url: str) -> str | None:
         """A text file's content, or None when the server says it does not exist."""
@@ -119,14 +119,14 @@ class EnsemblClient:
         if response.status_code in (403, 404, 410):
             return None
         if response.status_code != 200:
-            raise SurveyError(f"{url}: HTTP {response.status_code} {response.reason}")
+            raise JobError(f"{url}: HTTP {response.status_code} {response.reason}")
         return response.text
 
     def exists(self, url: str) -> bool:
         try:
             response = self.session.head(url, timeout=self.timeout, allow_redirects=True)
         except requests.exceptions.RequestException as error:
-            raise SurveyError(f"{url}: cannot connect ({error})") from None
+            raise JobError(f"{url}: cannot connect ({error})") from None
         return response.status_code == 200
 
     # --- what Ensembl says -----------------------------------------------------------------------
@@ -140,7 +140,7 @@ class EnsemblClient:
             answer = self.rest("/info/eg_version")
             key = "version"
         if not isinstance(answer, dict) or not str(answer.get(key, "")).strip():
-            raise SurveyError(f"Ensembl's REST API gave no release: {str(answer)[:200]}")
+            raise JobError(f"Ensembl's REST API gave no release: {str(answer)[:200]}")
         return str(answer[key]).strip()
 
     def list_species(self) -> list[EnsemblSpecies]:
@@ -151,11 +151,11 @@ class EnsemblClient:
         else:
             entries = self.rest(f"/info/genomes/division/{self.division}")
         if not isinstance(entries, list):
-            raise SurveyError(f"Ensembl's species list for {self.division} is not a list")
+            raise JobError(f"Ensembl's species list for {self.division} is not a list")
         species = [self._species(entry) for entry in entries if isinstance(entry, dict)]
         species = [s for s in species if s is not None]
         if not species:
-            raise SurveyError(f"Ensembl lists no species in {self.division}")
+            raise JobError(f"Ensembl lists no species in {self.division}")
         return sorted(species, key=lambda s: s.name)
 
     @staticmethod
@@ -211,7 +211,7 @@ def parse_species_table(text: str) -> dict[str, str]:
     try:
         species_column, core_db_column = header.index("species"), header.index("core_db")
     except ValueError:
-        raise SurveyError(
+        raise JobError(
             f"species file has no 'species' and 'core_db' columns: its header is {lines[0][:200]!r}"
         ) from None
     collections = {}

@@ -14,20 +14,14 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
-from common.job_lookup import DOWNLOADER_FOR_PIPELINE, ProcessorPipeline
-from common.message_queue import send_job
-from common.models import Batch, DownloaderJob, JobState, Organism, OriginalFile, SurveyJob
+from common.models import Batch, DownloaderJob, Organism, OriginalFile, SurveyJob
+from common.models.choices import ProcessorPipeline
 from common.progress import Progress
+from runner.dispatch import send_job
+from runner.pipeline import JobContext, JobError, run_pipeline
+from runner.registry import downloader_task_for
 
 logger = logging.getLogger(__name__)
-
-
-class SurveyError(Exception):
-    """The survey cannot go on; the message says what was wrong and where."""
-
-    def __init__(self, reason: str, no_retry: bool = False):
-        super().__init__(reason)
-        self.reason, self.no_retry = reason, no_retry
 
 
 @dataclass
@@ -57,16 +51,23 @@ class SurveyResult:
     downloader_jobs: list[DownloaderJob] = field(default_factory=list)
 
 
+class SurveyContext(JobContext, total=False):
+    """A survey's job_context."""
+
+    surveyor: ExternalSourceSurveyor
+    discovered: list[DiscoveredBatch]
+    survey_result: SurveyResult
+
+
 class ExternalSourceSurveyor:
     """Surveys one source for one SurveyJob."""
 
     source: str = ""
     help: str = ""
 
-    def __init__(self, survey_job: SurveyJob, show_progress: bool = False):
+    def __init__(self, survey_job: SurveyJob):
         self.job = survey_job
         self.parameters = survey_job.parameters or {}
-        self.show_progress = show_progress
         self.result = SurveyResult()
 
     # --- the command line ------------------------------------------------------------------
@@ -78,7 +79,7 @@ class ExternalSourceSurveyor:
     @classmethod
     def parameters_from_options(cls, options: dict) -> dict:
         """The SurveyJob parameters the command-line options ask for; raise
-        SurveyError for options that do not make sense."""
+        JobError for options that do not make sense."""
         return {}
 
     # --- what a source implements ----------------------------------------------------------------
@@ -90,7 +91,7 @@ class ExternalSourceSurveyor:
         """The processor pipeline a batch needs; sources that discover one kind of
         data set it on each batch."""
         if not batch.pipeline:
-            raise SurveyError(f"{self.source}: no pipeline known for batch {batch.accession}")
+            raise JobError(f"{self.source}: no pipeline known for batch {batch.accession}")
         return ProcessorPipeline(batch.pipeline)
 
     def group_batches(self, batches: list[DiscoveredBatch]) -> list[list[DiscoveredBatch]]:
@@ -117,28 +118,33 @@ class ExternalSourceSurveyor:
 
     # --- the survey ------------------------------------------------------------------------------
 
-    def survey(self) -> bool:
-        """Discover, record and queue; mark the SurveyJob's outcome. Returns
-        whether it succeeded."""
-        job = self.job
-        if job.state in (JobState.CREATED, JobState.QUEUED):
-            from common.version import refinery_version, worker_identity
+    def survey(self, job: SurveyJob | None = None) -> SurveyContext:
+        """Discover, record and queue, as the survey job's pipeline (the runtime
+        started the job; the pipeline records its outcome)."""
+        return run_pipeline(
+            job or self.job,
+            [self.discover, self.record_batches],
+            surveyor=self,
+            survey_result=self.result,
+        )
 
-            job.mark_started(worker_identity(), refinery_version())
-        try:
-            discovered = list(self.discover_batches())
-            for batch in discovered:
-                batch.pipeline = self.determine_pipeline(batch)
-            self.result.discovered = len(discovered)
-            groups = self.group_batches(discovered)
-            with Progress(len(groups), f"recording {self.source} batches") as progress:
-                for group in groups:
-                    self.record_group(group)
-                    progress.advance()
-        except SurveyError as error:
-            job.mark_failed(error.reason, error.no_retry)
-            return False
-        return job.mark_succeeded()
+    def discover(self, context: SurveyContext) -> SurveyContext:
+        """Every batch the source offers, with the pipeline each needs."""
+        discovered = list(self.discover_batches())
+        for batch in discovered:
+            batch.pipeline = self.determine_pipeline(batch)
+        self.result.discovered = len(discovered)
+        context["discovered"] = discovered
+        return context
+
+    def record_batches(self, context: SurveyContext) -> SurveyContext:
+        """Each group of batches that share files, recorded in its own transaction."""
+        groups = self.group_batches(context["discovered"])
+        with Progress(len(groups), f"recording {self.source} batches") as progress:
+            for group in groups:
+                self.record_group(group)
+                progress.advance()
+        return context
 
     @transaction.atomic
     def record_group(self, group: list[DiscoveredBatch]) -> DownloaderJob | None:
@@ -205,9 +211,9 @@ class ExternalSourceSurveyor:
         """One DownloaderJob for new batches that share their files."""
         if not batches:
             return None
-        tasks = {DOWNLOADER_FOR_PIPELINE[ProcessorPipeline(b.pipeline_required)] for b in batches}
+        tasks = {downloader_task_for(b.pipeline_required) for b in batches}
         if len(tasks) != 1:
-            raise SurveyError(f"batches {batches} need different downloaders: {sorted(tasks)}")
+            raise JobError(f"batches {batches} need different downloaders: {sorted(tasks)}")
         job = DownloaderJob.objects.create(downloader_task=tasks.pop())
         job.batches.set(batches)
         send_job(job)

@@ -9,12 +9,12 @@ import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
 
-from common.job_lookup import ProcessorPipeline, SurveySource
+from common.models.choices import ProcessorPipeline, SurveySource
+from runner.pipeline import JobError
 from surveyor.external_source import (
     DiscoveredBatch,
     DiscoveredFile,
     ExternalSourceSurveyor,
-    SurveyError,
 )
 
 
@@ -31,13 +31,13 @@ class LocalFilesSurveyor(ExternalSourceSurveyor):
     def parameters_from_options(cls, options: dict) -> dict:
         path = Path(options["path"]).expanduser().resolve()
         if not path.is_dir():
-            raise SurveyError(f"{options['path']} is not a folder", no_retry=True)
+            raise JobError(f"{options['path']} is not a folder", no_retry=True)
         return {"path": str(path), "pattern": options.get("pattern") or "*"}
 
     def discover_batches(self) -> Iterable[DiscoveredBatch]:
         root = Path(self.parameters["path"])
         if not root.is_dir():
-            raise SurveyError(f"{root} is not a folder (any more)", no_retry=True)
+            raise JobError(f"{root} is not a folder (any more)", no_retry=True)
         pattern = self.parameters.get("pattern", "*")
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             relative = path.relative_to(root).as_posix()

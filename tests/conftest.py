@@ -30,7 +30,7 @@ MANAGE = PROJECT / "manage.py"
 @pytest.fixture(autouse=True)
 def fresh_dispatch_state():
     """Each test's sends read pauses and caps from its own database."""
-    from common.message_queue.send import forget_dispatch_state
+    from runner.dispatch.outbox import forget_dispatch_state
 
     forget_dispatch_state()
     yield

@@ -26,7 +26,7 @@ def history(db, refinery_dirs):
     from django.utils import timezone
 
     from common.storage import permanent_storage
-    from common.supervisor import log_key
+    from runner.job_logs import log_key
 
     organism = Organism.objects.create(scientific_name="Refinery demonstrans", taxonomy_id=1)
     batch = Batch.objects.create(

@@ -10,8 +10,8 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
-from common.job_logs import read_log
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
+from runner.job_logs import read_log
 
 
 class JobAdmin(ReadOnlyAdmin):

@@ -1,6 +1,7 @@
 """The refinery's data model: batches and their files, jobs, organisms, results."""
 
 from common.models.batches import Batch, BatchStatus, OriginalFile
+from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
 from common.models.control import ForemanBeat, Notification, PausedKind
 from common.models.job_kinds import (
     JOB_MODELS,
@@ -19,16 +20,20 @@ __all__ = [
     "BatchStatus",
     "ComputedFile",
     "DownloaderJob",
+    "DownloaderTask",
     "ForemanBeat",
     "Job",
+    "JobKind",
     "JobState",
     "Notification",
     "Organism",
     "OriginalFile",
     "PausedKind",
     "ProcessorJob",
+    "ProcessorPipeline",
     "Provenance",
     "SurveyJob",
+    "SurveySource",
     "TranscriptomeIndex",
     "job_model",
 ]

@@ -1,6 +1,6 @@
 from django.db import models
 
-from common.job_lookup import ProcessorPipeline, SurveySource
+from common.models.choices import ProcessorPipeline, SurveySource
 
 
 class BatchStatus(models.TextChoices):

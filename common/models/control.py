@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from common.job_lookup import JobKind
+from common.models.choices import JobKind
 
 
 class PausedKind(models.Model):

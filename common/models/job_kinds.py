@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from common.job_lookup import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
+from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
 from common.models.jobs import UNFINISHED, Job, JobState
 
 

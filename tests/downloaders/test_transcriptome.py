@@ -29,7 +29,7 @@ def downloader_job(ensembl):
 
 
 def run(job) -> DownloaderJob:
-    download_transcriptome(job.pk)
+    download_transcriptome(job)
     job.refresh_from_db()
     return job
 

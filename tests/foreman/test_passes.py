@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from common.message_queue import DispatchStatus, send_job_now
-from common.message_queue.local import LocalDispatcher
 from common.models import DownloaderJob, JobState, Notification, PausedKind, ProcessorJob
 from foreman import actions
 from foreman.passes import LOST_REASON, WORKER_LOST, Foreman
+from runner.dispatch import DispatchStatus, send_job_now
+from runner.dispatch.local import LocalDispatcher
 from tests.foreman.helpers import smoke_job
 
 pytestmark = pytest.mark.django_db

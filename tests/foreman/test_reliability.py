@@ -12,10 +12,10 @@ import boto3
 import psycopg2
 import pytest
 
-from common.message_queue import send_job_now
 from common.models import Batch, ComputedFile, JobState, Notification, ProcessorJob, Provenance
 from common.storage import LocalStorage
 from foreman.passes import WORKER_LOST, Foreman
+from runner.dispatch import send_job_now
 from tests.foreman.helpers import operator_env, smoke_job, wait_for
 from tests.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
 
@@ -93,7 +93,7 @@ def test_every_job_succeeds_once_when_postgresql_restarts_under_running_workers(
         manage("migrate", "--verbosity", "0", env=env)
         manage("shell", "-c", (
             "from common.models import Batch, ProcessorJob\n"
-            "from common.message_queue import send_job_now\n"
+            "from runner.dispatch import send_job_now\n"
             "for i in range(12):\n"
             "    b = Batch.objects.create(source='local_files', accession=f'pg-{i}',\n"
             "        pipeline_required='smoke_test', metadata={'sleep_s': 1.5})\n"

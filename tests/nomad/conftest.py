@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from common.message_queue import base
+from runner.dispatch import base
 from tests.conftest import MANAGE
 from tests.nomad_standin import NomadStandin, fake_node
 
@@ -51,8 +51,8 @@ def idle_standin(settings):
 @pytest.fixture
 def registered(idle_standin):
     """The idle stand-in with every refinery job registered."""
-    from common.nomad.register import register_all
-    from common.nomad.specs import all_jobs
+    from runner.nomad.register import register_all
+    from runner.nomad.specs import all_jobs
 
     register_all(all_jobs())
     return idle_standin
@@ -60,7 +60,7 @@ def registered(idle_standin):
 
 @pytest.fixture
 def dispatcher(settings):
-    from common.message_queue import get_dispatcher
+    from runner.dispatch import get_dispatcher
 
     settings.REFINERY_DISPATCHER = "nomad"
     return get_dispatcher()

@@ -10,8 +10,6 @@ import time
 
 import pytest
 
-from common.job_lookup import JobKind
-from common.message_queue import send_job_now
 from common.models import (
     Batch,
     BatchStatus,
@@ -22,9 +20,11 @@ from common.models import (
     SurveyJob,
     TranscriptomeIndex,
 )
-from common.nomad.register import register_all
-from common.nomad.specs import all_jobs, all_parent_ids
+from common.models.choices import JobKind
 from common.storage import permanent_storage
+from runner.dispatch import send_job_now
+from runner.nomad.register import register_all
+from runner.nomad.specs import all_jobs, all_parent_ids
 from tests.conftest import refinery_environment
 from tests.ensembl_fixtures import FUNGI
 from tests.nomad.conftest import BIG_NODE, run_on_this_machine, use_standin

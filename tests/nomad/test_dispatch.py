@@ -8,9 +8,9 @@ import logging
 import nomad
 import pytest
 
-from common.message_queue import DispatchError, DispatchStatus, send_job, send_job_now
-from common.message_queue.nomad import idempotency_token, status_from
 from common.models import DownloaderJob, JobState, ProcessorJob, SurveyJob
+from runner.dispatch import DispatchError, DispatchStatus, send_job, send_job_now
+from runner.nomad.dispatcher import idempotency_token, status_from
 
 pytestmark = pytest.mark.django_db
 
@@ -187,8 +187,8 @@ def test_a_job_nomad_cannot_place_says_why(registered, dispatcher, settings):
 
 
 def test_a_gpu_job_on_a_cluster_without_gpus(registered, settings, dispatcher):
-    from common.nomad.register import register_all
-    from common.nomad.specs import all_jobs
+    from runner.nomad.register import register_all
+    from runner.nomad.specs import all_jobs
 
     settings.REFINERY_NOMAD_GPU_PIPELINES = ["transcriptome_index_short"]
     register_all(all_jobs())
@@ -257,7 +257,7 @@ def test_unreachable_nomad_leaves_jobs_created_until_it_is_back(registered, capl
 
     registered.set_unreachable(True)
     jobs = [ProcessorJob.objects.create(pipeline="smoke_test") for _ in range(3)]
-    with caplog.at_level(logging.WARNING, logger="common.message_queue.send"):
+    with caplog.at_level(logging.WARNING, logger="runner.dispatch.outbox"):
         assert not send_job_now(jobs[0])
     assert "stays created: nomad could not take it (cannot reach Nomad at" in caplog.text
     assert "Connection refused" in caplog.text
@@ -345,7 +345,7 @@ def test_a_collected_child_of_a_finished_job_is_not_an_error(registered, dispatc
 
 
 def test_the_client_follows_the_settings(registered, settings):
-    from common.nomad.client import nomad_client
+    from runner.nomad.client import nomad_client
 
     client = nomad_client()
     assert isinstance(client, nomad.Nomad)

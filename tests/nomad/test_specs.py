@@ -11,10 +11,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from common.job_lookup import JobKind
-from common.nomad import specs
-from common.nomad.register import differences, register_all
-from common.nomad.specs import SpecOptions, all_jobs, worker_classes
+from common.models.choices import JobKind
+from runner.nomad import specs
+from runner.nomad.register import differences, register_all
+from runner.nomad.specs import SpecOptions, all_jobs, worker_classes
 
 SECRET_ENV = {
     "DATABASE_URL": "postgres://refinery:db-pass-123456@db.internal:5432/refinery",
@@ -179,8 +179,8 @@ def test_gpu_pipelines_get_their_own_parents_with_a_gpu_device(settings):
 
 
 def test_tier_choice_and_missing_tiers(settings):
-    from common.message_queue import DispatchError
     from common.models import DownloaderJob, ProcessorJob, SurveyJob
+    from runner.dispatch import DispatchError
 
     assert specs.parent_for(SurveyJob(ram_mb=1024)) == "REFINERY_SURVEY_1024"
     assert specs.parent_for(SurveyJob(ram_mb=1025)) == "REFINERY_SURVEY_2048"
@@ -363,7 +363,7 @@ def test_commands_say_when_nomad_is_unreachable(idle_standin):
 
 
 def test_every_task_knows_its_image_for_provenance():
-    from common.nomad.specs import all_jobs
+    from runner.nomad.specs import all_jobs
 
     for job in all_jobs():
         for group in job["TaskGroups"]:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from common.job_lookup import ProcessorPipeline, processor_function
 from common.models import (
     Batch,
     BatchStatus,
@@ -26,6 +25,7 @@ from common.models import (
     Provenance,
     TranscriptomeIndex,
 )
+from common.models.choices import ProcessorPipeline
 from common.storage import permanent_storage, sha256_of_file, temporary_storage
 from processors import transcriptome_index
 from processors.fasta import FastaScan
@@ -40,6 +40,7 @@ from refinery.demo.organism import (
     generate_organism,
 )
 from refinery.demo.reads import simulate_reads
+from runner.registry import work_for
 
 RELEASE = "61"
 SPECIES_FILE_STEM = DEMO_SPECIES.capitalize()  # Refinery_demonstrans
@@ -122,7 +123,7 @@ def stage_batches(
 def run(job: ProcessorJob) -> ProcessorJob:
     """Run the job's pipeline in this process, as `manage.py run_job` would."""
     assert job.mark_started("test-worker", "test")
-    processor_function(job.pipeline)(job.pk)
+    work_for(job)(job)
     job.refresh_from_db()
     return job
 
@@ -459,6 +460,7 @@ def test_the_parallel_gzip_writer_writes_what_gzip_reads():
     assert out.getvalue().count(b"\x1f\x8b\x08") >= len(data) // 100_000
 
 
-def test_the_pipelines_are_where_job_lookup_says():
-    assert processor_function("transcriptome_index_long") is transcriptome_index.build_long_index
-    assert processor_function("transcriptome_index_short") is transcriptome_index.build_short_index
+def test_the_pipelines_are_where_the_registry_says():
+    long, short = (ProcessorJob(pipeline=f"transcriptome_index_{n}") for n in ("long", "short"))
+    assert work_for(long) is transcriptome_index.build_long_index
+    assert work_for(short) is transcriptome_index.build_short_index

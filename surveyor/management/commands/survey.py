@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from common.job_lookup import SURVEYORS, surveyor_class
-from common.message_queue import send_job
 from common.models import SurveyJob
-from surveyor.external_source import SurveyError
+from common.models.choices import SurveySource
+from runner.dispatch import send_job
+from runner.lifecycle import execute_job, start_here
+from runner.pipeline import JobError
+from runner.registry import survey_sources, surveyor_class
 
 
 class Command(BaseCommand):
@@ -25,10 +27,11 @@ class Command(BaseCommand):
         sources = parser.add_subparsers(
             dest="source", required=True, metavar="source", parser_class=type(parser)
         )
-        for source in SURVEYORS:
-            surveyor = surveyor_class(source)
+        for source, surveyor in survey_sources().items():
             sub = sources.add_parser(
-                source.value, help=surveyor.help or source.label, called_from_command_line=True
+                source,
+                help=surveyor.help or SurveySource(source).label,
+                called_from_command_line=True,
             )
             surveyor.add_arguments(sub)
 
@@ -36,19 +39,18 @@ class Command(BaseCommand):
         surveyor = surveyor_class(source)
         try:
             parameters = surveyor.parameters_from_options(options)
-        except SurveyError as error:
+        except JobError as error:
             raise CommandError(error.reason) from None
         job = SurveyJob.objects.create(source=source, parameters=parameters)
         if queue:
             send_job(job)
             self.stdout.write(f"queued survey job {job.pk}")
             return
-        instance = surveyor(job, show_progress=True)
-        ok = instance.survey()
-        job.refresh_from_db()
-        result = instance.result
-        if not ok:
+        instance = surveyor(job)
+        start_here(job)
+        if not execute_job(job, work=instance.survey, announce=False):
             raise CommandError(f"survey job {job.pk} failed: {job.failure_reason}")
+        result = instance.result
         self.stdout.write(
             f"survey job {job.pk}: {result.discovered} batch(es) found, "
             f"{len(result.new_batches)} new, {len(result.downloader_jobs)} downloader job(s) queued"

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from common.job_lookup import JobKind, ProcessorPipeline, SurveySource
-from common.message_queue.base import DispatchError
 from common.models import Job
-from common.nomad.task_env import masked_env, task_env
+from common.models.choices import JobKind, ProcessorPipeline, SurveySource
+from runner.dispatch.base import DispatchError
+from runner.nomad.task_env import masked_env, task_env
 
 NS_PER_S = 1_000_000_000
 PARENT_PREFIX = "REFINERY_"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.nomad.client import NomadError, call
-from common.nomad.specs import PARENT_PREFIX
+from runner.nomad.client import NomadError, call
+from runner.nomad.specs import PARENT_PREFIX
 
 EXACT_MAPS = frozenset({"Env", "Meta", "Config"})
 

@@ -3,10 +3,10 @@
 import pytest
 from django.db import transaction
 
-from common.message_queue import base, send_job, send_job_now
-from common.message_queue.base import DispatchError, DispatchStatus
-from common.message_queue.local import LocalDispatcher
 from common.models import JobState, ProcessorJob
+from runner.dispatch import base, send_job, send_job_now
+from runner.dispatch.base import DispatchError, DispatchStatus
+from runner.dispatch.local import LocalDispatcher
 
 
 class FlakyDispatcher(LocalDispatcher):
@@ -29,7 +29,7 @@ class FlakyDispatcher(LocalDispatcher):
 def use_dispatcher(monkeypatch):
     def use(dispatcher):
         monkeypatch.setattr(base, "get_dispatcher", lambda: dispatcher)
-        monkeypatch.setattr("common.message_queue.send.get_dispatcher", lambda: dispatcher)
+        monkeypatch.setattr("runner.dispatch.outbox.get_dispatcher", lambda: dispatcher)
         return dispatcher
 
     return use

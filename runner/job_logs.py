@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
+
 from common.models import Job
 from common.storage import StorageError, permanent_storage
-from common.supervisor import log_key
+
+
+def log_key(job: Job) -> str:
+    """Where a job's log is kept in permanent storage once it ended."""
+    return f"logs/{job.kind}/{job.kind}-{job.pk}.log"
+
+
+def spool_path(job: Job) -> Path:
+    """Where a worker on this machine writes a job's log while it runs."""
+    return Path(settings.REFINERY_LOG_SPOOL) / f"{job.kind}-{job.pk}.log"
 
 
 def local_log_file(job: Job) -> Path | None:

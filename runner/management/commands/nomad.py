@@ -8,10 +8,10 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from common.message_queue.base import DispatchError
-from common.nomad.register import node_states, obsolete_jobs, parent_states, register_all
-from common.nomad.specs import SpecOptions, all_jobs, all_parent_ids, masked
-from common.nomad.task_env import env_warnings
+from runner.dispatch.base import DispatchError
+from runner.nomad.register import node_states, obsolete_jobs, parent_states, register_all
+from runner.nomad.specs import SpecOptions, all_jobs, all_parent_ids, masked
+from runner.nomad.task_env import env_warnings
 
 
 class Command(BaseCommand):

@@ -17,8 +17,8 @@ import requests
 from django.conf import settings
 from nomad.api.exceptions import BaseNomadException
 
-from common.message_queue.base import DispatchError
 from common.secrets import MASK, redact
+from runner.dispatch.base import DispatchError
 
 T = TypeVar("T")
 BODY_MAX = 500

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from common.job_logs import read_log
 from common.models import Batch, ComputedFile, JobState, ProcessorJob, Provenance
+from runner.job_logs import read_log
 
 
 def queue_smoke_jobs(n: int, **metadata) -> list[ProcessorJob]:

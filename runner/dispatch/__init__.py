@@ -7,14 +7,14 @@ later. The Foreman asks about dispatched work through the same dispatcher's
 `status`, `stop` and `capacity`, whichever dispatcher it is.
 """
 
-from common.message_queue.base import (
+from runner.dispatch.base import (
     Capacity,
     Dispatcher,
     DispatchError,
     DispatchStatus,
     get_dispatcher,
 )
-from common.message_queue.send import send_job, send_job_now
+from runner.dispatch.outbox import send_job, send_job_now
 
 __all__ = [
     "Capacity",

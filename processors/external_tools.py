@@ -8,14 +8,15 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from common.supervisor import die_with_parent
-from processors.pipeline import JobContext, ProcessorJobError
+from processors.pipeline import ProcessorContext
+from runner.pipeline import JobError
+from runner.supervisor import die_with_parent
 
 STDERR_TAIL_LINES = 15
 
 
 def run_tool(
-    context: JobContext, tool: str, args: list[str | Path], cwd: Path | None = None
+    context: ProcessorContext, tool: str, args: list[str | Path], cwd: Path | None = None
 ) -> None:
     """Run `tool args…`, streaming its output into the job's log, and record the
     command for the provenance. A non-zero exit fails the step with the tail of
@@ -33,9 +34,7 @@ def run_tool(
             preexec_fn=die_with_parent,
         )
     except FileNotFoundError:
-        raise ProcessorJobError(
-            f"{tool} is not installed on this worker (not found on PATH)"
-        ) from None
+        raise JobError(f"{tool} is not installed on this worker (not found on PATH)") from None
     assert process.stderr is not None
     for raw in process.stderr:
         line = raw.decode("utf-8", "replace")
@@ -47,7 +46,7 @@ def run_tool(
     if code != 0:
         detail = "\n".join(tail) or "(nothing on stderr)"
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        raise ProcessorJobError(f"{Path(tool).name} {how}:\n{detail}")
+        raise JobError(f"{Path(tool).name} {how}:\n{detail}")
 
 
 @cache

@@ -20,10 +20,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from retrying import retry
 
-from common.message_queue.base import Dispatcher, DispatchError, get_dispatcher
 from common.models import JOB_MODELS, Job, JobState, PausedKind
 from common.models.jobs import UNFINISHED
 from common.secrets import redact
+from runner.dispatch.base import Dispatcher, DispatchError, get_dispatcher
 
 logger = logging.getLogger(__name__)
 

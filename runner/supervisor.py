@@ -26,10 +26,13 @@ from django.db import connections
 
 from common.models import Job, JobState
 from common.storage import StorageError, permanent_storage
+from runner.job_logs import log_key, spool_path
 
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+# How a child says it recorded its job's outcome, so the parent need not read the row.
+EXIT_SUCCEEDED, EXIT_FAILED = 0, 1
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -37,16 +40,6 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
     # Not Linux: the heartbeat lease still catches an orphan.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
-
-
-def log_key(job: Job) -> str:
-    """Where a job's log is kept in permanent storage once it ended."""
-    return f"logs/{job.kind}/{job.kind}-{job.pk}.log"
-
-
-def spool_path(job: Job) -> Path:
-    """Where a worker on this machine writes a job's log while it runs."""
-    return Path(settings.REFINERY_LOG_SPOOL) / f"{job.kind}-{job.pk}.log"
 
 
 def exit_reason(status: int) -> str:
@@ -71,6 +64,10 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def _still_running(job: Job) -> bool:
+    return type(job).objects.filter(pk=job.pk, state=JobState.RUNNING).exists()
+
+
 @dataclass
 class Child:
     job: Job
@@ -82,6 +79,20 @@ class Child:
     interrupted: bool = False
     term_sent_at: float | None = None
     status: int | None = None  # wait status once reaped
+
+    @property
+    def recorded_outcome(self) -> bool:
+        """The child ran its job to the end and recorded the outcome itself."""
+        return (
+            self.status is not None
+            and not self.stop_reason
+            and os.WIFEXITED(self.status)
+            and os.WEXITSTATUS(self.status) in (EXIT_SUCCEEDED, EXIT_FAILED)
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.recorded_outcome and os.WEXITSTATUS(self.status) == EXIT_SUCCEEDED
 
 
 class Supervisor:
@@ -125,9 +136,10 @@ class Supervisor:
             os.dup2(log, 1)
             os.dup2(log, 2)
             os.close(log)
-            from common.execution import execute_job
+            from runner.lifecycle import execute_job
 
-            code = 0 if execute_job(job.kind, job.pk) else 1
+            # The forked child has the parent's job object: the row is not read again.
+            code = EXIT_SUCCEEDED if execute_job(job) else EXIT_FAILED
         except BaseException:
             import traceback
 
@@ -196,14 +208,15 @@ class Supervisor:
             self._store_log(child)
         except StorageError as error:  # the log stays in the spool; the outcome matters more
             logger.warning("%s: could not store its log (%s)", job, error)
-        job.refresh_from_db()
-        if job.state != JobState.RUNNING:
+        if child.recorded_outcome:
             return
+        # Each transition applies only to a job still running: one that someone
+        # else finished meanwhile keeps its outcome.
         if child.interrupted:
             job.mark_interrupted(child.stop_reason)
         elif child.stop_reason:
             job.mark_failed(child.stop_reason)
-        else:
+        elif job.state == JobState.RUNNING and _still_running(job):
             job.set_exit_code(exit_code(child.status or 0))
             job.mark_failed(exit_reason(child.status or 0))
 

@@ -8,9 +8,9 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
-from common.job_lookup import JobKind
-from common.message_queue.base import Capacity, Dispatcher, DispatchStatus
 from common.models import JOB_MODELS, Job, JobState, job_model
+from common.models.choices import JobKind
+from runner.dispatch.base import Capacity, Dispatcher, DispatchStatus
 
 # Processors first: their data is already downloaded.
 CLAIM_ORDER = (JobKind.PROCESSOR, JobKind.DOWNLOADER, JobKind.SURVEY)

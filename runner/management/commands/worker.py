@@ -10,11 +10,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
-from common.job_lookup import JobKind
-from common.message_queue.local import CLAIM_ORDER, claim_next_job
+from common.models.choices import JobKind
 from common.secrets import redact
-from common.supervisor import Supervisor
 from common.version import refinery_version, worker_identity
+from runner.dispatch.local import CLAIM_ORDER, claim_next_job
+from runner.supervisor import Supervisor
 
 logger = logging.getLogger("refinery.worker")
 

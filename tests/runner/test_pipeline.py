@@ -3,15 +3,9 @@
 import pytest
 
 from common.models import Batch, ComputedFile, JobState, ProcessorJob
-from processors.pipeline import (
-    ProcessorJobError,
-    add_computed_file,
-    end_job,
-    prepare_job_dir,
-    run_pipeline,
-    start_job,
-    upload_processed_files,
-)
+from processors.pipeline import add_computed_file, begin_processing, upload_processed_files
+from runner.pipeline import JobError, run_pipeline
+from runner.steps import prepare_job_dir, start_job
 
 
 @pytest.fixture
@@ -34,8 +28,8 @@ def write_result(context):
 
 def test_a_pipeline_that_succeeds_stores_results_with_provenance(running_job):
     context = run_pipeline(
-        {"job_id": running_job.pk},
-        [start_job, prepare_job_dir, write_result, upload_processed_files, end_job],
+        running_job,
+        [start_job, begin_processing, prepare_job_dir, write_result, upload_processed_files],
     )
     running_job.refresh_from_db()
     assert running_job.state == JobState.SUCCEEDED
@@ -55,7 +49,7 @@ def test_success_false_stops_the_pipeline(running_job):
         ran.append("never")
         return context
 
-    run_pipeline({"job_id": running_job.pk}, [start_job, prepare_job_dir, give_up, never, end_job])
+    run_pipeline(running_job, [start_job, begin_processing, prepare_job_dir, give_up, never])
     running_job.refresh_from_db()
     assert ran == []
     assert running_job.state == JobState.FAILED
@@ -64,9 +58,9 @@ def test_success_false_stops_the_pipeline(running_job):
 
 def test_processor_job_error_records_its_reason_and_no_retry(running_job):
     def refuse(context):
-        raise ProcessorJobError("the GTF has no genes", no_retry=True)
+        raise JobError("the GTF has no genes", no_retry=True)
 
-    run_pipeline({"job_id": running_job.pk}, [start_job, prepare_job_dir, refuse, end_job])
+    run_pipeline(running_job, [start_job, begin_processing, prepare_job_dir, refuse])
     running_job.refresh_from_db()
     assert running_job.failure_reason == "the GTF has no genes" and running_job.no_retry
 
@@ -76,7 +70,7 @@ def test_any_other_exception_fails_the_job_naming_the_step(running_job):
         raise ValueError("not a gzip file")
 
     context = run_pipeline(
-        {"job_id": running_job.pk}, [start_job, prepare_job_dir, decompress_genome, end_job]
+        running_job, [start_job, begin_processing, prepare_job_dir, decompress_genome]
     )
     running_job.refresh_from_db()
     assert running_job.state == JobState.FAILED
@@ -93,9 +87,9 @@ def test_results_of_a_job_finished_elsewhere_are_discarded(running_job, settings
         return context
 
     run_pipeline(
-        {"job_id": running_job.pk},
-        [start_job, prepare_job_dir, write_result, foreman_gives_up, upload_processed_files,
-         end_job],
+        running_job,
+        [start_job, begin_processing, prepare_job_dir, write_result, foreman_gives_up,
+         upload_processed_files],
     )  # fmt: skip
     running_job.refresh_from_db()
     assert running_job.failure_reason == "worker lost"

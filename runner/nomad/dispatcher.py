@@ -1,7 +1,7 @@
 """The Nomad dispatcher: each job is a dispatch of a parameterized batch job.
 
 Sending a job dispatches `REFINERY_<KIND>_<RAM>` (the smallest RAM tier that
-holds the job's `ram_mb`; see common/nomad/specs.py) with meta `JOB_ID` and
+holds the job's `ram_mb`; see runner/nomad/specs.py) with meta `JOB_ID` and
 `JOB_KIND`, and returns the dispatched child's ID, which becomes the job's
 `dispatch_id`. The dispatch is idempotent per attempt: its idempotency token
 (in the query string, where Nomad reads it; python-nomad's own argument puts it
@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.utils import timezone
 
-from common.message_queue.base import Capacity, Dispatcher, DispatchError, DispatchStatus
 from common.models import Job, JobState
-from common.nomad.client import NomadError, call
-from common.nomad.register import parent_states
-from common.nomad.specs import all_parent_ids, parent_for
+from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus
+from runner.nomad.client import NomadError, call
+from runner.nomad.register import parent_states
+from runner.nomad.specs import all_parent_ids, parent_for
 
 CHILD_MARK = "/dispatch-"
 WORKER_PREFIX = "nomad:"  # common.version.worker_identity() in a Nomad task

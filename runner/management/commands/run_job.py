@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from common.models import JOB_MODELS, JobState, job_model
-from common.supervisor import Supervisor
-from common.version import refinery_version, worker_identity
+from common.models import JOB_MODELS, job_model
+from runner.lifecycle import start_here
+from runner.supervisor import Supervisor
 
 
 class Command(BaseCommand):
@@ -32,8 +31,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"there is no {kind} job {job_id}: see `manage.py jobs list --kind {kind}`"
             ) from None
-        dispatch_id = os.environ.get("NOMAD_JOB_ID", "")
-        if not job.mark_started(worker_identity(), refinery_version(), dispatch_id):
+        if not start_here(job):
             self.stdout.write(f"{kind} job {job_id} is already {job.state}; not running it again")
             return
         supervisor = Supervisor(keep_spool=True)
@@ -50,11 +48,11 @@ class Command(BaseCommand):
         child.log_path.unlink(missing_ok=True)
         if stopping:
             supervisor.stop_all(f"interrupted: run_job received {stopping[0]}")
-        job.refresh_from_db()
-        if job.state != JobState.SUCCEEDED:
+        if not child.succeeded:
+            job.refresh_from_db()  # the outcome and its reason were recorded elsewhere
             self.stderr.write(f"{job}: {job.failure_reason}")
             sys.exit(1)
-        self.stdout.write(f"{job}")
+        self.stdout.write(f"{job.kind} job {job.pk} (succeeded)")
 
     def _echo_log(self, path, offset: int) -> int:
         """Show the child's output as it is written."""

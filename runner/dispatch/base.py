@@ -13,8 +13,8 @@ from django.utils.module_loading import import_string
 from common.models import Job
 
 DISPATCHERS = {
-    "local": "common.message_queue.local.LocalDispatcher",
-    "nomad": "common.message_queue.nomad.NomadDispatcher",
+    "local": "runner.dispatch.local.LocalDispatcher",
+    "nomad": "runner.nomad.dispatcher.NomadDispatcher",
 }
 
 

@@ -1,0 +1,30 @@
+"""The names a job row stores: its kind, and the source, downloader task or
+pipeline it runs. They are the columns' choices, so they live with the models;
+which code runs each name is the runner's registry's business."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class JobKind(models.TextChoices):
+    SURVEY = "survey", "survey"
+    DOWNLOADER = "downloader", "downloader"
+    PROCESSOR = "processor", "processor"
+
+
+class SurveySource(models.TextChoices):
+    ENSEMBL = "ensembl", "Ensembl genomes"
+    LOCAL_FILES = "local_files", "files in a local folder"
+
+
+class DownloaderTask(models.TextChoices):
+    TRANSCRIPTOME = "transcriptome", "Ensembl genome and annotation"
+    FILES = "files", "files at their URLs"
+
+
+class ProcessorPipeline(models.TextChoices):
+    TRANSCRIPTOME_INDEX_LONG = "transcriptome_index_long", "Salmon index, k=31"
+    TRANSCRIPTOME_INDEX_SHORT = "transcriptome_index_short", "Salmon index, k=23"
+    FILE_SUMMARY = "file_summary", "file summary"
+    SMOKE_TEST = "smoke_test", "smoke test"

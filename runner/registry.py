@@ -1,0 +1,92 @@
+"""Which code does the work of each job: the registry of survey sources,
+downloader tasks and processor pipelines.
+
+Each pipeline app registers its own in its `AppConfig.ready()` (the surveyor
+its sources, the downloaders their tasks, the processors their pipelines), so
+the runner never names them and no pipeline app imports another. The names
+themselves are the job columns' choices (`common.models.choices`).
+
+A job's work is a callable taking the job row (loaded once by the runtime) and
+returning its job_context; `run_pipeline` is how each is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common.models import Job
+from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
+
+Work = Callable[[Job], Any]
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    work: Work
+    # A survey source: its ExternalSourceSurveyor subclass (for the command line).
+    surveyor: type | None = None
+    # A pipeline: the downloader task that fetches its batches' files.
+    downloader_task: str = ""
+
+
+_SOURCES: dict[str, Registered] = {}
+_TASKS: dict[str, Registered] = {}
+_PIPELINES: dict[str, Registered] = {}
+
+
+class NotRegistered(LookupError):
+    """No app registered code for this name; the message says which names exist."""
+
+
+def register_source(source: str, surveyor: type) -> None:
+    """`surveyor` (an ExternalSourceSurveyor subclass) surveys `source`."""
+    name = SurveySource(source).value
+    _SOURCES[name] = Registered(name, lambda job: surveyor(job).survey(), surveyor=surveyor)
+
+
+def register_downloader(task: str, work: Work) -> None:
+    """`work(job)` runs a DownloaderJob of `task`."""
+    name = DownloaderTask(task).value
+    _TASKS[name] = Registered(name, work)
+
+
+def register_pipeline(pipeline: str, work: Work, downloader_task: str) -> None:
+    """`work(job)` runs a ProcessorJob of `pipeline`, whose batches' files the
+    downloader task `downloader_task` fetches."""
+    name = ProcessorPipeline(pipeline).value
+    _PIPELINES[name] = Registered(name, work, downloader_task=DownloaderTask(downloader_task))
+
+
+def _lookup(table: dict[str, Registered], name: str, what: str) -> Registered:
+    try:
+        return table[name]
+    except KeyError:
+        known = ", ".join(sorted(table)) or "none"
+        raise NotRegistered(f"no {what} {name!r} is registered (registered: {known})") from None
+
+
+def survey_sources() -> dict[str, type]:
+    """Every registered source and its surveyor class, in registration order."""
+    return {name: entry.surveyor for name, entry in _SOURCES.items()}
+
+
+def surveyor_class(source: str) -> type:
+    """The ExternalSourceSurveyor subclass for `source`."""
+    return _lookup(_SOURCES, source, "survey source").surveyor
+
+
+def downloader_task_for(pipeline: str) -> str:
+    """The downloader task that fetches the files of a batch needing `pipeline`."""
+    return _lookup(_PIPELINES, pipeline, "pipeline").downloader_task
+
+
+def work_for(job: Job) -> Work:
+    """The code that does `job`'s work."""
+    if job.kind == JobKind.PROCESSOR:
+        return _lookup(_PIPELINES, job.pipeline, "pipeline").work
+    if job.kind == JobKind.DOWNLOADER:
+        return _lookup(_TASKS, job.downloader_task, "downloader task").work
+    return _lookup(_SOURCES, job.source, "survey source").work

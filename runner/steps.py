@@ -1,0 +1,39 @@
+"""The steps downloaders and processors share: load the job's batches and their
+files, and give the job a scratch directory of its own."""
+
+from __future__ import annotations
+
+import shutil
+
+from common.models import JobState, OriginalFile
+from runner.pipeline import JobContext, JobError
+from runner.work_dirs import job_work_dir
+
+
+def start_job(context: JobContext) -> JobContext:
+    """The job's batches and the files they need (each once); the job must be
+    running (the runtime started it)."""
+    job = context["job"]
+    if job.state != JobState.RUNNING:
+        raise JobError(
+            f"{job.kind} job {job.pk} is {job.state}, not running: start it with "
+            f"`manage.py run_job {job.kind} {job.pk}`",
+            no_retry=True,
+        )
+    batches = list(job.batches.select_related("organism").order_by("id"))
+    if not batches:
+        raise JobError(f"{job.kind} job {job.pk} has no batches", no_retry=True)
+    files = list(OriginalFile.objects.filter(batches__in=batches).distinct().order_by("id"))
+    context.update(batches=batches, original_files=files)
+    return context
+
+
+def prepare_job_dir(context: JobContext) -> JobContext:
+    """A fresh scratch directory that belongs to this job alone; `end_job`
+    removes it."""
+    job = context["job"]
+    path = job_work_dir(job.kind, job.pk)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    context["work_dir"] = path
+    return context
