@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "processors",
     "foreman",
     "api",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from refinery.demo.ensembl_server.genomes import SHORT_DIVISIONS, VERTEBRATES, ServedGenome
+from demo.ensembl_server.genomes import SHORT_DIVISIONS, VERTEBRATES, ServedGenome
 
 if TYPE_CHECKING:
-    from refinery.demo.ensembl_server.http_handler import DemoHTTPServer
+    from demo.ensembl_server.http_handler import DemoHTTPServer
 
 
 class SiteUrls:
-    """The URL and naming methods of :class:`~refinery.demo.ensembl_server.EnsemblServer`.
+    """The URL and naming methods of :class:`~demo.ensembl_server.EnsemblServer`.
 
     A part of ``EnsemblServer``, which provides the attributes annotated here.
     """

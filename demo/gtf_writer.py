@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from refinery.demo.organism import DemoGene, DemoTranscript
+    from demo.organism import DemoGene, DemoTranscript
 
 __all__ = ["write_gtf"]
 

@@ -28,7 +28,7 @@ class RecordedRequest:
 
 
 class RequestLog:
-    """:class:`~refinery.demo.ensembl_server.EnsemblServer`'s record of every request.
+    """:class:`~demo.ensembl_server.EnsemblServer`'s record of every request.
 
     A part of ``EnsemblServer``, which provides the attributes annotated here.
     """

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from refinery.demo.organism import DemoOrganism
+from demo.organism import DemoOrganism
 
 VERTEBRATES = "EnsemblVertebrates"
 #: Division name -> the folder it has on the Ensembl Genomes FTP site.

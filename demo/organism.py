@@ -16,8 +16,8 @@ so that they cannot be mistaken for real data. Sequences are uniformly random A/
 coding regions are placed consistently (frames, start and stop codon coordinates) but their
 bases are not made to read as ATG or a stop codon.
 
-The files are written by :mod:`refinery.demo.fasta` and :mod:`refinery.demo.gtf_writer`;
-:func:`refinery.demo.reads.simulate_reads` draws FASTQ reads from the transcripts.
+The files are written by :mod:`demo.fasta` and :mod:`demo.gtf_writer`;
+:func:`demo.reads.simulate_reads` draws FASTQ reads from the transcripts.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinery.demo.fasta import (
+from demo.fasta import (
     FASTA_LINE_WIDTH,
     read_fasta,
     reverse_complement,
     write_genome_fasta,
 )
-from refinery.demo.gtf_writer import write_gtf
+from demo.gtf_writer import write_gtf
 
 __all__ = [
     "DEMO_ASSEMBLY",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from refinery.demo.ensembl_server.genomes import DIVISIONS, VERTEBRATES, ServedGenome
+from demo.ensembl_server.genomes import DIVISIONS, VERTEBRATES, ServedGenome
 
 
 class RestApi:
-    """The REST methods of :class:`~refinery.demo.ensembl_server.EnsemblServer`.
+    """The REST methods of :class:`~demo.ensembl_server.EnsemblServer`.
 
     A part of ``EnsemblServer``, which provides the attributes annotated here.
     """

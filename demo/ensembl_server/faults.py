@@ -27,7 +27,7 @@ class Rule:
 
 
 class FaultInjection:
-    """The fault-injection methods of :class:`~refinery.demo.ensembl_server.EnsemblServer`.
+    """The fault-injection methods of :class:`~demo.ensembl_server.EnsemblServer`.
 
     A part of ``EnsemblServer``, which provides the attributes annotated here.
     """

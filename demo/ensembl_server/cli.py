@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refinery.demo.ensembl_server.genomes import DIVISIONS, VERTEBRATES, ServedGenome
-from refinery.demo.ensembl_server.server import EnsemblServer
+from demo.ensembl_server.genomes import DIVISIONS, VERTEBRATES, ServedGenome
+from demo.ensembl_server.server import EnsemblServer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate a demo organism, serve it as Ensembl would, print the URLs, wait for Ctrl-C."""
-    from refinery.demo.organism import DEMO_SPECIES, generate_organism
+    from demo.organism import DEMO_SPECIES, generate_organism
 
     parser = argparse.ArgumentParser(
-        prog="python -m refinery.demo.ensembl_server",
+        prog="python -m demo.ensembl_server",
         description="Serve a generated demo organism the way Ensembl's REST API and FTP do.",
     )
     parser.add_argument("--genes", type=int, default=200, help="genes to generate (200)")

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from refinery.demo.ensembl_server.faults import Rule
-from refinery.demo.ensembl_server.pages import error_page, listing_page, root_page
-from refinery.demo.ensembl_server.recording import RecordedRequest
+from demo.ensembl_server.faults import Rule
+from demo.ensembl_server.pages import error_page, listing_page, root_page
+from demo.ensembl_server.recording import RecordedRequest
 
 if TYPE_CHECKING:
-    from refinery.demo.ensembl_server.server import EnsemblServer
+    from demo.ensembl_server.server import EnsemblServer
 
 _CHUNK = 64 * 1024
 

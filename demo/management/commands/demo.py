@@ -54,8 +54,8 @@ class Command(BaseCommand):
         self.summarise(time.monotonic() - started)
 
     def refine_demo_organism(self, source: Path, genes: int, workers: int) -> None:
-        from refinery.demo.ensembl_server import EnsemblServer, ServedGenome
-        from refinery.demo.organism import generate_organism
+        from demo.ensembl_server import EnsemblServer, ServedGenome
+        from demo.organism import generate_organism
 
         organism = generate_organism(source, n_genes=genes, seed=1)
         self.say(

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from refinery.demo.ensembl_server.faults import FaultInjection, Rule
-from refinery.demo.ensembl_server.ftp_server import make_ftp_server
-from refinery.demo.ensembl_server.genomes import ServedGenome, assign_species_ids
-from refinery.demo.ensembl_server.http_handler import DemoHTTPServer
-from refinery.demo.ensembl_server.recording import RecordedRequest, RequestLog
-from refinery.demo.ensembl_server.rest import RestApi
-from refinery.demo.ensembl_server.trees import DEFAULT_FILE_MTIME, TreeBuilder
-from refinery.demo.ensembl_server.urls import SiteUrls
+from demo.ensembl_server.faults import FaultInjection, Rule
+from demo.ensembl_server.ftp_server import make_ftp_server
+from demo.ensembl_server.genomes import ServedGenome, assign_species_ids
+from demo.ensembl_server.http_handler import DemoHTTPServer
+from demo.ensembl_server.recording import RecordedRequest, RequestLog
+from demo.ensembl_server.rest import RestApi
+from demo.ensembl_server.trees import DEFAULT_FILE_MTIME, TreeBuilder
+from demo.ensembl_server.urls import SiteUrls
 
 __all__ = ["EnsemblServer"]
 
@@ -24,7 +24,7 @@ __all__ = ["EnsemblServer"]
 class EnsemblServer(SiteUrls, RequestLog, FaultInjection, RestApi, TreeBuilder):
     """Ensembl's REST API and FTP trees for a few genomes, on loopback.
 
-    See :mod:`refinery.demo.ensembl_server` for what it serves. Its methods come in parts:
+    See :mod:`demo.ensembl_server` for what it serves. Its methods come in parts:
     :class:`~.urls.SiteUrls` (URLs and file names), :class:`~.recording.RequestLog`
     (:attr:`requests`), :class:`~.faults.FaultInjection`, :class:`~.rest.RestApi` and
     :class:`~.trees.TreeBuilder`; this class holds the configuration and the lifecycle.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    from refinery.demo.ensembl_server.server import EnsemblServer
+    from demo.ensembl_server.server import EnsemblServer
 
 
 def _human_size(size: int) -> str:

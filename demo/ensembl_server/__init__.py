@@ -33,20 +33,20 @@ Every request is recorded (:attr:`EnsemblServer.requests`), and faults can be in
 tests: :meth:`~EnsemblServer.fail_path`, :meth:`~EnsemblServer.truncate`,
 :meth:`~EnsemblServer.corrupt_checksum`, :meth:`~EnsemblServer.delay`.
 
-Run ``python -m refinery.demo.ensembl_server --genes 200 --seed 1`` to serve a generated demo
+Run ``python -m demo.ensembl_server --genes 200 --seed 1`` to serve a generated demo
 organism and print the URLs.
 """
 
-from refinery.demo.ensembl_server.cli import main
-from refinery.demo.ensembl_server.genomes import (
+from demo.ensembl_server.cli import main
+from demo.ensembl_server.genomes import (
     DIVISIONS,
     SHORT_DIVISIONS,
     VERTEBRATES,
     ServedGenome,
 )
-from refinery.demo.ensembl_server.recording import RecordedRequest
-from refinery.demo.ensembl_server.server import EnsemblServer
-from refinery.demo.ensembl_server.trees import DEFAULT_FILE_MTIME, SPECIES_TXT_COLUMNS
+from demo.ensembl_server.recording import RecordedRequest
+from demo.ensembl_server.server import EnsemblServer
+from demo.ensembl_server.trees import DEFAULT_FILE_MTIME, SPECIES_TXT_COLUMNS
 
 __all__ = [
     "DEFAULT_FILE_MTIME",

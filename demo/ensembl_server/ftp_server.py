@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from refinery.demo.ensembl_server.server import EnsemblServer
+    from demo.ensembl_server.server import EnsemblServer
 
 
 def make_ftp_server(owner: EnsemblServer, home: Path, host: str, port: int) -> Any:

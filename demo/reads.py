@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from refinery.demo.fasta import reverse_complement
-from refinery.demo.gzip_files import write_gzipped
+from demo.fasta import reverse_complement
+from demo.gzip_files import write_gzipped
 
 if TYPE_CHECKING:
-    from refinery.demo.organism import DemoOrganism
+    from demo.organism import DemoOrganism
 
 __all__ = ["simulate_reads"]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from common.bsd_sum import bsd_sum_path, format_sum_line
 from common.storage import sha256_of_file
-from refinery.demo.ensembl_server.genomes import (
+from demo.ensembl_server.genomes import (
     DIVISIONS,
     SHORT_DIVISIONS,
     VERTEBRATES,
     ServedGenome,
 )
-from refinery.demo.gzip_files import gzip_file
+from demo.gzip_files import gzip_file
 
 #: The columns of ``species_<Division>.txt``, as Ensembl's TextMetaDataDumper writes them.
 SPECIES_TXT_COLUMNS = (
@@ -40,7 +40,7 @@ DEFAULT_FILE_MTIME = 1_746_532_800  # 2025-05-06 12:00:00 UTC
 
 
 class TreeBuilder:
-    """The tree-building methods of :class:`~refinery.demo.ensembl_server.EnsemblServer`.
+    """The tree-building methods of :class:`~demo.ensembl_server.EnsemblServer`.
 
     A part of ``EnsemblServer``, which provides the attributes annotated here.
     """
@@ -190,7 +190,7 @@ def _set_mtimes(root: Path, mtime: float) -> None:
 def _dna_readme(genome: ServedGenome) -> str:
     return (
         "#### README ####\n\n"
-        "Demo data generated offline by refinery.demo; NOT an Ensembl release.\n\n"
+        "Demo data generated offline by the refinery's demo app; NOT an Ensembl release.\n\n"
         "The genome assembly represented here corresponds to INSDC Assembly ID\n"
         f"{genome.assembly_accession or 'none'}\n\n"
         "#######################\nFasta DNA dumps\n#######################\n\n"
@@ -204,7 +204,7 @@ def _dna_readme(genome: ServedGenome) -> str:
 def _gtf_readme(genome: ServedGenome) -> str:
     return (
         "#### README ####\n\n"
-        "Demo data generated offline by refinery.demo; NOT an Ensembl release.\n\n"
+        "Demo data generated offline by the refinery's demo app; NOT an Ensembl release.\n\n"
         "GTF (Gene Transfer Format) gene sets for "
         f"{genome.scientific_name or genome.display_name}, assembly {genome.assembly}.\n"
         "<species>.<assembly>.<version>.gtf.gz: the full gene set;\n"
