@@ -38,22 +38,14 @@ organism and print the URLs.
 """
 
 from demo.ensembl_server.cli import main
-from demo.ensembl_server.genomes import (
-    DIVISIONS,
-    SHORT_DIVISIONS,
-    VERTEBRATES,
-    ServedGenome,
-)
+from demo.ensembl_server.genomes import ServedGenome
 from demo.ensembl_server.recording import RecordedRequest
 from demo.ensembl_server.server import EnsemblServer
 from demo.ensembl_server.trees import DEFAULT_FILE_MTIME, SPECIES_TXT_COLUMNS
 
 __all__ = [
     "DEFAULT_FILE_MTIME",
-    "DIVISIONS",
-    "SHORT_DIVISIONS",
     "SPECIES_TXT_COLUMNS",
-    "VERTEBRATES",
     "EnsemblServer",
     "RecordedRequest",
     "ServedGenome",

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from demo.ensembl_server.genomes import DIVISIONS, VERTEBRATES, ServedGenome
+from demo.ensembl_server.genomes import ServedGenome
 from demo.ensembl_server.server import EnsemblServer
+from surveyor.ensembl_divisions import DIVISIONS, VERTEBRATES
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The Ensembl divisions, and :class:`ServedGenome`: one genome the demo server publishes."""
+"""`ServedGenome`: one genome the demo server publishes, in one of the Ensembl divisions."""
 
 from __future__ import annotations
 
@@ -9,17 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.organism import DemoOrganism
-
-VERTEBRATES = "EnsemblVertebrates"
-#: Division name -> the folder it has on the Ensembl Genomes FTP site.
-SHORT_DIVISIONS = {
-    "EnsemblPlants": "plants",
-    "EnsemblFungi": "fungi",
-    "EnsemblMetazoa": "metazoa",
-    "EnsemblProtists": "protists",
-    "EnsemblBacteria": "bacteria",
-}
-DIVISIONS = (VERTEBRATES, *SHORT_DIVISIONS)
+from surveyor.ensembl_divisions import DIVISIONS, VERTEBRATES
 
 
 @dataclass(frozen=True)

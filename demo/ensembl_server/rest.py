@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from demo.ensembl_server.genomes import DIVISIONS, VERTEBRATES, ServedGenome
+from demo.ensembl_server.genomes import ServedGenome
+from surveyor.ensembl_divisions import DIVISIONS, VERTEBRATES
 
 
 class RestApi:

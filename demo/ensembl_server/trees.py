@@ -8,13 +8,9 @@ from pathlib import Path
 
 from common.bsd_sum import bsd_sum_path, format_sum_line
 from common.storage import sha256_of_file
-from demo.ensembl_server.genomes import (
-    DIVISIONS,
-    SHORT_DIVISIONS,
-    VERTEBRATES,
-    ServedGenome,
-)
+from demo.ensembl_server.genomes import ServedGenome
 from demo.gzip_files import gzip_file
+from surveyor.ensembl_divisions import DIVISION_FOLDERS, DIVISIONS, VERTEBRATES
 
 #: The columns of ``species_<Division>.txt``, as Ensembl's TextMetaDataDumper writes them.
 SPECIES_TXT_COLUMNS = (
@@ -106,7 +102,7 @@ class TreeBuilder:
                 target = self._vertebrates_pub / f"release-{self.ensembl_release}"
             else:
                 target = (
-                    self._genomes_pub / SHORT_DIVISIONS[division] / f"release-{self.eg_release}"
+                    self._genomes_pub / DIVISION_FOLDERS[division] / f"release-{self.eg_release}"
                 )
             target.mkdir(parents=True, exist_ok=True)
             lines = ["#" + "\t".join(SPECIES_TXT_COLUMNS) + "\n"]
@@ -144,7 +140,7 @@ class TreeBuilder:
             )
         release_dir = self._genomes_pub / f"release-{self.eg_release}"
         release_dir.mkdir(parents=True, exist_ok=True)
-        for short in SHORT_DIVISIONS.values():
+        for short in DIVISION_FOLDERS.values():
             (self._genomes_pub / short / f"release-{self.eg_release}").mkdir(
                 parents=True, exist_ok=True
             )

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from demo.ensembl_server.genomes import SHORT_DIVISIONS, VERTEBRATES, ServedGenome
+from demo.ensembl_server.genomes import ServedGenome
+from surveyor.ensembl_divisions import DIVISION_FOLDERS, VERTEBRATES
 
 if TYPE_CHECKING:
     from demo.ensembl_server.http_handler import DemoHTTPServer
@@ -78,7 +79,7 @@ class SiteUrls:
         """``release-114`` or ``fungi/release-61``: the release folder under ``pub``."""
         if genome.is_vertebrate:
             return f"release-{self.ensembl_release}"
-        return f"{SHORT_DIVISIONS[genome.division]}/release-{self.eg_release}"
+        return f"{DIVISION_FOLDERS[genome.division]}/release-{self.eg_release}"
 
     def species_folder(self, genome: ServedGenome, kind: str) -> str:
         """``release-114/fasta/<species>/dna`` or ``release-114/gtf/<species>`` (under ``pub``)."""
@@ -127,7 +128,7 @@ class SiteUrls:
             root = self.ftp_url if protocol == "http" else self.ftp_scheme_url
             return f"{root}/release-{self.ensembl_release}/species_{division}.txt"
         root = self.divisions_ftp_url if protocol == "http" else self.divisions_ftp_scheme_url
-        short = SHORT_DIVISIONS[division]
+        short = DIVISION_FOLDERS[division]
         return f"{root}/{short}/release-{self.eg_release}/species_{division}.txt"
 
     def core_db(self, genome: ServedGenome) -> str:
