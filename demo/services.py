@@ -1,5 +1,6 @@
-"""Throwaway servers for the test suite: PostgreSQL (run as the `postgres` user,
-since the server refuses to run as root) and an S3 server (moto) on loopback."""
+"""Throwaway servers for the test suite and the benchmarks: PostgreSQL (run as the
+`postgres` user, since the server refuses to run as root) and an S3 server (moto) on
+loopback."""
 
 from __future__ import annotations
 
