@@ -1,5 +1,5 @@
 """Fixtures for the Nomad dispatcher's tests: the stand-in Nomad server
-(tests/nomad_standin), with the refinery's jobs registered."""
+(demo/nomad_standin), with the refinery's jobs registered."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from common.message_queue import base
+from demo.nomad_standin import NomadStandin, fake_node
 from tests.conftest import MANAGE
-from tests.nomad_standin import NomadStandin, fake_node
 
 # One big node: the default tiers go up to 64 GB, and run_children=False
 # allocations hold their memory until finished by hand.
