@@ -60,7 +60,7 @@ Usage::
         standin.wait_for_job(r["DispatchedJobID"], "dead")
 """
 
-from ._spec import DISPATCH_PAYLOAD_SIZE_LIMIT
 from .server import NomadStandin, fake_node
+from .validation import DISPATCH_PAYLOAD_SIZE_LIMIT
 
 __all__ = ["DISPATCH_PAYLOAD_SIZE_LIMIT", "NomadStandin", "fake_node"]
