@@ -23,7 +23,7 @@ smoke_test, no batches):
   PostgreSQL, the conditional UPDATE on SQLite) and `mark_succeeded`.
 - **nomad**: the same create and `send_job`, with REFINERY_DISPATCHER=nomad:
   the NomadDispatcher dispatches `REFINERY_PROCESSOR_1024` over HTTP to the
-  stand-in (tests/nomad_standin, run_children=False, so no process starts; the
+  stand-in (demo/nomad_standin, run_children=False, so no process starts; the
   stand-in schedules a virtual allocation), then `mark_queued` with the
   dispatched ID. Then, per job, what `manage.py run_job` does in the task
   before and after the job's own work (reading the row, `mark_started` with
@@ -143,10 +143,10 @@ def nomad(n: int) -> float:
     from django.conf import settings
 
     from common.models import JobState, ProcessorJob
+    from demo.nomad_standin import NomadStandin, fake_node
     from runner.dispatch import base, send_job
     from runner.nomad.register import register_all
     from runner.nomad.specs import all_jobs
-    from tests.nomad_standin import NomadStandin, fake_node
 
     node = fake_node(cpu_mhz=10**9, memory_mb=10**9, cores=256)
     with NomadStandin(run_children=False, nodes=[node]) as standin:

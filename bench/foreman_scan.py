@@ -7,7 +7,7 @@ alone.
 
 PostgreSQL only. The bench creates two databases of its own on the server that
 `--database-url` or DATABASE_URL names (and drops them at the end), or starts a
-private throwaway server (tests.services.Postgres) when neither is set.
+private throwaway server (demo.services.Postgres) when neither is set.
 
 1. It migrates the empty database and inserts the attention set: per kind,
    failed attempts to retry, failed attempts to give up on (no_retry, with a
@@ -236,7 +236,7 @@ def main() -> int:
 
     server = None
     if not args.database_url:
-        from tests.services import Postgres
+        from demo.services import Postgres
 
         print("starting a private PostgreSQL …", flush=True)
         server = Postgres().start()

@@ -55,8 +55,8 @@ def set_up_django(home: Path) -> None:
 
 
 def generate_input(folder: Path, n_genes: int, seed: int):
-    from refinery.demo.gzip_files import gzip_file
-    from refinery.demo.organism import generate_organism
+    from demo.gzip_files import gzip_file
+    from demo.organism import generate_organism
 
     organism = generate_organism(folder / "organism", n_genes=n_genes, seed=seed)
     stem = f"{organism.species.capitalize()}.{organism.assembly}"
@@ -107,7 +107,7 @@ def stage_batch(genome_gz: Path, gtf_gz: Path, attempt: int):
     batch and a running processor job."""
     from common.models import Batch, Organism, OriginalFile, ProcessorJob
     from common.storage import temporary_storage
-    from refinery.demo.organism import DEMO_ASSEMBLY, DEMO_SPECIES, DEMO_TAXONOMY_ID
+    from demo.organism import DEMO_ASSEMBLY, DEMO_SPECIES, DEMO_TAXONOMY_ID
 
     organism = Organism.get_or_create_by_name(DEMO_SPECIES, DEMO_TAXONOMY_ID)
     files = []

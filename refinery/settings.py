@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "processors",
     "foreman",
     "api",
+    "demo",
 ]
 
 MIDDLEWARE = [

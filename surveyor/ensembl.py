@@ -21,13 +21,8 @@ from common.bsd_sum import parse_checksums
 from common.models.choices import ProcessorPipeline, SurveySource
 from common.progress import Progress
 from runner.pipeline import JobError
-from surveyor.ensembl_client import (
-    DIVISION_FOLDERS,
-    VERTEBRATES,
-    EnsemblClient,
-    EnsemblSpecies,
-    collection_of,
-)
+from surveyor.ensembl_client import EnsemblClient, EnsemblSpecies, collection_of
+from surveyor.ensembl_divisions import DIVISIONS
 from surveyor.external_source import (
     DiscoveredBatch,
     DiscoveredFile,
@@ -73,7 +68,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
         parser.add_argument(
             "--division",
             required=True,
-            choices=list(DIVISION_FOLDERS),
+            choices=list(DIVISIONS),
             help="the Ensembl division to survey",
         )
         parser.add_argument(
@@ -248,4 +243,4 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
         ]
 
 
-__all__ = ["VERTEBRATES", "EnsemblSurveyor"]
+__all__ = ["EnsemblSurveyor"]

@@ -18,19 +18,10 @@ from django.conf import settings
 from retrying import retry
 
 from runner.pipeline import JobError
+from surveyor.ensembl_divisions import DIVISION_FOLDERS, DIVISIONS, VERTEBRATES
 
 logger = logging.getLogger(__name__)
 
-VERTEBRATES = "EnsemblVertebrates"
-# Division -> its folder under the Ensembl Genomes FTP root (vertebrates live elsewhere).
-DIVISION_FOLDERS = {
-    VERTEBRATES: "",
-    "EnsemblPlants": "plants",
-    "EnsemblFungi": "fungi",
-    "EnsemblMetazoa": "metazoa",
-    "EnsemblProtists": "protists",
-    "EnsemblBacteria": "bacteria",
-}
 ATTEMPTS = 4
 
 
@@ -58,9 +49,9 @@ class EnsemblClient:
     """Reads one division of Ensembl."""
 
     def __init__(self, division: str, session: requests.Session | None = None):
-        if division not in DIVISION_FOLDERS:
+        if division not in DIVISIONS:
             raise JobError(
-                f"unknown Ensembl division {division!r}: use one of {', '.join(DIVISION_FOLDERS)}",
+                f"unknown Ensembl division {division!r}: use one of {', '.join(DIVISIONS)}",
                 no_retry=True,
             )
         self.division = division

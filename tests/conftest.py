@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
-from tests.services import S3_TEST_ENVIRONMENT, MotoServer
+from demo.services import S3_TEST_ENVIRONMENT, MotoServer
 
 pytest_plugins = ["tests.ensembl_fixtures", "tests.history_fixtures"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from refinery.demo.ensembl_server import EnsemblServer, ServedGenome
-from refinery.demo.organism import generate_organism
+from demo.ensembl_server import EnsemblServer, ServedGenome
+from demo.organism import generate_organism
 
 FUNGI, VERTEBRATES = "EnsemblFungi", "EnsemblVertebrates"
 

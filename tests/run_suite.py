@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from tests.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
+from demo.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
 
 
 def pytest(args: list[str], env: dict, label: str) -> int:

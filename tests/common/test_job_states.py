@@ -104,6 +104,8 @@ def test_no_code_outside_the_job_model_writes_state():
     offenders = []
     for path in PROJECT.rglob("*.py"):
         relative = path.relative_to(PROJECT).as_posix()
+        if relative.startswith("demo/nomad_standin/"):
+            continue  # the Nomad stand-in's task states are Nomad's, not the refinery's jobs
         if relative.startswith((".venv/", "tests/", "var/")) or "/migrations/" in relative:
             continue
         if relative == "common/models/jobs.py":

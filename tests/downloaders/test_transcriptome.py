@@ -100,8 +100,8 @@ def test_a_timeout_is_retried(ensembl, downloader_job, caplog):
 
 
 def test_a_dropped_connection_resumes_where_it_stopped(tmp_path, settings, refinery_dirs):
-    from refinery.demo.ensembl_server import ServedGenome
-    from refinery.demo.organism import generate_organism
+    from demo.ensembl_server import ServedGenome
+    from demo.organism import generate_organism
     from tests.ensembl_fixtures import serve
 
     big = generate_organism(tmp_path / "big", n_genes=600, seed=3)

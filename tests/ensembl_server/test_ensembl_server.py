@@ -31,13 +31,13 @@ from common.bsd_sum import (
     format_sum_line,
     parse_checksums,
 )
-from refinery.demo.ensembl_server import (
+from demo.ensembl_server import (
     SPECIES_TXT_COLUMNS,
     EnsemblServer,
     ServedGenome,
 )
-from refinery.demo.fasta import read_fasta, reverse_complement
-from refinery.demo.organism import (
+from demo.fasta import read_fasta, reverse_complement
+from demo.organism import (
     DEMO_DISPLAY_NAME,
     DEMO_SPECIES,
     DEMO_TAXONOMY_ID,
@@ -45,7 +45,7 @@ from refinery.demo.organism import (
     DemoOrganism,
     generate_organism,
 )
-from refinery.demo.reads import simulate_reads
+from demo.reads import simulate_reads
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -672,7 +672,7 @@ def test_cli_serves_a_demo_organism(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "refinery.demo.ensembl_server",
+            "demo.ensembl_server",
             "--genes",
             "20",
             "--seed",

@@ -14,10 +14,10 @@ import pytest
 
 from common.models import Batch, ComputedFile, JobState, Notification, ProcessorJob, Provenance
 from common.storage import LocalStorage
+from demo.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
 from foreman.passes import WORKER_LOST, Foreman
 from runner.dispatch import send_job_now
 from tests.foreman.helpers import operator_env, smoke_job, wait_for
-from tests.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
 

@@ -1,5 +1,5 @@
 """Fixtures for the Nomad dispatcher's tests: the stand-in Nomad server
-(tests/nomad_standin), with the refinery's jobs registered."""
+(demo/nomad_standin), with the refinery's jobs registered."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from demo.nomad_standin import NomadStandin, fake_node
 from runner.dispatch import base
 from tests.conftest import MANAGE
-from tests.nomad_standin import NomadStandin, fake_node
 
 # One big node: the default tiers go up to 64 GB, and run_children=False
 # allocations hold their memory until finished by hand.

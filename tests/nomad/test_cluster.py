@@ -22,13 +22,13 @@ from common.models import (
 )
 from common.models.choices import JobKind
 from common.storage import permanent_storage
+from demo.nomad_standin import NomadStandin, fake_node
 from runner.dispatch import send_job_now
 from runner.nomad.register import register_all
 from runner.nomad.specs import all_jobs, all_parent_ids
 from tests.conftest import refinery_environment
 from tests.ensembl_fixtures import FUNGI
 from tests.nomad.conftest import BIG_NODE, run_on_this_machine, use_standin
-from tests.nomad_standin import NomadStandin, fake_node
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
 

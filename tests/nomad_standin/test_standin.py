@@ -18,7 +18,7 @@ from nomad.api.exceptions import (
     URLNotFoundNomadException,
 )
 
-from tests.nomad_standin import NomadStandin, fake_node
+from demo.nomad_standin import NomadStandin, fake_node
 
 PARENT = "REFINERY_DOWNLOADER_1024"
 

@@ -27,19 +27,19 @@ from common.models import (
 )
 from common.models.choices import ProcessorPipeline
 from common.storage import permanent_storage, sha256_of_file, temporary_storage
-from processors import transcriptome_index
-from processors.fasta import FastaScan
-from processors.gtf import clean_gtf
-from processors.packing import ParallelGzipWriter
-from refinery.demo.gzip_files import gzip_file, write_gzipped
-from refinery.demo.organism import (
+from demo.gzip_files import gzip_file, write_gzipped
+from demo.organism import (
     DEMO_ASSEMBLY,
     DEMO_SPECIES,
     DEMO_TAXONOMY_ID,
     DemoOrganism,
     generate_organism,
 )
-from refinery.demo.reads import simulate_reads
+from demo.reads import simulate_reads
+from processors import transcriptome_index
+from processors.fasta import FastaScan
+from processors.gtf import clean_gtf
+from processors.packing import ParallelGzipWriter
 from runner.registry import work_for
 
 RELEASE = "61"

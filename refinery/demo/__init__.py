@@ -1,1 +1,0 @@
-"""Offline, deterministic stand-ins for external sources (demo data, test servers)."""
