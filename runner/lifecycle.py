@@ -14,7 +14,7 @@ import traceback
 
 from common.models import Job, JobState
 from common.version import refinery_version, worker_identity
-from runner.registry import Work, work_for
+from runner.registry import work_for
 
 
 def start_here(job: Job) -> bool:
@@ -24,21 +24,18 @@ def start_here(job: Job) -> bool:
     return job.mark_started(worker_identity(), refinery_version(), dispatch_id)
 
 
-def execute_job(job: Job, work: Work | None = None, announce: bool = True) -> bool:
-    """Run `job` (already marked running) to its end. Whatever its code does,
-    the job leaves here succeeded or failed. Returns whether it succeeded.
-    `work` defaults to the code registered for the job's kind; `announce`
-    prints the start and the outcome (into the job's log, in a worker)."""
-    if announce:
-        print(f"refinery: running {job}", flush=True)
+def execute_job(job: Job) -> bool:
+    """Run `job` (already marked running) with the code registered for its
+    kind. Whatever that code does, the job leaves here succeeded or failed.
+    Returns whether it succeeded."""
+    print(f"refinery: running {job}", flush=True)
     try:
-        (work or work_for(job))(job)
+        work_for(job)(job)
     except Exception as error:
         traceback.print_exc()
         job.mark_failed(f"{type(error).__name__}: {error}")
     if job.state == JobState.RUNNING:
         job.mark_failed("the job's code returned without recording an outcome")
-    if announce:
-        reason = f": {job.failure_reason}" if job.failure_reason else ""
-        print(f"refinery: {job}{reason}", flush=True)
+    reason = f": {job.failure_reason}" if job.failure_reason else ""
+    print(f"refinery: {job}{reason}", flush=True)
     return job.state == JobState.SUCCEEDED

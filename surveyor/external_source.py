@@ -118,12 +118,12 @@ class ExternalSourceSurveyor:
 
     # --- the survey ------------------------------------------------------------------------------
 
-    def survey(self, job: SurveyJob | None = None) -> SurveyContext:
+    def survey(self) -> SurveyContext:
         """Discover, record and queue, as the survey job's pipeline (the runtime
         started the job; the pipeline records its outcome)."""
         return run_pipeline(
-            job or self.job,
-            [self.discover, self.record_batches],
+            self.job,
+            [self.discover, self.record_batches, self.report],
             surveyor=self,
             survey_result=self.result,
         )
@@ -144,6 +144,17 @@ class ExternalSourceSurveyor:
             for group in groups:
                 self.record_group(group)
                 progress.advance()
+        return context
+
+    def report(self, context: SurveyContext) -> SurveyContext:
+        """What the survey found, in its log (and on the terminal of a foreground survey)."""
+        result = self.result
+        print(
+            f"survey job {self.job.pk}: {result.discovered} batch(es) found, "
+            f"{len(result.new_batches)} new, {len(result.downloader_jobs)} downloader job(s) "
+            "queued",
+            flush=True,
+        )
         return context
 
     @transaction.atomic

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from common.models import SurveyJob
 from common.models.choices import SurveySource
 from runner.dispatch import send_job
-from runner.lifecycle import execute_job, start_here
+from runner.foreground import run_in_foreground
+from runner.lifecycle import start_here
 from runner.pipeline import JobError
 from runner.registry import survey_sources, surveyor_class
 
@@ -46,12 +47,9 @@ class Command(BaseCommand):
             send_job(job)
             self.stdout.write(f"queued survey job {job.pk}")
             return
-        instance = surveyor(job)
+        # Under a worker's supervision (heartbeat, runtime limit, log), like any job;
+        # the survey's own last step prints what it found.
         start_here(job)
-        if not execute_job(job, work=instance.survey, announce=False):
+        if not run_in_foreground(job, "survey", self.stdout):
+            job.refresh_from_db()  # the reason was recorded by the child
             raise CommandError(f"survey job {job.pk} failed: {job.failure_reason}")
-        result = instance.result
-        self.stdout.write(
-            f"survey job {job.pk}: {result.discovered} batch(es) found, "
-            f"{len(result.new_batches)} new, {len(result.downloader_jobs)} downloader job(s) queued"
-        )
