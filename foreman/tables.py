@@ -9,8 +9,9 @@ from typing import Any
 from django.utils import timezone
 
 from common.job_lookup import JobKind
-from common.models import ComputedFile, Job, Notification, OriginalFile
+from common.models import ComputedFile, Job, OriginalFile
 from foreman.jobrefs import job_ref
+from foreman.models import Notification
 
 REASON_WIDTH = 70
 

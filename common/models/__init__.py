@@ -1,7 +1,7 @@
 """The refinery's data model: batches and their files, jobs, organisms, results."""
 
 from common.models.batches import Batch, BatchStatus, OriginalFile
-from common.models.control import ForemanBeat, Notification, PausedKind
+from common.models.control import PausedKind
 from common.models.job_kinds import (
     JOB_MODELS,
     DownloaderJob,
@@ -19,10 +19,8 @@ __all__ = [
     "BatchStatus",
     "ComputedFile",
     "DownloaderJob",
-    "ForemanBeat",
     "Job",
     "JobState",
-    "Notification",
     "Organism",
     "OriginalFile",
     "PausedKind",

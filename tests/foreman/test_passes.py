@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from common.message_queue import DispatchStatus, send_job_now
 from common.message_queue.local import LocalDispatcher
-from common.models import DownloaderJob, JobState, Notification, PausedKind, ProcessorJob
+from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob
 from foreman import actions
+from foreman.models import Notification
 from foreman.passes import LOST_REASON, WORKER_LOST, Foreman
 from tests.foreman.helpers import smoke_job
 

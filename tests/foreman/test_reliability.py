@@ -13,8 +13,9 @@ import psycopg2
 import pytest
 
 from common.message_queue import send_job_now
-from common.models import Batch, ComputedFile, JobState, Notification, ProcessorJob, Provenance
+from common.models import Batch, ComputedFile, JobState, ProcessorJob, Provenance
 from common.storage import LocalStorage
+from foreman.models import Notification
 from foreman.passes import WORKER_LOST, Foreman
 from tests.foreman.helpers import operator_env, smoke_job, wait_for
 from tests.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres

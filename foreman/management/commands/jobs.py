@@ -10,11 +10,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from common.job_logs import local_log_file, read_log
-from common.models import JOB_MODELS, JobState, Notification, PausedKind, job_model
+from common.models import JOB_MODELS, JobState, PausedKind, job_model
 from common.models.jobs import FINISHED, UNFINISHED
 from foreman import actions, tables
 from foreman.heartbeat import health
 from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
+from foreman.models import Notification
 
 STATES = [state.value for state in JobState]
 KIND_HELP = f"one of {', '.join(JOB_MODELS)}"
