@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db.models import F
 from django.utils import timezone
 
-from common.models import ForemanBeat
+from foreman.models import ForemanBeat
 
 FORGET_AFTER = timedelta(days=7)
 

@@ -18,8 +18,9 @@ from django.core.mail import mail_admins
 from django.db import connection, transaction
 from django.utils import timezone
 
-from common.models import Job, Notification
+from common.models import Job
 from common.secrets import redact
+from foreman.models import Notification
 
 logger = logging.getLogger(__name__)
 

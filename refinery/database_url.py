@@ -1,17 +1,20 @@
 """Turn a `DATABASE_URL` into a Django `DATABASES` entry.
 
-Only the two back ends the refinery supports: `sqlite:///path` and
-`postgres://user:password@host:port/name?option=value`.
+dj-database-url parses the URL; on top of it the refinery accepts only the two
+back ends it supports (`sqlite:///path` and `postgres://user:password@host:port/name?option=value`)
+and sets SQLite up for several worker processes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 SQLITE_BUSY_TIMEOUT_S = 30
+POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 
 
 def sqlite_database(path: str | Path) -> dict:
@@ -37,34 +40,28 @@ def parse_database_url(url: str) -> dict:
 
     Errors never repeat the URL itself: it may hold a password.
     """
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        if parts.netloc:
+    try:
+        scheme, host = urlsplit(url).scheme, urlsplit(url).netloc
+        if scheme not in ("sqlite", *POSTGRES_SCHEMES):
+            raise ImproperlyConfigured(
+                f"DATABASE_URL: unsupported scheme {scheme!r}; use sqlite:/// or postgres://"
+            )
+        if scheme == "sqlite" and host:
             raise ImproperlyConfigured(
                 "DATABASE_URL: a SQLite URL has no host; write sqlite:///relative/path "
                 "or sqlite:////absolute/path"
             )
-        path = path[1:] if path.startswith("/") else path
-        if not path:
+        config = dict(dj_database_url.parse(url, conn_health_checks=True))
+    except ValueError as error:  # the library's messages never quote the URL
+        raise ImproperlyConfigured(f"DATABASE_URL: {error}") from None
+    if scheme == "sqlite":
+        if config["NAME"] in ("", ":memory:"):
             raise ImproperlyConfigured("DATABASE_URL: the SQLite URL names no file")
-        return sqlite_database(Path(path).resolve())
-    if parts.scheme in ("postgres", "postgresql", "pgsql"):
-        name = unquote(parts.path.lstrip("/"))
-        if not name:
-            raise ImproperlyConfigured("DATABASE_URL: the PostgreSQL URL names no database")
-        options = dict(parse_qsl(parts.query))
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": name,
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": unquote(parts.hostname or ""),
-            "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": int(options.pop("conn_max_age", 0)),
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {"connect_timeout": 10, **options},
-        }
-    raise ImproperlyConfigured(
-        f"DATABASE_URL: unsupported scheme {parts.scheme!r}; use sqlite:/// or postgres://"
-    )
+        return sqlite_database(Path(config["NAME"]).resolve())
+    if not config["NAME"]:
+        raise ImproperlyConfigured("DATABASE_URL: the PostgreSQL URL names no database")
+    options = config.pop("OPTIONS", {})
+    config["CONN_MAX_AGE"] = int(options.pop("conn_max_age", 0))
+    config["OPTIONS"] = {"connect_timeout": 10, **options}
+    config["PORT"] = str(config["PORT"])
+    return config

@@ -8,8 +8,6 @@ from common.models import (
     Batch,
     ComputedFile,
     DownloaderJob,
-    ForemanBeat,
-    Notification,
     Organism,
     OriginalFile,
     PausedKind,
@@ -18,6 +16,7 @@ from common.models import (
     SurveyJob,
     TranscriptomeIndex,
 )
+from foreman.models import ForemanBeat, Notification
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 def admin_link(obj, text: str | None = None) -> str:
     if obj is None:
         return "-"
-    url = reverse(f"admin:common_{obj._meta.model_name}_change", args=[obj.pk])
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, text or str(obj))
 
 

@@ -1,38 +1,12 @@
-"""The Foreman's records: notifications sent, paused kinds, its heartbeats."""
+"""The operators' records: paused kinds. (The Foreman's own records are in
+its app's admin.)"""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from common.admin.base import ReadOnlyAdmin, admin_link
-from common.models import ForemanBeat, Notification, PausedKind
-
-
-@admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ("subject", "job_kind", "job_id", "created_at", "delivered_at", "attempts")
-    list_filter = ("job_kind", "delivered_at")
-    search_fields = ("subject", "=job_id")
-    readonly_fields = (
-        "job_link",
-        "subject",
-        "body",
-        "payload",
-        "created_at",
-        "email_sent_at",
-        "webhook_sent_at",
-        "delivered_at",
-        "attempts",
-        "last_error",
-    )
-    fields = readonly_fields
-
-    @admin.display(description="job")
-    def job_link(self, notification: Notification) -> str:
-        from common.models import job_model
-
-        job = job_model(notification.job_kind).objects.filter(pk=notification.job_id).first()
-        return admin_link(job)
+from common.admin.base import ReadOnlyAdmin
+from common.models import PausedKind
 
 
 @admin.register(PausedKind)
@@ -40,10 +14,3 @@ class PausedKindAdmin(ReadOnlyAdmin):
     """Paused and resumed with `manage.py jobs pause|resume KIND`."""
 
     list_display = ("kind", "paused_at", "paused_by", "reason")
-
-
-@admin.register(ForemanBeat)
-class ForemanBeatAdmin(ReadOnlyAdmin):
-    list_display = ("name", "beat_at", "passes", "last_pass_s", "started_at")
-    readonly_fields = ("name", "started_at", "beat_at", "passes", "last_pass_s", "last_pass")
-    fields = readonly_fields

@@ -2,7 +2,7 @@
 
 from common.models.batches import Batch, BatchStatus, OriginalFile
 from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
-from common.models.control import ForemanBeat, Notification, PausedKind
+from common.models.control import PausedKind
 from common.models.job_kinds import (
     JOB_MODELS,
     DownloaderJob,
@@ -21,11 +21,9 @@ __all__ = [
     "ComputedFile",
     "DownloaderJob",
     "DownloaderTask",
-    "ForemanBeat",
     "Job",
     "JobKind",
     "JobState",
-    "Notification",
     "Organism",
     "OriginalFile",
     "PausedKind",

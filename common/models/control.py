@@ -1,13 +1,9 @@
-"""What operators and the Foreman record about running the refinery, as opposed to
-the work itself: paused job kinds, the Foreman's own heartbeat, and the
-notifications sent when the refinery gives up on a job."""
+"""What operators record about running the refinery, as opposed to the work
+itself: the job kinds they paused."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from common.models.choices import JobKind
@@ -35,64 +31,3 @@ class PausedKind(models.Model):
     @classmethod
     def paused_kinds(cls) -> set[str]:
         return set(cls.objects.values_list("kind", flat=True))
-
-
-class ForemanBeat(models.Model):
-    """One row per Foreman process, updated after every pass, so that a health
-    check (`manage.py foreman --check`) can tell whether a Foreman is alive."""
-
-    name = models.CharField(max_length=255, unique=True, help_text="host:pid of the Foreman")
-    started_at = models.DateTimeField(default=timezone.now)
-    beat_at = models.DateTimeField(default=timezone.now)
-    passes = models.PositiveBigIntegerField(default=0)
-    last_pass_s = models.FloatField(default=0.0, help_text="how long the last pass took")
-    last_pass = models.JSONField(default=dict, blank=True, help_text="what the last pass did")
-
-    class Meta:
-        ordering = ["-beat_at"]
-
-    def __str__(self) -> str:
-        return f"Foreman {self.name}, last beat {self.beat_at:%Y-%m-%d %H:%M:%S}"
-
-    @classmethod
-    def latest(cls) -> ForemanBeat | None:
-        return cls.objects.order_by("-beat_at").first()
-
-    def age(self) -> timedelta:
-        return timezone.now() - self.beat_at
-
-
-class Notification(models.Model):
-    """Operators told that the refinery gave up on a job: one row per job attempt
-    (unique), delivered by email and webhook by the Foreman. A row is written in
-    the same transaction that gives up on the job, and delivery is retried until
-    each configured channel took it, so a notification is neither lost nor sent
-    twice."""
-
-    job_kind = models.CharField(max_length=16, choices=JobKind.choices)
-    job_id = models.BigIntegerField()
-    subject = models.CharField(max_length=255)
-    body = models.TextField()
-    payload = models.JSONField(default=dict, help_text="what the webhook receives")
-    created_at = models.DateTimeField(default=timezone.now)
-    email_sent_at = models.DateTimeField(null=True, blank=True)
-    webhook_sent_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True, default="")
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["job_kind", "job_id"], name="notification_once_per_job")
-        ]
-        indexes = [
-            models.Index(
-                fields=["created_at"],
-                name="notification_undelivered",
-                condition=Q(delivered_at__isnull=True),
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.subject

@@ -7,8 +7,6 @@ from common.models import (
     Batch,
     ComputedFile,
     DownloaderJob,
-    ForemanBeat,
-    Notification,
     Organism,
     OriginalFile,
     PausedKind,
@@ -17,6 +15,7 @@ from common.models import (
     SurveyJob,
     TranscriptomeIndex,
 )
+from foreman.models import ForemanBeat, Notification
 
 MODELS = [SurveyJob, DownloaderJob, ProcessorJob, Batch, OriginalFile, Organism, ComputedFile,
           Provenance, TranscriptomeIndex, Notification, PausedKind, ForemanBeat]  # fmt: skip
@@ -24,18 +23,19 @@ MODELS = [SurveyJob, DownloaderJob, ProcessorJob, Batch, OriginalFile, Organism,
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_admin_page_renders_for_staff(admin_client, history, model):
-    name = model._meta.model_name
-    listing = admin_client.get(reverse(f"admin:common_{name}_changelist"))
+    name = f"{model._meta.app_label}_{model._meta.model_name}"
+    listing = admin_client.get(reverse(f"admin:{name}_changelist"))
     assert listing.status_code == 200
     obj = model.objects.first()
-    detail = admin_client.get(reverse(f"admin:common_{name}_change", args=[obj.pk]))
+    detail = admin_client.get(reverse(f"admin:{name}_change", args=[obj.pk]))
     assert detail.status_code == 200
-    assert admin_client.get(reverse(f"admin:common_{name}_add")).status_code == 403
+    assert admin_client.get(reverse(f"admin:{name}_add")).status_code == 403
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_anonymous_users_are_sent_to_the_login_page(client, db, model):
-    response = client.get(reverse(f"admin:common_{model._meta.model_name}_changelist"))
+    name = f"{model._meta.app_label}_{model._meta.model_name}"
+    response = client.get(reverse(f"admin:{name}_changelist"))
     assert response.status_code == 302 and response.url.startswith("/admin/login/")
 
 

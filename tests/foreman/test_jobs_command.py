@@ -10,14 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from common.models import (
-    DownloaderJob,
-    ForemanBeat,
-    JobState,
-    Notification,
-    PausedKind,
-    ProcessorJob,
-)
+from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob
+from foreman.models import ForemanBeat, Notification
 from foreman.passes import Foreman
 from tests.foreman.helpers import smoke_job
 

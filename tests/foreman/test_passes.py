@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from common.models import DownloaderJob, JobState, Notification, PausedKind, ProcessorJob
+from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob
 from foreman import actions
+from foreman.models import Notification
 from foreman.passes import LOST_REASON, WORKER_LOST, Foreman
 from runner.dispatch import DispatchStatus, send_job_now
 from runner.dispatch.local import LocalDispatcher

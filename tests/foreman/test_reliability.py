@@ -12,9 +12,10 @@ import boto3
 import psycopg2
 import pytest
 
-from common.models import Batch, ComputedFile, JobState, Notification, ProcessorJob, Provenance
+from common.models import Batch, ComputedFile, JobState, ProcessorJob, Provenance
 from common.storage import LocalStorage
 from demo.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
+from foreman.models import Notification
 from foreman.passes import WORKER_LOST, Foreman
 from runner.dispatch import send_job_now
 from tests.foreman.helpers import operator_env, smoke_job, wait_for

@@ -356,7 +356,7 @@ def test_the_client_follows_the_settings(registered, settings):
 
 
 def test_the_foreman_fails_a_job_nomad_cannot_place_and_tells_operators(registered, settings):
-    from common.models import Notification
+    from foreman.models import Notification
     from foreman.passes import Foreman
 
     settings.REFINERY_HEARTBEAT_LEASE_S = 0

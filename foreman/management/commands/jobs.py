@@ -9,11 +9,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from common.models import JOB_MODELS, JobState, Notification, PausedKind, job_model
+from common.models import JOB_MODELS, JobState, PausedKind, job_model
 from common.models.jobs import FINISHED, UNFINISHED
-from foreman import actions, tables
+from foreman import actions, cli_tables, job_summaries
 from foreman.heartbeat import health
 from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
+from foreman.models import Notification
 from runner.job_logs import local_log_file, read_log
 
 STATES = [state.value for state in JobState]
@@ -141,18 +142,20 @@ class Command(BaseCommand):
         jobs.sort(key=lambda j: (j.created_at, j.kind, j.pk), reverse=True)
         jobs = jobs[:limit]
         if json:
-            self.out(tables.to_json([tables.job_summary(j) for j in jobs]))
+            self.out(job_summaries.to_json([job_summaries.job_summary(j) for j in jobs]))
         elif not jobs:
             self.out("no jobs match")
         else:
-            self.out(tables.table(tables.LIST_HEADERS, [tables.list_row(j) for j in jobs]))
+            self.out(
+                cli_tables.table(cli_tables.LIST_HEADERS, [cli_tables.list_row(j) for j in jobs])
+            )
             if len(jobs) == limit:
                 self.out(f"(the newest {limit}; --limit shows more)")
 
     def do_show(self, job, kind, json, **_):
         found = find_job(job, parse_kind(kind) if kind else None)
-        detail = tables.job_detail(found)
-        self.out(tables.to_json(detail) if json else tables.render_detail(detail))
+        detail = job_summaries.job_detail(found)
+        self.out(job_summaries.to_json(detail) if json else cli_tables.render_detail(detail))
 
     def do_log(self, job, kind, follow, poll, **_):
         found = find_job(job, parse_kind(kind) if kind else None)
@@ -201,7 +204,7 @@ class Command(BaseCommand):
         alive, line = health(max_age_s=300)
         undelivered = Notification.objects.filter(delivered_at__isnull=True).count()
         if json:
-            self.out(tables.to_json({
+            self.out(job_summaries.to_json({
                 "unfinished": counts,
                 "paused": [{"kind": p.kind, "since": p.paused_at, "by": p.paused_by,
                             "reason": p.reason} for p in paused],
@@ -209,7 +212,7 @@ class Command(BaseCommand):
                 "undelivered_notifications": undelivered,
             }))  # fmt: skip
             return
-        self.out(tables.table(
+        self.out(cli_tables.table(
             ["KIND", *(s.upper() for s in UNFINISHED), "PAUSED"],
             [[k, *c.values(), "yes" if k in {p.kind for p in paused} else "no"]
              for k, c in counts.items()],
@@ -251,7 +254,7 @@ class Command(BaseCommand):
                     raise
                 self.stderr.write(f"skipped {job_ref(target)}: {error}")
         if json:
-            self.out(tables.to_json([
+            self.out(job_summaries.to_json([
                 {"job": job_ref(old), "retry": job_ref(new) if new else None,
                  "state": new.state if new else None, "ram_mb": new.ram_mb if new else None,
                  "failure_reason": old.failure_reason}
@@ -261,10 +264,10 @@ class Command(BaseCommand):
         if not done:
             self.out("nothing to retry")
             return
-        self.out(tables.table(
+        self.out(cli_tables.table(
             ["FAILED", "NEW ATTEMPT", "STATE", "RAM", "REASON"],
             [[job_ref(old), job_ref(new) if new else "(dry run)", new.state if new else "",
-              f"{new.ram_mb} MB" if new else "", tables.clip(old.failure_reason, 60)]
+              f"{new.ram_mb} MB" if new else "", cli_tables.clip(old.failure_reason, 60)]
              for old, new in done],
         ))  # fmt: skip
         held = [new for _, new in done if new and new.state == JobState.CREATED]
