@@ -9,8 +9,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
+from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
 from runner.job_logs import read_log
 
 

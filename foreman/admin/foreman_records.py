@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from common.admin.base import ReadOnlyAdmin, admin_link
 from common.models import job_model
+from foreman.admin.base import ReadOnlyAdmin, admin_link
 from foreman.models import ForemanBeat, Notification
 
 

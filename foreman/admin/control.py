@@ -1,12 +1,11 @@
-"""The operators' records: paused kinds. (The Foreman's own records are in
-its app's admin.)"""
+"""The operators' records: paused kinds."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from common.admin.base import ReadOnlyAdmin
 from common.models import PausedKind
+from foreman.admin.base import ReadOnlyAdmin
 
 
 @admin.register(PausedKind)

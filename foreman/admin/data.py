@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
 from common.models import (
     Batch,
     ComputedFile,
@@ -13,6 +12,7 @@ from common.models import (
     Provenance,
     TranscriptomeIndex,
 )
+from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
 
 
 @admin.register(Batch)
