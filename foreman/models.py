@@ -61,6 +61,11 @@ class Notification(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    claimed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="a Foreman is sending it until then; no other sends it meanwhile",
+    )
 
     class Meta:
         db_table = "common_notification"

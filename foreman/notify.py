@@ -11,11 +11,13 @@ a channel that took the message is never sent it again.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import requests
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from common.models import Job
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 PAGE = 50
+# Beyond the sends' own timeouts, before another Foreman may take a claimed notification.
+CLAIM_MARGIN_S = 30
 
 
 def describe(job: Job) -> tuple[str, str, dict]:
@@ -117,17 +121,35 @@ def deliver(notification: Notification) -> bool:
     return not errors
 
 
-def deliver_pending() -> int:
-    """Deliver undelivered notifications (oldest first, a page per pass); returns
-    how many were delivered. Rows are locked while sent (on PostgreSQL), so two
-    Foremen never send the same one."""
-    delivered = 0
+def claim_pending() -> list[Notification]:
+    """Undelivered notifications (oldest first, a page) that no other Foreman is
+    sending, claimed for this one until its sends could have timed out. The claim
+    is one short transaction: nothing is sent while a lock is held, so a webhook
+    that never answers holds up no other process's writes (SQLite has one write
+    lock for the whole database)."""
+    now = timezone.now()
+    channels = 2  # email and webhook, each with its own timeout
+    lease = timedelta(seconds=channels * settings.REFINERY_NOTIFY_TIMEOUT_S + CLAIM_MARGIN_S)
     with transaction.atomic():
         pending = Notification.objects.filter(
-            delivered_at__isnull=True, attempts__lt=MAX_ATTEMPTS
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+            delivered_at__isnull=True,
+            attempts__lt=MAX_ATTEMPTS,
         ).order_by("created_at")
         if connection.vendor == "postgresql":
             pending = pending.select_for_update(skip_locked=True)
-        for notification in pending[:PAGE]:
+        ids = list(pending.values_list("pk", flat=True)[:PAGE])
+        Notification.objects.filter(pk__in=ids).update(claimed_until=now + lease)
+    return list(Notification.objects.filter(pk__in=ids).order_by("created_at"))
+
+
+def deliver_pending() -> int:
+    """Claim undelivered notifications, send them outside any transaction, and
+    record each outcome as it comes; returns how many were delivered."""
+    delivered = 0
+    for notification in claim_pending():
+        try:
             delivered += deliver(notification)
+        finally:
+            Notification.objects.filter(pk=notification.pk).update(claimed_until=None)
     return delivered

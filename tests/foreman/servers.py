@@ -71,6 +71,10 @@ class _WebhookHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.posts.append(json.loads(body))
         status = self.server.statuses.pop(0) if self.server.statuses else 204
+        if status == "hang":  # never answer: the client's timeout must end it
+            self.server.hanging.set()
+            self.server.released.wait(30)
+            return
         self.send_response(status)
         self.end_headers()
 
@@ -80,14 +84,16 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 
 class WebhookServer(ThreadingHTTPServer):
     """Collects the JSON bodies POSTed to it in `posts`; answers with the codes in
-    `statuses` first (to test failures), then 204."""
+    `statuses` first (to test failures; "hang" never answers, until `released`),
+    then 204."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _WebhookHandler)
         self.posts: list[dict] = []
-        self.statuses: list[int] = []
+        self.statuses: list[int | str] = []
+        self.hanging, self.released = threading.Event(), threading.Event()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -95,5 +101,6 @@ class WebhookServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/hook"
 
     def close(self) -> None:
+        self.released.set()
         self.shutdown()
         self.server_close()
