@@ -9,7 +9,8 @@ A processor module is its own steps only:
 step semantics): load the job's batches and files, make its work directory,
 fetch its inputs from temporary storage, then the pipeline's own steps, then
 store the results with their provenance and record the job's success in one
-transaction, and remove the raw files no other job needs. A step adds a result
+transaction, remove what failed earlier attempts stored and never recorded, and
+the raw files no other job needs. A step adds a result
 with `add_computed_file`.
 """
 
@@ -35,6 +36,7 @@ from common.models import (
 from common.secrets import redact
 from common.storage import StorageError, permanent_storage, sha256_of_file, temporary_storage
 from common.version import refinery_version
+from processors.redownload import download_again, missing_inputs
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline
 from runner.steps import prepare_job_dir, start_job
 
@@ -75,12 +77,13 @@ def begin_processing(context: ProcessorContext) -> ProcessorContext:
 def fetch_raw_files(context: ProcessorContext) -> ProcessorContext:
     """Copy each input from temporary storage into the job directory and check it
     is the file that was downloaded."""
+    missing = missing_inputs(context["original_files"])
+    if missing:  # another attempt could not find them either: download them again
+        raise JobError(download_again(context["job"], missing), no_retry=True)
     storage = temporary_storage()
     raw_dir = context["work_dir"] / "raw"
     paths: dict[int, Path] = {}
     for original in context["original_files"]:
-        if not original.is_downloaded or not original.temp_key:
-            raise JobError(f"{original.filename} was never downloaded: retry its downloader job")
         try:
             path = storage.fetch(original.temp_key, raw_dir / original.filename)
         except StorageError as error:
@@ -100,8 +103,30 @@ def add_computed_file(context: ProcessorContext, path: Path, file_format: str) -
     context["computed_files"].append({"path": Path(path), "format": file_format})
 
 
+def result_prefix(job: ProcessorJob) -> str:
+    """Where a job's results are stored: each attempt under its own prefix."""
+    return f"processor/{job.pipeline}/job-{job.pk}/"
+
+
 def result_key(job: ProcessorJob, filename: str) -> str:
-    return f"processor/{job.pipeline}/job-{job.pk}/{filename}"
+    return result_prefix(job) + filename
+
+
+def discard_earlier_attempts_files(context: ProcessorContext) -> ProcessorContext:
+    """Remove what earlier, failed attempts of this job stored and never recorded
+    (a worker killed between storing its results and recording them leaves
+    them): the results this attempt recorded replace them."""
+    storage = permanent_storage()
+    earlier = context["job"].retried_job  # None for a first attempt: nothing to read
+    while earlier is not None:
+        if not earlier.computed_files.exists():
+            for key in list(storage.list(result_prefix(earlier))):
+                try:
+                    storage.delete(key)
+                except StorageError:
+                    logger.warning("could not remove %s, stored by failed %s", key, earlier)
+        earlier = earlier.retried_job
+    return context
 
 
 def upload_processed_files(context: ProcessorContext) -> ProcessorContext:
@@ -208,7 +233,7 @@ def processor_steps(
     before = [start_job, begin_processing, *checks, prepare_job_dir]
     if fetch_inputs:
         before.append(fetch_raw_files)
-    return [*before, *own_steps, upload, cleanup_raw_files]
+    return [*before, *own_steps, upload, discard_earlier_attempts_files, cleanup_raw_files]
 
 
 def run_processor(

@@ -333,9 +333,11 @@ def pack_index(context: IndexContext) -> IndexContext:
 def record_transcriptome_index(context: IndexContext, computed_files: list[ComputedFile]) -> None:
     """The TranscriptomeIndex row of the uploaded tarball. Called by
     upload_processed_files inside its transaction, so the row exists exactly when
-    the tarball, its ComputedFile and its provenance do."""
+    the tarball, its ComputedFile and its provenance do. A batch has one index:
+    a later job's replaces an earlier one's row (its file stays, with its job)."""
     request: IndexRequest = context["index_request"]
     [tarball] = [f for f in computed_files if f.filename.endswith(".salmon_index.tar.gz")]
+    TranscriptomeIndex.objects.filter(batch=request.batch).delete()
     context["transcriptome_index"] = TranscriptomeIndex.objects.create(
         organism=request.organism,
         batch=request.batch,

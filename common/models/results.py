@@ -77,6 +77,11 @@ class TranscriptomeIndex(models.Model):
     class Meta:
         verbose_name_plural = "transcriptome indices"
         ordering = ["organism__scientific_name", "length", "-created_at"]
+        # A batch is one organism's release at one k: it has one index. A later job
+        # for the same batch replaces the row (the older file stays, with its job).
+        constraints = [
+            models.UniqueConstraint(fields=["batch"], name="one_transcriptome_index_per_batch")
+        ]
 
     def __str__(self) -> str:
         return f"{self.organism} {self.length} (k={self.k}, Ensembl {self.source_release})"
