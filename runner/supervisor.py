@@ -82,10 +82,12 @@ class Child:
 
     @property
     def recorded_outcome(self) -> bool:
-        """The child ran its job to the end and recorded the outcome itself."""
+        """The child ran its job to the end and recorded the outcome itself. A
+        child that exited on its own did, even when it was about to be stopped
+        (its job ended between a heartbeat and the next: the heartbeat found
+        it finished); one that was killed did not."""
         return (
             self.status is not None
-            and not self.stop_reason
             and os.WIFEXITED(self.status)
             and os.WEXITSTATUS(self.status) in (EXIT_SUCCEEDED, EXIT_FAILED)
         )
