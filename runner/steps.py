@@ -3,11 +3,9 @@ files, and give the job a scratch directory of its own."""
 
 from __future__ import annotations
 
-import shutil
-
 from common.models import JobState, OriginalFile
 from runner.pipeline import JobContext, JobError
-from runner.work_dirs import job_work_dir
+from runner.work_dirs import make_job_dir
 
 
 def start_job(context: JobContext) -> JobContext:
@@ -30,10 +28,7 @@ def start_job(context: JobContext) -> JobContext:
 
 def prepare_job_dir(context: JobContext) -> JobContext:
     """A fresh scratch directory that belongs to this job alone; `end_job`
-    removes it."""
+    removes it. Paths in it are built with `runner.work_dirs.work_path`."""
     job = context["job"]
-    path = job_work_dir(job.kind, job.pk)
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    context["work_dir"] = path
+    context["work_dir"] = make_job_dir(job.kind, job.pk)
     return context
