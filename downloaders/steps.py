@@ -30,7 +30,8 @@ from common.storage import StorageError, temporary_storage
 from downloaders.fetch import fetch_url
 from runner.dispatch import send_job
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline, step_name
-from runner.steps import prepare_job_dir, start_job
+from runner.steps import checked_filename, prepare_job_dir, start_job
+from runner.work_dirs import work_path
 
 
 class DownloaderContext(JobContext, total=False):
@@ -43,7 +44,9 @@ class DownloaderContext(JobContext, total=False):
 
 
 def temp_key(job: DownloaderJob, original: OriginalFile) -> str:
-    return f"downloader/job-{job.pk}/file-{original.pk}/{original.filename}"
+    """Where a file waits for its processors: under the job's and the file's ids,
+    by its name once that is checked to be one plain name."""
+    return f"downloader/job-{job.pk}/file-{original.pk}/{checked_filename(original)}"
 
 
 def require_files(context: DownloaderContext) -> DownloaderContext:
@@ -63,7 +66,7 @@ def fetch_file(context: DownloaderContext) -> DownloaderContext:
         print(f"{original.filename}: already in temporary storage", flush=True)
         context["staged"] = None
         return context
-    staged = context["work_dir"] / f"file-{original.pk}"
+    staged = work_path(context["work_dir"], f"file-{original.pk}")
     context["staged"] = fetch_url(original.source_url, staged, expected_size=original.expected_size)
     return context
 

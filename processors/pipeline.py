@@ -24,6 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from common.filenames import UnsafeName, check_name
 from common.models import (
     Batch,
     BatchStatus,
@@ -36,7 +37,8 @@ from common.secrets import redact
 from common.storage import StorageError, permanent_storage, sha256_of_file, temporary_storage
 from common.version import refinery_version
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline
-from runner.steps import prepare_job_dir, start_job
+from runner.steps import checked_filename, prepare_job_dir, start_job
+from runner.work_dirs import work_path
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +75,17 @@ def begin_processing(context: ProcessorContext) -> ProcessorContext:
 
 
 def fetch_raw_files(context: ProcessorContext) -> ProcessorContext:
-    """Copy each input from temporary storage into the job directory and check it
-    is the file that was downloaded."""
+    """Copy each input from temporary storage into the job directory, as
+    `raw/<file id>/<its checked name>`, and check it is the file that was
+    downloaded."""
     storage = temporary_storage()
-    raw_dir = context["work_dir"] / "raw"
     paths: dict[int, Path] = {}
     for original in context["original_files"]:
         if not original.is_downloaded or not original.temp_key:
             raise JobError(f"{original.filename} was never downloaded: retry its downloader job")
+        target = work_path(context["work_dir"], "raw", str(original.pk), checked_filename(original))
         try:
-            path = storage.fetch(original.temp_key, raw_dir / original.filename)
+            path = storage.fetch(original.temp_key, target)
         except StorageError as error:
             raise JobError(f"cannot fetch {original.filename}: {error}") from error
         if original.sha256 and sha256_of_file(path) != original.sha256:
@@ -97,11 +100,18 @@ def fetch_raw_files(context: ProcessorContext) -> ProcessorContext:
 
 def add_computed_file(context: ProcessorContext, path: Path, file_format: str) -> None:
     """Mark a file in the job directory as a result to upload."""
-    context["computed_files"].append({"path": Path(path), "format": file_format})
+    path = work_path(context["work_dir"], path)
+    context["computed_files"].append({"path": path, "format": file_format})
 
 
 def result_key(job: ProcessorJob, filename: str) -> str:
-    return f"processor/{job.pipeline}/job-{job.pk}/{filename}"
+    """Where a result is kept: under the pipeline and the job, by its name once
+    that is checked to be one plain name."""
+    try:
+        name = check_name(filename, "the result's name")
+    except UnsafeName as error:
+        raise JobError(str(error), no_retry=True) from None
+    return f"processor/{job.pipeline}/job-{job.pk}/{name}"
 
 
 def upload_processed_files(context: ProcessorContext) -> ProcessorContext:

@@ -37,6 +37,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from common.filenames import UnsafeName, check_name
 from common.models import (
     ComputedFile,
     OriginalFile,
@@ -62,6 +63,7 @@ from processors.pipeline import (
 )
 from processors.raw_inputs import reading
 from runner.pipeline import JobError
+from runner.work_dirs import work_path
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,10 @@ def read_index_request(context: IndexContext) -> IndexContext:
         release=str(metadata["release"]),
         assembly=str(metadata["assembly"]),
     )
+    try:
+        check_name(f"{request.index_name}.tar.gz", "the index's name")
+    except UnsafeName as error:
+        raise JobError(f"batch {batch}: {error}", no_retry=True) from None
     context["index_request"] = request
     context["parameters"].update(
         species=request.species,
@@ -290,7 +296,7 @@ def build_salmon_index(context: IndexContext) -> IndexContext:
     request: IndexRequest = context["index_request"]
     threads = available_cpus()
     work_dir: Path = context["work_dir"]
-    index_dir = work_dir / "index" / request.index_name
+    index_dir = work_path(work_dir, "index", request.index_name)
     index_dir.parent.mkdir()
     run_tool(
         context,
