@@ -3,6 +3,16 @@ queue one DownloaderJob per group of new batches that share files.
 
 A source subclasses `ExternalSourceSurveyor`, names itself in `source`, adds its
 command-line options in `add_arguments`, and implements `discover_batches`.
+
+Sources are untrusted. Before anything is recorded, every discovered batch is
+checked here, for every source: each file name must be one plain name
+(`common.filenames`), and every text must fit its column. A batch that fails is
+not recorded (nor any of its files), and says why in the survey's output and
+log; the batches that pass are recorded and queued as usual; then the survey
+fails, with `no_retry`, with a reason naming each refused file and where the
+source listed it (`DiscoveredFile.listed_in`, e.g. a CHECKSUMS line). A source
+may refuse things of its own with `refuse` (a species whose name would make a
+path, say): they end the survey the same way.
 """
 
 from __future__ import annotations
@@ -14,8 +24,10 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
+from common.filenames import UnsafeName, check_name, shorten
 from common.models import Batch, DownloaderJob, Organism, OriginalFile, SurveyJob
 from common.models.choices import ProcessorPipeline
+from common.models.lengths import length_problem
 from common.progress import Progress
 from runner.dispatch import send_job
 from runner.pipeline import JobContext, JobError, run_pipeline
@@ -31,6 +43,8 @@ class DiscoveredFile:
     raw_format: str = ""
     expected_size: int | None = None
     expected_checksums: dict = field(default_factory=dict)
+    # Where the source named the file, for messages: "<url of CHECKSUMS> line 3".
+    listed_in: str = ""
 
 
 @dataclass
@@ -49,6 +63,38 @@ class SurveyResult:
     discovered: int = 0
     new_batches: list[Batch] = field(default_factory=list)
     downloader_jobs: list[DownloaderJob] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # what was not recorded, and why
+
+
+def file_problems(found: DiscoveredFile) -> list[str]:
+    """Why a discovered file cannot be recorded (nothing when it can)."""
+    where = found.listed_in or found.url
+    problems = []
+    try:
+        check_name(found.filename)
+    except UnsafeName as error:
+        problems.append(f"{where}: {error}")
+    for name, value in (("source_url", found.url), ("raw_format", found.raw_format)):
+        if not isinstance(value, str):
+            problems.append(f"{where}: the file's {name} is not text")
+        elif problem := length_problem(OriginalFile, name, value):
+            problems.append(f"{where}: {problem}")
+    return problems
+
+
+def batch_problems(batch: DiscoveredBatch) -> list[str]:
+    """Why a discovered batch cannot be recorded (nothing when it can)."""
+    problems = []
+    for name, value in (("accession", batch.accession), ("variant", batch.variant)):
+        if not isinstance(value, str) or (name == "accession" and not value):
+            problems.append(f"batch {shorten(value)}: its {name} is not a text")
+        elif problem := length_problem(Batch, name, value):
+            problems.append(f"batch {shorten(batch.accession)}: {problem}")
+    if problem := length_problem(Organism, "scientific_name", batch.organism_name):
+        problems.append(f"batch {shorten(batch.accession)}: {problem}")
+    for found in batch.files:
+        problems.extend(file_problems(found))
+    return problems
 
 
 class SurveyContext(JobContext, total=False):
@@ -138,13 +184,45 @@ class ExternalSourceSurveyor:
         return context
 
     def record_batches(self, context: SurveyContext) -> SurveyContext:
-        """Each group of batches that share files, recorded in its own transaction."""
-        groups = self.group_batches(context["discovered"])
+        """Each group of batches that share files, recorded in its own transaction;
+        then the survey fails if anything was refused (see the module docstring)."""
+        safe, refused = [], {}
+        for batch in context["discovered"]:
+            problems = batch_problems(batch)
+            if problems:
+                label = f"{batch.accession} [{batch.variant}]" if batch.variant else batch.accession
+                refused.setdefault("; ".join(problems), []).append(shorten(label))
+            else:
+                safe.append(batch)
+        for why, labels in refused.items():  # batches that share a bad file: said once
+            self.refuse(f"batch{'es' if len(labels) > 1 else ''} {', '.join(labels)}", why)
+        groups = self.group_batches(safe)
         with Progress(len(groups), f"recording {self.source} batches") as progress:
             for group in groups:
                 self.record_group(group)
                 progress.advance()
+        self.fail_if_refused()
         return context
+
+    def refuse(self, what: str, why: str) -> None:
+        """Leave `what` unrecorded because of `why` (shown now, and in the
+        survey's failure reason at its end)."""
+        logger.warning("%s: refused %s: %s", self.source, what, why)
+        print(f"refused {what}: {why}", flush=True)
+        self.result.refused.append(f"{what}: {why}")
+
+    def fail_if_refused(self) -> None:
+        refused = self.result.refused
+        if not refused:
+            return
+        shown = "; ".join(refused[:5]) + (
+            f"; and {len(refused) - 5} more" if len(refused) > 5 else ""
+        )
+        raise JobError(
+            f"{self.source} sent what the refinery does not accept, and it refused it (what "
+            f"it accepted was recorded: {len(self.result.new_batches)} new batch(es)): {shown}",
+            no_retry=True,
+        )
 
     @transaction.atomic
     def record_group(self, group: list[DiscoveredBatch]) -> DownloaderJob | None:
@@ -192,7 +270,11 @@ class ExternalSourceSurveyor:
 
     @staticmethod
     def add_file(found: DiscoveredFile) -> OriginalFile:
-        """The file at `found.url`, shared by every batch that needs it."""
+        """The file at `found.url`, shared by every batch that needs it. Its name
+        and texts are checked here too (record_batches refuses such batches before)."""
+        problems = file_problems(found)
+        if problems:
+            raise JobError("; ".join(problems), no_retry=True)
         defaults = {
             "filename": found.filename,
             "raw_format": found.raw_format,
