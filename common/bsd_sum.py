@@ -19,6 +19,7 @@ the coreutils ``sum`` program is installed, :func:`bsd_sum` streams the data thr
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from common.chunks import CHUNK
-from common.filenames import shorten
 
 __all__ = [
     "MAX_CHECKSUMS_LINE",
@@ -43,6 +43,7 @@ __all__ = [
 BLOCK = 1024
 # A sum, a block count and a name of at most 255 bytes fit in a line many times over.
 MAX_CHECKSUMS_LINE = 1024
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")  # str.isdigit() takes '²', which int() refuses
 
 
 def _python_update(checksum: int, data: bytes) -> int:
@@ -155,8 +156,9 @@ def read_checksums(text: str | Iterable[str]) -> dict[str, ChecksumEntry]:
         if not line.strip():
             continue
         fields = line.split(None, 2)
-        if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
-            raise ValueError(f"line {number} is not '<sum> <blocks> <name>': {shorten(line)}")
+        if len(fields) != 3 or not (_DIGITS.match(fields[0]) and _DIGITS.match(fields[1])):
+            # The line itself is not quoted: it is the source's text, and reasons are public.
+            raise ValueError(f"line {number} is not '<sum> <blocks> <name>'")
         result[fields[2].strip()] = ChecksumEntry(int(fields[0]), int(fields[1]), number)
     return result
 

@@ -54,7 +54,7 @@ def check_name(name: object, what: str = "file name") -> str:
     return name  # type: ignore[return-value]
 
 
-def shorten(value: object, limit: int = 400) -> str:
+def shorten(value: object, limit: int = 200) -> str:
     """`value`'s repr, cut to `limit` characters: a hostile name may be huge."""
     text = repr(value)
     if len(text) <= limit:

@@ -86,7 +86,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
     @classmethod
     def parameters_from_options(cls, options: dict) -> dict:
         release = options.get("release")
-        if release is not None and not str(release).isdigit():
+        if release is not None and not re.fullmatch(r"[0-9]{1,6}", str(release)):
             raise JobError(f"--release must be a release number such as 114, not {release!r}")
         return {
             "division": options["division"],
@@ -97,7 +97,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
     def discover_batches(self) -> Iterable[DiscoveredBatch]:
         client = EnsemblClient(self.parameters.get("division", ""))
         release = self.parameters.get("release") or client.current_release()
-        if not str(release).isdigit():
+        if not re.fullmatch(r"[0-9]{1,6}", str(release)):
             raise JobError(f"Ensembl gave {shorten(release)} as its release, not a number")
         species = self.select_species(client.list_species(), self.parameters.get("species") or [])
         collections = client.collections(release)

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from common.bsd_sum import bsd_sum_path, format_sum_line
+from common.filenames import shorten
 from common.models import Batch, JobState, OriginalFile, SurveyJob
 from tests.attacks import make_sentinel, run_queued_jobs, snapshot
 from tests.ensembl_fixtures import FUNGI
@@ -49,7 +50,7 @@ def assert_refused(error: str, name: str, server) -> None:
     job = SurveyJob.objects.get()
     assert job.state == JobState.FAILED and job.no_retry, job.failure_reason
     assert error and job.failure_reason in error
-    assert repr(name) in job.failure_reason
+    assert shorten(name) in job.failure_reason
     assert f"{genome_folder(server)}/CHECKSUMS line 1" in job.failure_reason
     assert "Traceback" not in job.failure_reason
     assert not Batch.objects.exists()
