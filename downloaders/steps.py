@@ -26,10 +26,12 @@ from common.models import (
     OriginalFile,
     ProcessorJob,
 )
+from common.secrets import with_credentials
 from common.storage import StorageError, temporary_storage
 from downloaders.fetch import fetch_url
 from runner.dispatch import send_job
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline, step_name
+from runner.registry import source_base_urls
 from runner.steps import checked_filename, prepare_job_dir, start_job
 from runner.work_dirs import work_path
 
@@ -67,7 +69,12 @@ def fetch_file(context: DownloaderContext) -> DownloaderContext:
         context["staged"] = None
         return context
     staged = work_path(context["work_dir"], f"file-{original.pk}")
-    context["staged"] = fetch_url(original.source_url, staged, expected_size=original.expected_size)
+    # A private mirror's credentials come from its setting, never from the row.
+    url = with_credentials(original.source_url, source_base_urls())
+    try:
+        context["staged"] = fetch_url(url, staged, expected_size=original.expected_size)
+    except JobError as error:
+        raise JobError(error.reason.replace(url, original.source_url), error.no_retry) from None
     return context
 
 

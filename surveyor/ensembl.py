@@ -63,6 +63,7 @@ def choose_gtf(names: Iterable[str], release: str) -> str | None:
 class EnsemblSurveyor(ExternalSourceSurveyor):
     source = SurveySource.ENSEMBL
     help = "species of an Ensembl division: two Salmon transcriptome indices each"
+    base_url_settings = ("ENSEMBL_REST_URL", "ENSEMBL_FTP_URL", "ENSEMBL_GENOMES_FTP_URL")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

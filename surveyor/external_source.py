@@ -29,6 +29,7 @@ from common.models import Batch, DownloaderJob, Organism, OriginalFile, SurveyJo
 from common.models.choices import ProcessorPipeline
 from common.models.lengths import length_problem
 from common.progress import Progress
+from common.secrets import strip_credentials
 from runner.dispatch import send_job
 from runner.pipeline import JobContext, JobError, run_pipeline
 from runner.registry import downloader_task_for
@@ -110,6 +111,9 @@ class ExternalSourceSurveyor:
 
     source: str = ""
     help: str = ""
+    # The settings that hold the source's base URLs. A private mirror's may carry
+    # user:password@: URLs are stored without it, and the downloader puts it back.
+    base_url_settings: tuple[str, ...] = ()
 
     def __init__(self, survey_job: SurveyJob):
         self.job = survey_job
@@ -179,6 +183,9 @@ class ExternalSourceSurveyor:
         discovered = list(self.discover_batches())
         for batch in discovered:
             batch.pipeline = self.determine_pipeline(batch)
+            for found in batch.files:  # a mirror's password stays in its setting
+                found.url = strip_credentials(found.url)
+                found.listed_in = strip_credentials(found.listed_in)
         self.result.discovered = len(discovered)
         context["discovered"] = discovered
         return context
@@ -272,6 +279,7 @@ class ExternalSourceSurveyor:
     def add_file(found: DiscoveredFile) -> OriginalFile:
         """The file at `found.url`, shared by every batch that needs it. Its name
         and texts are checked here too (record_batches refuses such batches before)."""
+        found.url = strip_credentials(found.url)
         problems = file_problems(found)
         if problems:
             raise JobError("; ".join(problems), no_retry=True)
