@@ -31,9 +31,8 @@ def name_problem(name: object) -> str | None:
             return f"it contains {separator!r}"
     if name.startswith("."):
         return "it starts with '.'"
-    for character in name:
-        if unicodedata.category(character) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-            return f"it contains the control character {character!r}"
+    if (character := control_character(name)) is not None:
+        return f"it contains the control character {character!r}"
     if name != name.strip():
         return "it starts or ends with white space"
     try:
@@ -42,6 +41,16 @@ def name_problem(name: object) -> str | None:
         return "it is not valid Unicode"
     if size > MAX_NAME_BYTES:
         return f"it is longer than {MAX_NAME_BYTES} bytes ({size})"
+    return None
+
+
+def control_character(text: str) -> str | None:
+    """The first character of `text` that a terminal or a log would act on, or
+    not show (controls, format characters such as right-to-left overrides,
+    line and paragraph separators, lone surrogates); None when there is none."""
+    for character in text:
+        if unicodedata.category(character) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            return character
     return None
 
 

@@ -44,6 +44,7 @@ from common.models import (
     ProcessorJob,
     TranscriptomeIndex,
 )
+from common.models.lengths import length_problem
 from processors.external_tools import run_tool
 from processors.fasta import count_fasta_records, gunzip_fasta
 from processors.gtf import AnnotationCleaning, clean_gtf_file, write_gene_map
@@ -132,6 +133,8 @@ def read_index_request(context: IndexContext) -> IndexContext:
     )
     try:
         check_name(f"{request.index_name}.tar.gz", "the index's name")
+        if problem := length_problem(TranscriptomeIndex, "assembly", request.assembly):
+            raise UnsafeName(problem)
     except UnsafeName as error:
         raise JobError(f"batch {batch}: {error}", no_retry=True) from None
     context["index_request"] = request

@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 from common.bsd_sum import read_checksums
 from common.filenames import name_problem, shorten
@@ -205,7 +206,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
                     return None
                 entry = sums[name]
                 found[kind] = DiscoveredFile(
-                    url=f"{folder}/{name}",
+                    url=f"{folder}/{quote(name)}",  # '?', '#' or '%' in a name stay in it
                     filename=name,
                     expected_checksums={"bsd_sum": f"{entry.checksum} {entry.blocks}"},
                     listed_in=f"{folder}/CHECKSUMS line {entry.line}",

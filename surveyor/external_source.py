@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
-from common.filenames import UnsafeName, check_name, shorten
+from common.filenames import UnsafeName, check_name, control_character, shorten
 from common.models import Batch, DownloaderJob, Organism, OriginalFile, SurveyJob
 from common.models.choices import ProcessorPipeline
 from common.models.lengths import length_problem
@@ -84,15 +84,23 @@ def file_problems(found: DiscoveredFile) -> list[str]:
 
 
 def batch_problems(batch: DiscoveredBatch) -> list[str]:
-    """Why a discovered batch cannot be recorded (nothing when it can)."""
+    """Why a discovered batch cannot be recorded (nothing when it can): its texts
+    are shown in terminals and logs, so they hold no control character."""
     problems = []
-    for name, value in (("accession", batch.accession), ("variant", batch.variant)):
+    for model, name, value in (
+        (Batch, "accession", batch.accession),
+        (Batch, "variant", batch.variant),
+        (Organism, "scientific_name", batch.organism_name),
+    ):
         if not isinstance(value, str) or (name == "accession" and not value):
-            problems.append(f"batch {shorten(value)}: its {name} is not a text")
-        elif problem := length_problem(Batch, name, value):
+            problems.append(f"batch {shorten(batch.accession)}: its {name} is not a text")
+        elif problem := length_problem(model, name, value):
             problems.append(f"batch {shorten(batch.accession)}: {problem}")
-    if problem := length_problem(Organism, "scientific_name", batch.organism_name):
-        problems.append(f"batch {shorten(batch.accession)}: {problem}")
+        elif (character := control_character(value)) is not None:
+            problems.append(
+                f"batch {shorten(batch.accession)}: its {name} holds the control character "
+                f"{character!r}"
+            )
     for found in batch.files:
         problems.extend(file_problems(found))
     return problems

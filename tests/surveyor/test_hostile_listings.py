@@ -117,3 +117,20 @@ def test_species_whose_names_would_make_paths_are_refused(name, collection, why)
     species = EnsemblSpecies(name, "x", "x", None, "x")
     assert not surveyor.names_plain_folders(species, {name: collection} if collection else {})
     assert surveyor.result.refused == [f"species {name!r}: {why}"]
+
+
+def test_a_name_with_url_characters_is_fetched_as_that_name(ensembl):
+    """'?', '#' and '%' are allowed in a file name: the URL quotes them, so the
+    download asks for that file, not a shorter path with a query."""
+    name, quoted = f"A?b#c%41{SUFFIX}", f"A%3Fb%23c%2541{SUFFIX}"
+    folder = genome_folder(ensembl)
+    genome = ensembl.local_path(f"{folder}/{GENOME}")
+    listing = ensembl.local_path(f"{folder}/CHECKSUMS").read_text()
+    line = format_sum_line(*bsd_sum_path(genome), name)
+    ensembl.override_file(f"{folder}/CHECKSUMS", (line + listing).encode())
+    ensembl.override_file(f"{folder}/{quoted}", genome)
+    assert not survey_demonstrans()
+    stored = OriginalFile.objects.get(filename=name)
+    assert stored.source_url == f"{folder}/{quoted}"
+    [downloader, *_] = run_queued_jobs()
+    assert downloader.state == JobState.SUCCEEDED, downloader.failure_reason

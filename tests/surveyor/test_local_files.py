@@ -66,3 +66,13 @@ def test_a_file_whose_name_is_not_plain_is_refused_and_the_rest_recorded(tmp_pat
     assert f"the folder {folder}" in str(error.value)
     job = SurveyJob.objects.get()
     assert job.state == JobState.FAILED and job.no_retry
+
+
+def test_a_path_with_a_terminal_escape_is_refused(tmp_path, refinery_dirs):
+    """The accession (the path in the folder) is shown by `jobs show` and logs."""
+    folder = tmp_path / "incoming"
+    (folder / "dir\x1b]0;owned\x07").mkdir(parents=True)
+    (folder / "dir\x1b]0;owned\x07" / "a.txt").write_text("a\n")
+    with pytest.raises(CommandError, match=r"its accession holds the control character '\\x1b'"):
+        call_command("survey", "local_files", str(folder))
+    assert not Batch.objects.exists()
