@@ -19,21 +19,31 @@ the coreutils ``sum`` program is installed, :func:`bsd_sum` streams the data thr
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from common.chunks import CHUNK
 
 __all__ = [
+    "MAX_CHECKSUMS_LINE",
+    "ChecksumEntry",
     "bsd_sum",
     "bsd_sum_bytes",
     "bsd_sum_path",
     "format_sum_line",
     "parse_checksums",
+    "read_checksums",
 ]
+
+BLOCK = 1024
+# A sum, a block count and a name of at most 255 bytes fit in a line many times over.
+MAX_CHECKSUMS_LINE = 1024
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")  # str.isdigit() takes '²', which int() refuses
 
 
 def _python_update(checksum: int, data: bytes) -> int:
@@ -44,7 +54,7 @@ def _python_update(checksum: int, data: bytes) -> int:
 
 
 def _blocks(total: int) -> int:
-    return (total + 1023) // 1024
+    return (total + BLOCK - 1) // BLOCK
 
 
 def bsd_sum_bytes(data: bytes) -> tuple[int, int]:
@@ -113,19 +123,47 @@ def format_sum_line(checksum: int, blocks: int, name: str) -> str:
     return f"{checksum:05d} {blocks:5d} {name}\n"
 
 
-def parse_checksums(text: str | Iterable[str]) -> dict[str, tuple[int, int]]:
-    """Parse a ``CHECKSUMS`` file into ``{file name: (checksum, blocks)}``.
+@dataclass(frozen=True)
+class ChecksumEntry:
+    """One file of a ``CHECKSUMS`` listing: its sum, its size in 1024-byte blocks, and
+    the line that lists it."""
+
+    checksum: int
+    blocks: int
+    line: int
+
+    @property
+    def max_size(self) -> int:
+        """The most bytes the file can have: ``sum`` rounds the size up to whole blocks."""
+        return self.blocks * BLOCK
+
+
+def read_checksums(text: str | Iterable[str]) -> dict[str, ChecksumEntry]:
+    """Read a ``CHECKSUMS`` file into ``{file name: ChecksumEntry}``.
 
     Accepts space- or tab-separated lines; blank lines are skipped. A line that is not
-    ``<int> <int> <name>`` raises ``ValueError`` naming the line.
+    ``<int> <int> <name>``, or is longer than ``MAX_CHECKSUMS_LINE`` characters, raises
+    ``ValueError`` naming the line. The names are as listed: checking that each is one
+    plain file name is the reader's business (``common.filenames``).
     """
     lines = text.splitlines() if isinstance(text, str) else text
-    result: dict[str, tuple[int, int]] = {}
+    result: dict[str, ChecksumEntry] = {}
     for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_CHECKSUMS_LINE:
+            raise ValueError(
+                f"line {number} is longer than {MAX_CHECKSUMS_LINE} characters ({len(line)})"
+            )
         if not line.strip():
             continue
         fields = line.split(None, 2)
-        if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
-            raise ValueError(f"CHECKSUMS line {number} is not '<sum> <blocks> <name>': {line!r}")
-        result[fields[2].strip()] = (int(fields[0]), int(fields[1]))
+        if len(fields) != 3 or not (_DIGITS.match(fields[0]) and _DIGITS.match(fields[1])):
+            # The line itself is not quoted: it is the source's text, and reasons are public.
+            raise ValueError(f"line {number} is not '<sum> <blocks> <name>'")
+        result[fields[2].strip()] = ChecksumEntry(int(fields[0]), int(fields[1]), number)
     return result
+
+
+def parse_checksums(text: str | Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Parse a ``CHECKSUMS`` file into ``{file name: (checksum, blocks)}`` (see
+    :func:`read_checksums`)."""
+    return {name: (e.checksum, e.blocks) for name, e in read_checksums(text).items()}

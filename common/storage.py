@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from common.chunks import CHUNK
+from common.filenames import name_problem, shorten
 
 S3_PARALLEL_PARTS = 4
 
@@ -50,11 +51,19 @@ def sha256_of_file(path: str | Path) -> str:
 
 
 def clean_key(key: str) -> str:
-    """A relative key with no `..`, so no key escapes its storage."""
-    parts = PurePosixPath(key.replace("\\", "/")).parts
-    if not parts or key.startswith("/") or any(p in ("..", ".", "") for p in parts):
-        raise StorageError(f"invalid storage key {key!r}: use a relative path without '..'")
-    return "/".join(parts)
+    """`key` when it is a relative key of plain names (see `common.filenames`):
+    no `..`, no absolute path, no empty, hidden or over-long segment, no control
+    character, so no key escapes its storage or makes an unusable local path."""
+    if not isinstance(key, str) or not key or key.startswith("/"):
+        raise StorageError(f"invalid storage key {shorten(key)}: use a relative path")
+    for part in key.split("/"):
+        problem = name_problem(part)
+        if problem is not None:
+            raise StorageError(
+                f"invalid storage key {shorten(key)}: its part {shorten(part)} is not a plain "
+                f"name ({problem})"
+            )
+    return key
 
 
 class Storage(ABC):

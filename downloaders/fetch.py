@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ftplib
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -158,9 +159,20 @@ def _fetch_ftp(url: str, destination: Path, progress: Progress | None) -> None:
 
 def _fetch_file(url: str, destination: Path, progress: Progress | None) -> None:
     source = Path(unquote(urlsplit(url).path))
+    if source.resolve() != source:  # the survey recorded the real path: no link on the way
+        raise JobError(
+            f"{url}: {source} is reached through a link now (to {source.resolve()}), "
+            "not the file the survey found: survey its folder again",
+            no_retry=True,
+        )
     if not source.is_file():
         raise JobError(f"{url}: no such file", no_retry=True)
-    shutil.copyfile(source, destination)
+    try:
+        handle = os.fdopen(os.open(source, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+    except OSError as error:
+        raise JobError(f"{url}: cannot read {source}: {error.strerror}", no_retry=True) from None
+    with handle, open(destination, "wb") as out:
+        shutil.copyfileobj(handle, out, CHUNK)
     if progress:
         progress(destination.stat().st_size)
 

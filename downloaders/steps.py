@@ -26,11 +26,14 @@ from common.models import (
     OriginalFile,
     ProcessorJob,
 )
+from common.secrets import with_credentials
 from common.storage import StorageError, temporary_storage
 from downloaders.fetch import fetch_url
 from runner.dispatch import send_job
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline, step_name
-from runner.steps import prepare_job_dir, start_job
+from runner.registry import source_base_urls
+from runner.steps import checked_filename, prepare_job_dir, start_job
+from runner.work_dirs import work_path
 
 
 class DownloaderContext(JobContext, total=False):
@@ -43,7 +46,9 @@ class DownloaderContext(JobContext, total=False):
 
 
 def temp_key(job: DownloaderJob, original: OriginalFile) -> str:
-    return f"downloader/job-{job.pk}/file-{original.pk}/{original.filename}"
+    """Where a file waits for its processors: under the job's and the file's ids,
+    by its name once that is checked to be one plain name."""
+    return f"downloader/job-{job.pk}/file-{original.pk}/{checked_filename(original)}"
 
 
 def require_files(context: DownloaderContext) -> DownloaderContext:
@@ -63,8 +68,13 @@ def fetch_file(context: DownloaderContext) -> DownloaderContext:
         print(f"{original.filename}: already in temporary storage", flush=True)
         context["staged"] = None
         return context
-    staged = context["work_dir"] / f"file-{original.pk}"
-    context["staged"] = fetch_url(original.source_url, staged, expected_size=original.expected_size)
+    staged = work_path(context["work_dir"], f"file-{original.pk}")
+    # A private mirror's credentials come from its setting, never from the row.
+    url = with_credentials(original.source_url, source_base_urls())
+    try:
+        context["staged"] = fetch_url(url, staged, expected_size=original.expected_size)
+    except JobError as error:
+        raise JobError(error.reason.replace(url, original.source_url), error.no_retry) from None
     return context
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from common.filenames import UnsafeName, check_name
 from common.models import (
     Batch,
     BatchStatus,
@@ -38,7 +39,8 @@ from common.storage import StorageError, permanent_storage, sha256_of_file, temp
 from common.version import refinery_version
 from processors.redownload import download_again, missing_inputs
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline
-from runner.steps import prepare_job_dir, start_job
+from runner.steps import checked_filename, prepare_job_dir, start_job
+from runner.work_dirs import work_path
 
 logger = logging.getLogger(__name__)
 
@@ -75,17 +77,18 @@ def begin_processing(context: ProcessorContext) -> ProcessorContext:
 
 
 def fetch_raw_files(context: ProcessorContext) -> ProcessorContext:
-    """Copy each input from temporary storage into the job directory and check it
-    is the file that was downloaded."""
+    """Copy each input from temporary storage into the job directory, as
+    `raw/<file id>/<its checked name>`, and check it is the file that was
+    downloaded."""
     missing = missing_inputs(context["original_files"])
     if missing:  # another attempt could not find them either: download them again
         raise JobError(download_again(context["job"], missing), no_retry=True)
     storage = temporary_storage()
-    raw_dir = context["work_dir"] / "raw"
     paths: dict[int, Path] = {}
     for original in context["original_files"]:
+        target = work_path(context["work_dir"], "raw", str(original.pk), checked_filename(original))
         try:
-            path = storage.fetch(original.temp_key, raw_dir / original.filename)
+            path = storage.fetch(original.temp_key, target)
         except StorageError as error:
             raise JobError(f"cannot fetch {original.filename}: {error}") from error
         if original.sha256 and sha256_of_file(path) != original.sha256:
@@ -100,7 +103,8 @@ def fetch_raw_files(context: ProcessorContext) -> ProcessorContext:
 
 def add_computed_file(context: ProcessorContext, path: Path, file_format: str) -> None:
     """Mark a file in the job directory as a result to upload."""
-    context["computed_files"].append({"path": Path(path), "format": file_format})
+    path = work_path(context["work_dir"], path)
+    context["computed_files"].append({"path": path, "format": file_format})
 
 
 def result_prefix(job: ProcessorJob) -> str:
@@ -109,7 +113,13 @@ def result_prefix(job: ProcessorJob) -> str:
 
 
 def result_key(job: ProcessorJob, filename: str) -> str:
-    return result_prefix(job) + filename
+    """Where a result is kept: under the pipeline and the job, by its name once
+    that is checked to be one plain name."""
+    try:
+        name = check_name(filename, "the result's name")
+    except UnsafeName as error:
+        raise JobError(str(error), no_retry=True) from None
+    return result_prefix(job) + name
 
 
 def discard_earlier_attempts_files(context: ProcessorContext) -> ProcessorContext:

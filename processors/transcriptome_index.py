@@ -37,12 +37,14 @@ import logging
 import shutil
 from pathlib import Path
 
+from common.filenames import UnsafeName, check_name
 from common.models import (
     ComputedFile,
     OriginalFile,
     ProcessorJob,
     TranscriptomeIndex,
 )
+from common.models.lengths import length_problem
 from processors.external_tools import run_tool
 from processors.fasta import count_fasta_records, gunzip_fasta
 from processors.gtf import AnnotationCleaning, clean_gtf_file, write_gene_map
@@ -62,6 +64,7 @@ from processors.pipeline import (
 )
 from processors.raw_inputs import reading
 from runner.pipeline import JobError
+from runner.work_dirs import work_path
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +131,12 @@ def read_index_request(context: IndexContext) -> IndexContext:
         release=str(metadata["release"]),
         assembly=str(metadata["assembly"]),
     )
+    try:
+        check_name(f"{request.index_name}.tar.gz", "the index's name")
+        if problem := length_problem(TranscriptomeIndex, "assembly", request.assembly):
+            raise UnsafeName(problem)
+    except UnsafeName as error:
+        raise JobError(f"batch {batch}: {error}", no_retry=True) from None
     context["index_request"] = request
     context["parameters"].update(
         species=request.species,
@@ -290,7 +299,7 @@ def build_salmon_index(context: IndexContext) -> IndexContext:
     request: IndexRequest = context["index_request"]
     threads = available_cpus()
     work_dir: Path = context["work_dir"]
-    index_dir = work_dir / "index" / request.index_name
+    index_dir = work_path(work_dir, "index", request.index_name)
     index_dir.parent.mkdir()
     run_tool(
         context,

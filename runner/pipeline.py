@@ -16,7 +16,6 @@ result that belongs to a failed attempt.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.models import Batch, Job, JobState, OriginalFile
+from runner.work_dirs import remove_job_dir
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +122,12 @@ def record_success(context: JobContext, record: Callable[[], object]) -> None:
 
 
 def end_job(context: JobContext) -> JobContext:
-    """Free the job's work directory and record the outcome (unless a step
-    already recorded success with `record_success`)."""
-    work_dir = context.get("work_dir")
-    if work_dir is not None:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    """Free the job's work directory (the one `prepare_job_dir` made, whatever
+    `work_dir` says now) and record the outcome (unless a step already recorded
+    success with `record_success`)."""
     job = context["job"]
+    if context.get("work_dir") is not None:
+        remove_job_dir(job.kind, job.pk)
     if job.state == JobState.SUCCEEDED:
         if context.get("success") is False:  # a step after the results failed: the results stand
             logger.warning("after the job succeeded: %s", context.get("failure_reason"))

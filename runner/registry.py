@@ -90,3 +90,18 @@ def work_for(job: Job) -> Work:
     if job.kind == JobKind.DOWNLOADER:
         return _lookup(_TASKS, job.downloader_task, "downloader task").work
     return _lookup(_SOURCES, job.source, "survey source").work
+
+
+def source_base_urls() -> list[str]:
+    """Every registered source's base URLs, as its settings give them now (with
+    the credentials of a private mirror, if it has any): the names of those
+    settings are the surveyor's `base_url_settings`."""
+    from django.conf import settings
+
+    urls = []
+    for registered in _SOURCES.values():
+        for name in getattr(registered.surveyor, "base_url_settings", ()):
+            value = getattr(settings, name, "")
+            if value:
+                urls.append(value)
+    return urls

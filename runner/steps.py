@@ -1,13 +1,13 @@
 """The steps downloaders and processors share: load the job's batches and their
-files, and give the job a scratch directory of its own."""
+files (each with one plain file name), and give the job a scratch directory of
+its own."""
 
 from __future__ import annotations
 
-import shutil
-
+from common.filenames import UnsafeName, check_name
 from common.models import JobState, OriginalFile
 from runner.pipeline import JobContext, JobError
-from runner.work_dirs import job_work_dir
+from runner.work_dirs import make_job_dir
 
 
 def start_job(context: JobContext) -> JobContext:
@@ -24,16 +24,26 @@ def start_job(context: JobContext) -> JobContext:
     if not batches:
         raise JobError(f"{job.kind} job {job.pk} has no batches", no_retry=True)
     files = list(OriginalFile.objects.filter(batches__in=batches).distinct().order_by("id"))
+    for original in files:
+        checked_filename(original)
     context.update(batches=batches, original_files=files)
     return context
 
 
+def checked_filename(original: OriginalFile) -> str:
+    """The file's name, once it is certain to be one plain name. Paths and
+    storage keys are built from it, and a row stored before surveys checked
+    names may hold anything."""
+    try:
+        return check_name(original.filename, "its file name")
+    except UnsafeName as error:
+        reason = f"file {original.pk} ({original.source_url}): {error}"
+        raise JobError(reason, no_retry=True) from None
+
+
 def prepare_job_dir(context: JobContext) -> JobContext:
     """A fresh scratch directory that belongs to this job alone; `end_job`
-    removes it."""
+    removes it. Paths in it are built with `runner.work_dirs.work_path`."""
     job = context["job"]
-    path = job_work_dir(job.kind, job.pk)
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    context["work_dir"] = path
+    context["work_dir"] = make_job_dir(job.kind, job.pk)
     return context

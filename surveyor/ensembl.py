@@ -16,8 +16,10 @@ import logging
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
-from common.bsd_sum import parse_checksums
+from common.bsd_sum import read_checksums
+from common.filenames import name_problem, shorten
 from common.models.choices import ProcessorPipeline, SurveySource
 from common.progress import Progress
 from runner.pipeline import JobError
@@ -62,6 +64,7 @@ def choose_gtf(names: Iterable[str], release: str) -> str | None:
 class EnsemblSurveyor(ExternalSourceSurveyor):
     source = SurveySource.ENSEMBL
     help = "species of an Ensembl division: two Salmon transcriptome indices each"
+    base_url_settings = ("ENSEMBL_REST_URL", "ENSEMBL_FTP_URL", "ENSEMBL_GENOMES_FTP_URL")
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -85,7 +88,7 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
     @classmethod
     def parameters_from_options(cls, options: dict) -> dict:
         release = options.get("release")
-        if release is not None and not str(release).isdigit():
+        if release is not None and not re.fullmatch(r"[0-9]{1,6}", str(release)):
             raise JobError(f"--release must be a release number such as 114, not {release!r}")
         return {
             "division": options["division"],
@@ -96,8 +99,11 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
     def discover_batches(self) -> Iterable[DiscoveredBatch]:
         client = EnsemblClient(self.parameters.get("division", ""))
         release = self.parameters.get("release") or client.current_release()
+        if not re.fullmatch(r"[0-9]{1,6}", str(release)):
+            raise JobError(f"Ensembl gave {shorten(release)} as its release, not a number")
         species = self.select_species(client.list_species(), self.parameters.get("species") or [])
         collections = client.collections(release)
+        species = [s for s in species if self.names_plain_folders(s, collections)]
         batches, missing = [], []
         label = f"surveying {client.division} release {release}"
         with (
@@ -126,8 +132,21 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
                     no_retry=True,
                 )
         if not batches:
+            self.fail_if_refused()
             raise JobError(f"no species of {client.division} has files in release {release}")
         return batches
+
+    def names_plain_folders(self, species: EnsemblSpecies, collections: dict[str, str]) -> bool:
+        """Whether the species' name (and its collection's) can be one folder of the
+        FTP site's URLs; a species whose cannot is refused (see `refuse`)."""
+        for what, name in (("name", species.name), ("collection", collections.get(species.name))):
+            problem = name_problem(name) if name is not None else None
+            if problem is not None:
+                self.refuse(
+                    f"species {shorten(species.name)}", f"its {what} is not a plain name: {problem}"
+                )
+                return False
+        return True
 
     @staticmethod
     def select_species(known: list[EnsemblSpecies], asked: list[str]) -> list[EnsemblSpecies]:
@@ -167,9 +186,9 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
     def species_files(
         self, client: EnsemblClient, release: str, species: EnsemblSpecies,
         collections: dict[str, str],
-    ) -> dict | None:  # fmt: skip
-        """The genome and GTF of a species, with their published sums, or None when
-        the release has no such files."""
+    ) -> dict[str, DiscoveredFile] | None:  # fmt: skip
+        """The genome and GTF of a species (by kind), with their published sums, or
+        None when the release has no such files."""
         found = {}
         for kind, choose in (
             ("fasta", choose_genome),
@@ -179,14 +198,19 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
             listing = client.text_or_none(f"{folder}/CHECKSUMS")
             if listing is not None:
                 try:
-                    sums = parse_checksums(listing)
+                    sums = read_checksums(listing)
                 except ValueError as error:
-                    raise JobError(f"{folder}/CHECKSUMS: {error}") from None
+                    raise JobError(f"{folder}/CHECKSUMS {error}", no_retry=True) from None
                 name = choose(sums)
                 if name is None:
                     return None
-                checksum, blocks = sums[name]
-                found[kind] = (f"{folder}/{name}", name, f"{checksum} {blocks}")
+                entry = sums[name]
+                found[kind] = DiscoveredFile(
+                    url=f"{folder}/{quote(name)}",  # '?', '#' or '%' in a name stay in it
+                    filename=name,
+                    expected_checksums={"bsd_sum": f"{entry.checksum} {entry.blocks}"},
+                    listed_in=f"{folder}/CHECKSUMS line {entry.line}",
+                )
                 continue
             # No CHECKSUMS: Ensembl's naming scheme, checked file by file.
             stem = species.name[:1].upper() + species.name[1:]
@@ -199,25 +223,16 @@ class EnsemblSurveyor(ExternalSourceSurveyor):
             name = next((n for n in candidates if client.exists(f"{folder}/{n}")), None)
             if name is None:
                 return None
-            found[kind] = (f"{folder}/{name}", name, "")
+            found[kind] = DiscoveredFile(url=f"{folder}/{name}", filename=name)
         return found
 
     def species_batches(
         self, client: EnsemblClient, release: str, species: EnsemblSpecies,
-        collections: dict[str, str], files: dict,
+        collections: dict[str, str], files: dict[str, DiscoveredFile],
     ) -> list[DiscoveredBatch]:  # fmt: skip
-        discovered_files = []
-        for kind, raw_format in (("fasta", "fasta.gz"), ("gtf", "gtf.gz")):
-            url, name, bsd_sum = files[kind]
-            discovered_files.append(
-                DiscoveredFile(
-                    url=url,
-                    filename=name,
-                    raw_format=raw_format,
-                    expected_checksums={"bsd_sum": bsd_sum} if bsd_sum else {},
-                )
-            )
-        genome_name = files["fasta"][1]
+        files["fasta"].raw_format, files["gtf"].raw_format = "fasta.gz", "gtf.gz"
+        discovered_files = [files["fasta"], files["gtf"]]
+        genome_name = files["fasta"].filename
         assembly = species.assembly or genome_name.split(".")[1]
         metadata = {
             "species": species.name,

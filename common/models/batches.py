@@ -1,6 +1,7 @@
 from django.db import models
 
 from common.models.choices import ProcessorPipeline, SurveySource
+from common.models.lengths import LengthChecked
 
 
 class BatchStatus(models.TextChoices):
@@ -10,7 +11,7 @@ class BatchStatus(models.TextChoices):
     FAILED = "failed", "failed"
 
 
-class Batch(models.Model):
+class Batch(LengthChecked):
     """One unit of data to refine, identified within its source by
     (accession, variant): for example a species' genome at one k-mer size."""
 
@@ -50,7 +51,7 @@ class Batch(models.Model):
         self.status = status
 
 
-class OriginalFile(models.Model):
+class OriginalFile(LengthChecked):
     """A file a batch needs from its source. One file may serve several batches;
     it is downloaded once."""
 

@@ -1,7 +1,9 @@
 from django.db import models
 
+from common.models.lengths import LengthChecked
 
-class Organism(models.Model):
+
+class Organism(LengthChecked):
     """A species, named as NCBI's taxonomy names it."""
 
     scientific_name = models.CharField(max_length=255, unique=True)

@@ -1,7 +1,9 @@
 from django.db import models
 
+from common.models.lengths import LengthChecked
 
-class Provenance(models.Model):
+
+class Provenance(LengthChecked):
     """What made a set of results: the processor, its tools, its commands, its
     inputs. A result without this record is not a result."""
 
@@ -23,7 +25,7 @@ class Provenance(models.Model):
         return f"{self.processor_name} {self.processor_version} (job {self.processor_job_id})"
 
 
-class ComputedFile(models.Model):
+class ComputedFile(LengthChecked):
     """A result in permanent storage."""
 
     key = models.CharField(max_length=1024, unique=True)
@@ -51,7 +53,7 @@ class ComputedFile(models.Model):
         return permanent_storage().url(self.key)
 
 
-class TranscriptomeIndex(models.Model):
+class TranscriptomeIndex(LengthChecked):
     """A Salmon transcriptome index of one organism's Ensembl annotation."""
 
     class Length(models.TextChoices):

@@ -31,7 +31,9 @@ and ``If-Range``. With ``ftp=True`` the same two trees are also served over real
 
 Every request is recorded (:attr:`EnsemblServer.requests`), and faults can be injected for
 tests: :meth:`~EnsemblServer.fail_path`, :meth:`~EnsemblServer.truncate`,
-:meth:`~EnsemblServer.corrupt_checksum`, :meth:`~EnsemblServer.delay`.
+:meth:`~EnsemblServer.corrupt_checksum`, :meth:`~EnsemblServer.delay`; and a hostile or
+private mirror played: :meth:`~EnsemblServer.override_file` (serve other bytes, at any
+path), :meth:`~EnsemblServer.require_credentials` (HTTP Basic authentication).
 
 Run ``python -m demo.ensembl_server --genes 200 --seed 1`` to serve a generated demo
 organism and print the URLs.

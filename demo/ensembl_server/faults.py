@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class FaultInjection:
     _lock: threading.Lock
     _rules: list[Rule]
     _checksum_originals: dict[Path, bytes]
+    _overridden: dict[Path, bytes | None]
+    _required_credentials: tuple[str, str] | None
     _stop_event: threading.Event
     _tree_root: Path
     file_mtime: float
@@ -144,14 +147,52 @@ class FaultInjection:
             raise FileNotFoundError(f"no served file ends with {path_suffix!r}")
         return changed
 
+    def override_file(self, url: str, data: bytes | Path) -> Path:
+        """Serve ``data`` (bytes, or a file's content) at ``url``, a file URL of this server:
+        a hostile ``CHECKSUMS``, a file bigger than announced, a file at a path nothing lists.
+        Replaces what was there or adds a file; :meth:`clear_faults` restores the tree."""
+        path = self.local_path(url)
+        if not path.resolve().is_relative_to(self._tree_root.resolve()):
+            raise ValueError(f"{url} is outside the served tree")
+        with self._lock:
+            if path not in self._overridden:
+                self._overridden[path] = path.read_bytes() if path.is_file() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            partial = path.with_name(f".{path.name}.partial")
+            partial.unlink(missing_ok=True)
+            try:
+                os.link(data, partial)  # a huge file need not be copied
+            except OSError:
+                shutil.copyfile(data, partial)
+            os.utime(partial, (self.file_mtime, self.file_mtime))
+            os.replace(partial, path)
+        else:
+            _write_keep_mtime(path, data, self.file_mtime)
+        return path
+
+    def require_credentials(self, user: str, password: str) -> None:
+        """Answer the FTP trees over HTTP only to requests with this Basic authentication
+        (401 otherwise), as a private mirror would. The REST API stays open."""
+        self._required_credentials = (user, password)
+
     def clear_faults(self) -> None:
-        """Remove every injected fault and restore corrupted ``CHECKSUMS`` files."""
+        """Remove every injected fault, restore corrupted ``CHECKSUMS`` and overridden files,
+        and drop required credentials."""
         with self._lock:
             self._rules.clear()
             originals = dict(self._checksum_originals)
             self._checksum_originals.clear()
+            overridden = dict(self._overridden)
+            self._overridden.clear()
+            self._required_credentials = None
         for path, data in originals.items():
             _write_keep_mtime(path, data, self.file_mtime)
+        for path, data in overridden.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                _write_keep_mtime(path, data, self.file_mtime)
 
     def _add_rule(self, rule: Rule) -> None:
         if rule.remaining is not None and rule.remaining < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import json
@@ -111,6 +112,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if path == "/rest" or path.startswith("/rest/"):
                 self._rest(path[len("/rest") :], parse_qs(split.query), head)
+            elif not path.startswith("/rest") and not self._authorized():
+                self._send_bytes(
+                    401,
+                    error_page(401, "Unauthorized", path).encode(),
+                    "text/html;charset=UTF-8",
+                    head,
+                    [("WWW-Authenticate", 'Basic realm="mirror"')],
+                )
             elif path == "/ftp-genomes" or path.startswith("/ftp-genomes/"):
                 self._tree(owner._genomes_pub, "/ftp-genomes", path, head, delay)
             elif path == "/ftp" or path.startswith("/ftp/"):
@@ -121,6 +130,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_html(404, error_page(404, "Not Found", path), head)
         except (BrokenPipeError, ConnectionResetError, _Truncated):
             self.close_connection = True
+
+    def _authorized(self) -> bool:
+        required = self.server.owner._required_credentials
+        if required is None:
+            return True
+        expected = base64.b64encode(":".join(required).encode()).decode()
+        return self.headers.get("Authorization", "") == f"Basic {expected}"
 
     def _send_bytes(
         self,

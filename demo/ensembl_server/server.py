@@ -89,6 +89,8 @@ class EnsemblServer(SiteUrls, RequestLog, FaultInjection, RestApi, TreeBuilder):
         self._rules: list[Rule] = []
         self._requests: list[RecordedRequest] = []
         self._checksum_originals: dict[Path, bytes] = {}
+        self._overridden: dict[Path, bytes | None] = {}
+        self._required_credentials: tuple[str, str] | None = None
         self._stop_event = threading.Event()
         self._base_counts: dict[tuple[str, str], int] = {}
         self._workdir: Path | None = None
@@ -156,6 +158,7 @@ class EnsemblServer(SiteUrls, RequestLog, FaultInjection, RestApi, TreeBuilder):
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
         self._checksum_originals.clear()
+        self._overridden.clear()
 
     def __enter__(self) -> EnsemblServer:
         return self.start()

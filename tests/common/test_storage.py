@@ -85,10 +85,21 @@ def test_missing_keys_are_clear_errors(storage, tmp_path):
     assert not (tmp_path / "nope.bin").exists()
 
 
-def test_keys_cannot_escape_the_storage(storage):
-    for bad in ("../etc/passwd", "/abs", "a/../../b", ""):
+BAD_KEYS = [
+    "../etc/passwd", "/abs", "a/../../b", "", "a//b", "a/./b", "a\\..\\b", "a/\0b",
+    "a/line\nbreak", "a/.hidden", "a/" + "x" * 256, "a/",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", BAD_KEYS)
+def test_keys_cannot_escape_the_storage_or_make_unusable_paths(storage, bad, tmp_path):
+    with pytest.raises(StorageError, match="invalid storage key"):
+        storage.put_stream(io.BytesIO(b"x"), bad)
+    for use in (storage.exists, storage.delete, storage.open):
         with pytest.raises(StorageError, match="invalid storage key"):
-            storage.put_stream(io.BytesIO(b"x"), bad)
+            use(bad)
+    with pytest.raises(StorageError, match="invalid storage key"):
+        storage.fetch(bad, tmp_path / "out")
 
 
 def test_storage_at_reads_the_setting_forms(tmp_path):

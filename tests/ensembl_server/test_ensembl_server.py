@@ -5,6 +5,7 @@ Plain pytest: no database. Everything runs on loopback.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import itertools
@@ -645,6 +646,33 @@ def test_corrupt_checksum(server: EnsemblServer) -> None:
     assert restored[name] == bsd_sum_bytes(body)
     with pytest.raises(FileNotFoundError):
         server.corrupt_checksum("no-such-file.fa.gz")
+
+
+def test_override_file_serves_other_bytes_until_cleared(server: EnsemblServer) -> None:
+    url = server.gtf_url(genome_of(server, "EnsemblFungi"))
+    folder = url.rsplit("/", 1)[0]
+    original = fetch(f"{folder}/CHECKSUMS")[2]
+    server.override_file(f"{folder}/CHECKSUMS", b"00001     1 other.gtf.gz\n")
+    server.override_file(f"{folder}/extra.txt", b"added")
+    assert fetch(f"{folder}/CHECKSUMS")[2] == b"00001     1 other.gtf.gz\n"
+    assert fetch(f"{folder}/extra.txt")[:3:2] == (200, b"added")
+    with pytest.raises(ValueError, match="outside the served tree"):
+        server.override_file(f"{folder}/../../../../../../../escape.txt", b"no")
+    server.clear_faults()
+    assert fetch(f"{folder}/CHECKSUMS")[2] == original
+    assert fetch(f"{folder}/extra.txt")[0] == 404
+
+
+def test_required_credentials_guard_the_trees_not_the_rest_api(server: EnsemblServer) -> None:
+    url = server.gtf_url(genome_of(server, "EnsemblFungi"))
+    server.require_credentials("reader", "secret")
+    status, headers, _ = fetch(url)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+    good = "Basic " + base64.b64encode(b"reader:secret").decode()
+    assert fetch(url, {"Authorization": good})[0] == 200
+    assert fetch(f"{server.rest_url}/info/ping")[0] == 200
+    server.clear_faults()
+    assert fetch(url)[0] == 200
 
 
 def test_delay_trips_client_timeouts(server: EnsemblServer) -> None:

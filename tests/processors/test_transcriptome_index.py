@@ -413,6 +413,22 @@ def test_a_batch_without_release_or_assembly_fails_clearly(db, refinery_dirs, de
     assert job.no_retry
 
 
+@pytest.mark.parametrize(
+    "metadata, why",
+    [({"assembly": "A" * 200}, "TranscriptomeIndex.assembly takes at most 128 characters"),
+     ({"species": "x" * 300}, "the index's name")],
+    ids=["long-assembly", "long-species"],
+)  # fmt: skip
+def test_a_batch_whose_index_could_not_be_named_or_recorded_fails_before_any_work(
+    db, refinery_dirs, demo_inputs, metadata, why
+):
+    jobs = stage_batches(demo_inputs.genome_gz, demo_inputs.gtf_gz, lengths=["short"],
+                         metadata=metadata)  # fmt: skip
+    job = run(jobs["short"])
+    assert_failed_cleanly(job, why)
+    assert job.no_retry and "salmon" not in job.failure_reason
+
+
 # --- the parts -----------------------------------------------------------------------------------
 
 
