@@ -44,7 +44,9 @@ REFINERY_HOME = Path(os.environ.get("REFINERY_HOME") or BASE_DIR / "var").resolv
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "embedded-only-not-secret-" + "refinery-development-key-0123456789"
 )
-DEBUG = env_bool("REFINERY_DEBUG", True)
+# Django's debug pages show code and settings to anyone who can make an error:
+# only for development, and only when asked for (REFINERY_DEBUG=1).
+DEBUG = env_bool("REFINERY_DEBUG", False)
 ALLOWED_HOSTS = env_list("REFINERY_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [

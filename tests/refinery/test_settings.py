@@ -33,6 +33,15 @@ def test_check_deploy_is_clean_in_production(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_debug_is_off_unless_asked_for(tmp_path):
+    show = ["shell", "-v0", "-c", "from django.conf import settings; print(settings.DEBUG)"]
+    default = run_manage(show, {"PATH": "/usr/bin:/bin"}, tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "False"
+    asked = run_manage(show, {"PATH": "/usr/bin:/bin", "REFINERY_DEBUG": "1"}, tmp_path)
+    assert asked.stdout.strip() == "True"
+
+
 def test_production_requires_a_secret_key(tmp_path):
     env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
     result = run_manage(["check"], env, tmp_path)
