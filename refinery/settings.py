@@ -279,12 +279,25 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
 }
 
+# Error reports (the debug page, the admins' email) and logs mask secrets by one
+# rule: common/secrets.py.
+DEFAULT_EXCEPTION_REPORTER = "common.secrets.ExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "common.secrets.ExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "common.secrets.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "common.secrets.RedactSecretsFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "console": {
@@ -292,9 +305,23 @@ LOGGING = {
             "formatter": "plain",
             "filters": ["redact_secrets"],
         },
+        # Django's own handlers, with the secrets masked.
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "common.secrets.AdminEmailHandler",
+            "filters": ["require_debug_false"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("REFINERY_LOG_LEVEL", "INFO")},
     "loggers": {
+        # Replaces Django's default handlers (its console one prints unmasked).
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         "botocore": {"level": "WARNING"},
         "boto3": {"level": "WARNING"},
