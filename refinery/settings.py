@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
     "common",
     "runner",
     "surveyor",
@@ -277,6 +278,10 @@ REFINERY_SCHEDULED_SURVEYS_TIME_ZONE = os.environ.get("REFINERY_SCHEDULED_SURVEY
 REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_FILTER_BACKENDS": ["api.filters.FilterBackend"],
+    # `?format=` is a filter of /api/results/, not a choice of renderer: a client
+    # chooses JSON or the browsable API with its Accept header.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 # Error reports (the debug page, the admins' email) and logs mask secrets by one
