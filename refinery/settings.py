@@ -275,8 +275,13 @@ except ValueError as _error:
 REFINERY_SCHEDULED_SURVEYS_TIME_ZONE = os.environ.get("REFINERY_SCHEDULED_SURVEYS_TIME_ZONE", "UTC")
 # --- end nomad -----------------------------------------------------------------
 
+# --- the REST API ----------------------------------------------------------------
+# The most rows one page of a list holds, however many `?limit=` asks for.
+REFINERY_API_MAX_PAGE_SIZE = env_int("REFINERY_API_MAX_PAGE_SIZE", 1000)
+if REFINERY_API_MAX_PAGE_SIZE < 1:
+    raise ImproperlyConfigured("REFINERY_API_MAX_PAGE_SIZE must be at least 1")
 REST_FRAMEWORK = {
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["api.filters.FilterBackend"],
     # `?format=` is a filter of /api/results/, not a choice of renderer: a client

@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from common.models import Organism
 from demo.services import free_port, wait_for_port
 
 pytestmark = pytest.mark.django_db
@@ -79,6 +80,9 @@ BAD_FILTERS = [
     ("/api/jobs/processor/", "state", "x\x00", "not one of "),
     ("/api/jobs/processor/", "pipeline", "nope", "not one of "),
     ("/api/jobs/processor/", "since", "2024-02-30", "not a date or time"),
+    ("/api/jobs/processor/", "limit", "many", "not a whole number"),
+    ("/api/jobs/processor/", "limit", "0", "at least 1"),
+    ("/api/jobs/processor/", "offset", "-1", "at least 0"),
 ]
 
 
@@ -135,6 +139,29 @@ def test_results_filter_by_processor_job(client, history):
     # A number no id can be is no match, not a database error.
     huge = client.get("/api/results/", {"processor_job": "9" * 30})
     assert huge.status_code == 200 and huge.json()["count"] == 0
+
+
+def test_a_huge_limit_gets_at_most_the_maximum_page(client, db):
+    Organism.objects.bulk_create(
+        Organism(scientific_name=f"Species {n:05}", taxonomy_id=n) for n in range(1005)
+    )
+    body = client.get("/api/organisms/", {"limit": 100000000}).json()
+    assert body["count"] == 1005
+    assert len(body["results"]) == 1000
+    assert "limit=1000" in body["next"] and "offset=1000" in body["next"]
+    assert len(client.get("/api/organisms/").json()["results"]) == 100  # the default page
+
+
+def test_the_maximum_page_size_is_a_setting(client, db, settings):
+    settings.REFINERY_API_MAX_PAGE_SIZE = 2
+    Organism.objects.bulk_create(Organism(scientific_name=f"S{n}") for n in range(5))
+    assert len(client.get("/api/organisms/", {"limit": 100000000}).json()["results"]) == 2
+    assert len(client.get("/api/organisms/").json()["results"]) == 2
+
+
+def test_an_offset_past_the_end_is_an_empty_page(client, history):
+    body = client.get("/api/jobs/processor/", {"offset": "9" * 30}).json()
+    assert body["count"] == 2 and body["results"] == []
 
 
 @pytest.mark.parametrize("pk", ["abc", "9" * 30, "-1"])

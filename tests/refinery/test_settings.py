@@ -93,3 +93,10 @@ def test_the_embedded_defaults_use_wal_sqlite_under_refinery_home(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", str(tmp_path / "refinery.sqlite3")]
+
+
+def test_the_api_page_cap_must_be_a_positive_number(tmp_path):
+    result = run_manage(["check"], {"PATH": "/usr/bin:/bin", "REFINERY_API_MAX_PAGE_SIZE": "0"},
+                        tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert "REFINERY_API_MAX_PAGE_SIZE must be at least 1" in result.stderr
