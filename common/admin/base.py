@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -16,11 +18,20 @@ def admin_link(obj, text: str | None = None) -> str:
     return format_html('<a href="{}">{}</a>', url, text or str(obj))
 
 
-def link_list(objects) -> str:
-    objects = list(objects)
+# A page links at most this many related rows per field (a survey may find
+# thousands of batches, a batch hold thousands of files).
+LINK_LIST_MAX = 100
+
+
+def link_list(objects, limit: int = LINK_LIST_MAX) -> str:
+    """Links to `objects` (a queryset or a list), the first `limit` of them."""
+    objects = list(objects[: limit + 1])
     if not objects:
         return "-"
-    return format_html_join(mark_safe("<br>"), "{}", ((admin_link(o),) for o in objects))
+    links = format_html_join(mark_safe("<br>"), "{}", ((admin_link(o),) for o in objects[:limit]))
+    if len(objects) > limit:
+        links += format_html("<br><small>… and more: the first {} are shown</small>", limit)
+    return links
 
 
 class BatchLinks:
@@ -31,8 +42,23 @@ class BatchLinks:
         return link_list(obj.batches.all())
 
 
+class SafeChangeList(ChangeList):
+    """A list whose bad query parameters are refused as the admin refuses others
+    (a redirect with `?e=1`), never a server error: Django lets OverflowError and
+    some ValueErrors of its date hierarchy through (`?created_at__year=9999`)."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Staff may look, not touch."""
+
+    def get_changelist(self, request, **kwargs):
+        return SafeChangeList
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

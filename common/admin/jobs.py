@@ -45,7 +45,8 @@ class JobAdmin(ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         results, duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        if term.isdigit():
+        # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+        if term.isascii() and term.isdigit() and int(term) < 2**63:
             results |= queryset.filter(pk=int(term))
         return results, duplicates
 
@@ -124,7 +125,7 @@ class SurveyJobAdmin(JobAdmin):
 
     @admin.display(description="batches found")
     def found_batches(self, job: SurveyJob) -> str:
-        return link_list(job.batches.all()[:100])
+        return link_list(job.batches.all())
 
 
 @admin.register(DownloaderJob)
