@@ -24,6 +24,7 @@ import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.template.defaultfilters import pprint
 from django.utils.html import escape
@@ -59,44 +60,42 @@ def _secret_values(items) -> list[str]:
     return [value for name, value in items if isinstance(value, str) and is_secret_name(name)]
 
 
-@lru_cache(maxsize=1)
-def _settings_secrets() -> tuple[str, ...]:
-    """The values of the settings named like secrets, and the databases' passwords."""
-    try:
-        from django.conf import settings
-
-        names = [name for name in dir(settings) if name.isupper() and is_secret_name(name)]
-        values = _secret_values((name, getattr(settings, name)) for name in names)
-        for database in settings.DATABASES.values():
-            values.append(database.get("PASSWORD", ""))
-            values.extend(_secret_values(database.get("OPTIONS", {}).items()))
-    except Exception:  # settings not configured: the environment is all we have
-        return ()
-    return tuple(values)
-
-
-def _forget_settings_secrets(**kwargs) -> None:
-    _settings_secrets.cache_clear()
-
-
-setting_changed.connect(_forget_settings_secrets)
-
-
-def _known_secrets() -> tuple[str, ...]:
-    """Every secret value the settings and the environment name, longest first."""
+def _collect_secrets() -> tuple[str, ...]:
     values = [os.environ.get(name, "") for name in SECRET_ENVIRONMENT]
     values.extend(_secret_values(os.environ.items()))
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url:
         values.append(urlsplit(database_url).password or "")
-    values.extend(_settings_secrets())
+    if settings.configured:
+        names = [name for name in dir(settings) if name.isupper() and is_secret_name(name)]
+        values.extend(_secret_values((name, getattr(settings, name)) for name in names))
+        for database in settings.DATABASES.values():
+            values.append(database.get("PASSWORD", ""))
+            values.extend(_secret_values(database.get("OPTIONS", {}).items()))
     unique = {v for v in values if len(v) >= MIN_SECRET_LENGTH}
     return tuple(sorted(unique, key=len, reverse=True))
 
 
-# The settings' part forgets itself when a setting changes; the environment is read
-# each time. Callers that change settings by hand may clear it.
-_known_secrets.cache_clear = _settings_secrets.cache_clear
+_cached_secrets = lru_cache(maxsize=1)(_collect_secrets)
+
+
+def _known_secrets() -> tuple[str, ...]:
+    """Every secret value the settings and the environment name, longest first.
+
+    Read once settings are configured: a setting that changes (override_settings)
+    clears it; code that changes the environment at run time calls
+    `_known_secrets.cache_clear()`."""
+    return _cached_secrets() if settings.configured else _collect_secrets()
+
+
+_known_secrets.cache_clear = _cached_secrets.cache_clear
+
+
+def _forget_secrets(**kwargs) -> None:
+    _cached_secrets.cache_clear()
+
+
+setting_changed.connect(_forget_secrets)
 
 
 def _mask_parameter(match: re.Match) -> str:
@@ -105,16 +104,36 @@ def _mask_parameter(match: re.Match) -> str:
     return match[0]
 
 
-def redact(text: str) -> str:
-    """`text` with every known secret, any URL's password and any URL parameter
-    named like a secret masked."""
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
     if not text:
         return text
     text = URL_CREDENTIALS.sub(rf"\g<scheme>\g<user>:{MASK}@", text)
     text = URL_PARAMETER.sub(_mask_parameter, text)
-    for secret in _known_secrets():
+    for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def redact(text: str) -> str:
+    """`text` with every known secret, any URL's password and any URL parameter
+    named like a secret masked."""
+    return _redact(text, _known_secrets())
+
+
+def redact_data(data):
+    """JSON-shaped `data` with `redact` applied to every string in it."""
+    secrets = _known_secrets()
+
+    def walk(value):
+        if isinstance(value, str):
+            return _redact(value, secrets)
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(item) for item in value]
+        return value
+
+    return walk(data)
 
 
 def redact_html(html: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -9,6 +11,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+
+from common.secrets import redact_data
 
 
 def admin_link(obj, text: str | None = None) -> str:
@@ -32,6 +36,19 @@ def link_list(objects, limit: int = LINK_LIST_MAX) -> str:
     if len(objects) > limit:
         links += format_html("<br><small>… and more: the first {} are shown</small>", limit)
     return links
+
+
+def redacted(field_name: str):
+    """A read-only field showing the model's `field_name` (text or JSON that came
+    from outside) with secrets masked, rows stored before credentials were
+    stripped too. Name it in `fields` instead of `field_name`."""
+
+    @admin.display(description=field_name.replace("_", " "))
+    def show(self, obj) -> str:
+        value = redact_data(getattr(obj, field_name))
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return show
 
 
 class BatchLinks:

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
+from common.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
 from runner.job_logs import read_log
 
@@ -120,8 +120,9 @@ class SurveyJobAdmin(JobAdmin):
     )
     list_filter = ("state", "source", "created_at")
     search_fields = ("dispatch_id", "batches__accession")
-    fields = ("source", "parameters", "found_batches", *JobAdmin.common_fields)
+    fields = ("source", "shown_parameters", "found_batches", *JobAdmin.common_fields)
     readonly_fields = fields
+    shown_parameters = redacted("parameters")
 
     @admin.display(description="batches found")
     def found_batches(self, job: SurveyJob) -> str:

@@ -118,3 +118,24 @@ def test_a_page_links_at_most_a_hundred_related_rows(admin_client, history):
     linked = [f for f in every if reverse("admin:common_originalfile_change", args=[f.pk]) in page]
     assert len(every) == 151 and len(linked) == 100
     assert "… and more: the first 100 are shown" in page
+
+
+def test_pages_never_show_a_url_password_stored_before_it_was_stripped(admin_client, history):
+    mirror = "https://reader:mirror-pass-8642@mirror.example.org/pub/g.fa.gz"
+    OriginalFile.objects.update(source_url=mirror)
+    Provenance.objects.update(
+        inputs=[{"source_url": mirror, "size": 7}],
+        commands=[["curl", mirror]],
+        parameters={"mirror": mirror},
+    )
+    Batch.objects.update(metadata={"url": mirror})
+    SurveyJob.objects.update(parameters={"rest_url": mirror})
+    for model in (OriginalFile, Provenance, Batch, SurveyJob):
+        obj = model.objects.get()
+        url = reverse(f"admin:common_{model._meta.model_name}_change", args=[obj.pk])
+        page = admin_client.get(url).content.decode()
+        assert "mirror-pass-8642" not in page, model
+        assert "https://reader:********@mirror.example.org/pub/g.fa.gz" in page, model
+    provenance = reverse("admin:common_provenance_change", args=[Provenance.objects.get().pk])
+    page = admin_client.get(provenance).content.decode()
+    assert "&quot;size&quot;: 7" in page  # JSON shown as JSON (HTML-escaped)

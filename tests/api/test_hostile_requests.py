@@ -169,3 +169,28 @@ def test_a_detail_view_with_a_bad_id_is_a_404(client, history, pk):
     response = client.get(f"/api/jobs/processor/{pk}/")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def test_the_api_never_publishes_a_url_password_stored_before_it_was_stripped(client, history):
+    """Rows written before sources stripped credentials (or by a path that forgot)
+    still hold `user:password@`; the API masks it on the way out."""
+    from common.models import Batch, ProcessorJob, Provenance, SurveyJob
+
+    mirror = "https://reader:mirror-pass-8642@mirror.example.org/pub/g.fa.gz"
+    Provenance.objects.update(
+        inputs=[{"filename": "g.fa.gz", "source_url": mirror, "sha256": "0" * 64}],
+        commands=[["curl", mirror]],
+        parameters={"mirror": mirror},
+    )
+    Batch.objects.update(metadata={"url": mirror, "k": 31})
+    SurveyJob.objects.create(source="ensembl", parameters={"rest_url": mirror})
+    ProcessorJob.objects.filter(pk=history["failed"].pk).update(
+        failure_reason=f"could not fetch {mirror}"
+    )
+    for url in ("/api/results/", "/api/transcriptome-indices/", "/api/batches/",
+                "/api/jobs/survey/", "/api/jobs/processor/"):  # fmt: skip
+        body = client.get(url).content.decode()
+        assert "mirror-pass-8642" not in body, url
+        assert "https://reader:********@mirror.example.org/pub/g.fa.gz" in body, url
+    [result] = client.get("/api/results/").json()["results"]
+    assert result["provenance"]["inputs"][0]["sha256"] == "0" * 64  # the rest as it was
