@@ -62,9 +62,13 @@ class BatchLinks:
 class SafeChangeList(ChangeList):
     """A list whose bad query parameters are refused as the admin refuses others
     (a redirect with `?e=1`), never a server error: Django lets OverflowError and
-    some ValueErrors of its date hierarchy through (`?created_at__year=9999`)."""
+    some ValueErrors of its date hierarchy through (`?created_at__year=9999`), and
+    a NUL character through to PostgreSQL (`?state__exact=%00`)."""
 
     def get_filters(self, request):
+        for name, values in request.GET.lists():  # PostgreSQL refuses NUL in any text
+            if "\x00" in name or any("\x00" in value for value in values):
+                raise IncorrectLookupParameters(f"a NUL character in {name!r}")
         try:
             return super().get_filters(request)
         except (OverflowError, ValueError) as error:

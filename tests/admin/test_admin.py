@@ -85,6 +85,9 @@ def test_search_finds_jobs_by_id_accession_and_dispatch_id(admin_client, history
         {"created_at__year": "2024", "created_at__month": "13"},
         {"created_at__year": "abc"},
         {"id__gt": "abc"},
+        {"state__exact": "\x00"},  # PostgreSQL refuses NUL characters
+        {"pipeline__exact": "x\x00"},
+        {"q": "\x00"},
     ],
 )
 def test_hostile_list_parameters_are_not_server_errors(admin_client, history, query):
