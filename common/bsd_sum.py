@@ -126,6 +126,7 @@ def parse_checksums(text: str | Iterable[str]) -> dict[str, tuple[int, int]]:
             continue
         fields = line.split(None, 2)
         if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
-            raise ValueError(f"CHECKSUMS line {number} is not '<sum> <blocks> <name>': {line!r}")
+            # The line itself is not quoted: it is the source's text, and reasons are public.
+            raise ValueError(f"CHECKSUMS line {number} is not '<sum> <blocks> <name>'")
         result[fields[2].strip()] = (int(fields[0]), int(fields[1]))
     return result
