@@ -154,6 +154,12 @@ ENSEMBL_GENOMES_FTP_URL = os.environ.get(
     "ENSEMBL_GENOMES_FTP_URL", "https://ftp.ensemblgenomes.ebi.ac.uk/pub"
 )
 REFINERY_HTTP_TIMEOUT_S = env_int("REFINERY_HTTP_TIMEOUT_S", 60)
+# A source's redirects stay on its own host, or go to one of these (exact names, or
+# ".example.org" for that domain's hosts). Loopback, private and link-local addresses
+# stay refused unless the source's own host is one (see common/source_http.py).
+REFINERY_SOURCE_REDIRECT_HOSTS = env_list("REFINERY_SOURCE_REDIRECT_HOSTS")
+# The largest REST answer or listing (CHECKSUMS, species tables) read from a source.
+REFINERY_MAX_RESPONSE_BYTES = env_int("REFINERY_MAX_RESPONSE_BYTES", 16 * 1024 * 1024)
 
 # --- notifications -------------------------------------------------------------
 ADMINS = [("Refinery operator", address) for address in env_list("REFINERY_ADMINS")]
