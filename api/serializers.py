@@ -14,6 +14,7 @@ from common.models import (
     SurveyJob,
     TranscriptomeIndex,
 )
+from common.secrets import redact_data
 
 JOB_FIELDS = [
     "id", "state", "created_at", "dispatched_at", "start_time", "end_time", "heartbeat_at",
@@ -22,13 +23,30 @@ JOB_FIELDS = [
 ]  # fmt: skip
 
 
+class Redacted:
+    """A serializer whose `redacted_fields` (text that came from outside: a source's
+    answers, a tool's error, a command line) pass through the refinery's secret
+    masking on their way out, rows stored before credentials were stripped too."""
+
+    redacted_fields: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in self.redacted_fields:
+            if name in data:
+                data[name] = redact_data(data[name])
+        return data
+
+
 class OrganismSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organism
         fields = ["id", "scientific_name", "taxonomy_id"]
 
 
-class ProvenanceSerializer(serializers.ModelSerializer):
+class ProvenanceSerializer(Redacted, serializers.ModelSerializer):
+    redacted_fields = ("tools", "commands", "inputs", "parameters")
+
     class Meta:
         model = Provenance
         fields = [
@@ -66,8 +84,9 @@ class TranscriptomeIndexSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(Redacted, serializers.ModelSerializer):
     organism = serializers.StringRelatedField()
+    redacted_fields = ("metadata",)
 
     class Meta:
         model = Batch
@@ -77,19 +96,25 @@ class BatchSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class SurveyJobSerializer(serializers.ModelSerializer):
+class SurveyJobSerializer(Redacted, serializers.ModelSerializer):
+    redacted_fields = ("failure_reason", "parameters")
+
     class Meta:
         model = SurveyJob
         fields = [*JOB_FIELDS, "source", "parameters"]
 
 
-class DownloaderJobSerializer(serializers.ModelSerializer):
+class DownloaderJobSerializer(Redacted, serializers.ModelSerializer):
+    redacted_fields = ("failure_reason",)
+
     class Meta:
         model = DownloaderJob
         fields = [*JOB_FIELDS, "downloader_task", "batches"]
 
 
-class ProcessorJobSerializer(serializers.ModelSerializer):
+class ProcessorJobSerializer(Redacted, serializers.ModelSerializer):
+    redacted_fields = ("failure_reason",)
+
     class Meta:
         model = ProcessorJob
         fields = [*JOB_FIELDS, "pipeline", "batches"]

@@ -1,18 +1,18 @@
 """The REST API: read-only views of organisms, batches, results and job history,
-filtered by query parameters and paged (`?limit=&offset=`)."""
+filtered by query parameters (api/filters.py) and paged (api/pagination.py)."""
 
 from __future__ import annotations
 
 from django.db.models import Count
-from django.utils.dateparse import parse_datetime
+from django.http import Http404
 from rest_framework import viewsets
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from api import serializers
+from api import filters, serializers
 from common.models import (
     JOB_MODELS,
     Batch,
@@ -25,88 +25,66 @@ from common.models import (
 )
 
 
-class FilteredViewSet(viewsets.ReadOnlyModelViewSet):
-    """Exact-match filters named in `filters` (query parameter -> field lookup)."""
+class ListViewSet(viewsets.ReadOnlyModelViewSet):
+    """A list filtered by its `filterset_class`, and one row by id."""
 
-    filters: dict[str, str] = {}
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        for parameter, lookup in self.filters.items():
-            value = self.request.query_params.get(parameter)
-            if value not in (None, ""):
-                queryset = queryset.filter(**{lookup: value})
-        since = self.request.query_params.get("since")
-        if since:
-            moment = parse_datetime(since) or parse_datetime(f"{since}T00:00:00+00:00")
-            if moment is None:
-                raise ValidationError({"since": f"not a date or time: {since!r}"})
-            queryset = queryset.filter(created_at__gte=moment)
-        return queryset
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:  # its message names the model; an id that is no row is just that
+            raise NotFound() from None
 
 
-class OrganismViewSet(FilteredViewSet):
+class OrganismViewSet(ListViewSet):
     """Species the refinery knows."""
 
     queryset = Organism.objects.all()
     serializer_class = serializers.OrganismSerializer
-    filters = {"name": "scientific_name__iexact", "taxonomy_id": "taxonomy_id"}
+    filterset_class = filters.OrganismFilter
 
 
-class TranscriptomeIndexViewSet(FilteredViewSet):
+class TranscriptomeIndexViewSet(ListViewSet):
     """Salmon transcriptome indices with their files and provenance."""
 
     queryset = TranscriptomeIndex.objects.select_related(
         "organism", "computed_file__provenance"
-    ).order_by("-created_at")
+    ).order_by("-created_at", "-id")
     serializer_class = serializers.TranscriptomeIndexSerializer
-    filters = {
-        "organism": "organism__scientific_name__iexact",
-        "length": "length",
-        "release": "source_release",
-    }
+    filterset_class = filters.TranscriptomeIndexFilter
 
 
-class ComputedFileViewSet(FilteredViewSet):
+class ComputedFileViewSet(ListViewSet):
     """Every result in permanent storage."""
 
     queryset = ComputedFile.objects.select_related("provenance").prefetch_related("batches")
     serializer_class = serializers.ComputedFileSerializer
-    filters = {"format": "format", "processor_job": "processor_job"}
+    filterset_class = filters.ComputedFileFilter
 
 
-class BatchViewSet(FilteredViewSet):
+class BatchViewSet(ListViewSet):
     """Units of data to refine."""
 
     queryset = Batch.objects.select_related("organism")
     serializer_class = serializers.BatchSerializer
-    filters = {
-        "source": "source",
-        "status": "status",
-        "accession": "accession",
-        "pipeline": "pipeline_required",
-    }
+    filterset_class = filters.BatchFilter
 
 
-JOB_FILTERS = {"state": "state"}
-
-
-class SurveyJobViewSet(FilteredViewSet):
+class SurveyJobViewSet(ListViewSet):
     queryset = SurveyJob.objects.all()
     serializer_class = serializers.SurveyJobSerializer
-    filters = {**JOB_FILTERS, "source": "source"}
+    filterset_class = filters.SurveyJobFilter
 
 
-class DownloaderJobViewSet(FilteredViewSet):
+class DownloaderJobViewSet(ListViewSet):
     queryset = DownloaderJob.objects.prefetch_related("batches")
     serializer_class = serializers.DownloaderJobSerializer
-    filters = {**JOB_FILTERS, "task": "downloader_task"}
+    filterset_class = filters.DownloaderJobFilter
 
 
-class ProcessorJobViewSet(FilteredViewSet):
+class ProcessorJobViewSet(ListViewSet):
     queryset = ProcessorJob.objects.prefetch_related("batches")
     serializer_class = serializers.ProcessorJobSerializer
-    filters = {**JOB_FILTERS, "pipeline": "pipeline"}
+    filterset_class = filters.ProcessorJobFilter
 
 
 @api_view(["GET"])

@@ -3,12 +3,18 @@ staging file, with retries, backoff and resumption.
 
 Transient failures (a 5xx answer, a timeout, a connection dropped mid-file) are
 retried with exponential backoff, resuming from the bytes already fetched where
-the server allows it. Permanent ones (404, 403, 410, a missing file) fail at
-once with `no_retry`, since another attempt cannot help.
+the server allows it. Permanent ones (404, 403, 410, a missing file, a redirect
+the source policy refuses, more bytes than the source said the file has) fail
+at once with `no_retry`, since another attempt cannot help.
+
+HTTP goes through `common.source_http`: redirects stay on the source, the bytes
+written are the bytes served (never decoded), and a download stops at its
+`max_size` (the size the source gave) before it writes a byte past it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import logging
 import os
@@ -17,18 +23,23 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import requests
 from django.conf import settings
 from retrying import retry
 
 from common.chunks import CHUNK
+from common.source_http import (
+    SourceHTTPError,
+    declared_length,
+    new_session,
+    open_url,
+    status_text,
+    too_large_announced,
+    write_body,
+)
 from runner.pipeline import JobError
 
 logger = logging.getLogger(__name__)
 
-# Reads from a socket go in small pieces: what arrived before a dropped connection is kept,
-# and the next attempt resumes after it.
-HTTP_CHUNK = 64 * 1024
 ATTEMPTS = 4
 PERMANENT_HTTP = {400, 401, 403, 404, 405, 410, 451}
 
@@ -45,15 +56,19 @@ def fetch_url(
     destination: Path,
     *,
     expected_size: int | None = None,
+    max_size: int | None = None,
     attempts: int = ATTEMPTS,
     backoff_ms: int = 500,
     progress: Progress | None = None,
 ) -> Path:
-    """Fetch `url` to `destination`. Raises JobError, naming the URL and what happened."""
+    """Fetch `url` to `destination`. The file may not grow past `max_size` (default:
+    `expected_size`, when the source gave one). Raises JobError, naming the URL and
+    what happened."""
     scheme = urlsplit(url).scheme
     fetchers = {"http": _fetch_http, "https": _fetch_http, "ftp": _fetch_ftp, "file": _fetch_file}
     if scheme not in fetchers:
         raise JobError(f"{url}: unsupported URL scheme {scheme!r}", no_retry=True)
+    limit = max_size if max_size is not None else expected_size
     destination.parent.mkdir(parents=True, exist_ok=True)
     destination.unlink(missing_ok=True)
     last_error: list[str] = []
@@ -72,7 +87,7 @@ def fetch_url(
         retry_on_exception=remember,
     )
     def attempt() -> None:
-        fetchers[scheme](url, destination, progress)
+        fetchers[scheme](url, destination, progress, limit)
         size = destination.stat().st_size
         if expected_size is not None and size != expected_size:
             if size < expected_size:
@@ -93,71 +108,92 @@ def fetch_url(
     return destination
 
 
-def _fetch_http(url: str, destination: Path, progress: Progress | None) -> None:
+def _failed(error: SourceHTTPError) -> Exception:
+    """A source's error as this module's: permanent ones end the fetch at once."""
+    return (
+        JobError(error.reason, no_retry=True) if error.permanent else TransientError(error.reason)
+    )
+
+
+def _fetch_http(url: str, destination: Path, progress: Progress | None, limit: int | None) -> None:
     have = destination.stat().st_size if destination.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
-    timeout = settings.REFINERY_HTTP_TIMEOUT_S
     try:
-        with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-            if response.status_code in PERMANENT_HTTP:
-                raise JobError(
-                    f"{url}: HTTP {response.status_code} {response.reason}", no_retry=True
-                )
-            if response.status_code == 416 and have:
+        with new_session() as session, open_url(url, session=session, headers=headers) as response:
+            status = response.status_code
+            if status in PERMANENT_HTTP:
+                raise JobError(f"{url}: {status_text(status)}", no_retry=True)
+            if status == 416 and have:
                 return  # we already have every byte
-            if response.status_code >= 300:
-                raise TransientError(f"{url}: HTTP {response.status_code} {response.reason}")
-            resumed = response.status_code == 206
-            expected = response.headers.get("Content-Length")
-            received = 0
+            if status not in (200, 206):
+                raise TransientError(f"{url}: {status_text(status)}")
+            resumed = status == 206
+            start = have if resumed else 0
+            expected = declared_length(response)
+            if limit is not None and expected is not None and start + expected > limit:
+                raise too_large_announced(url, limit, start + expected)
             with open(destination, "ab" if resumed else "wb") as out:
-                for chunk in response.iter_content(HTTP_CHUNK):
-                    out.write(chunk)
-                    received += len(chunk)
-                    if progress:
-                        progress(len(chunk))
-            if expected is not None and received < int(expected):
+                received = write_body(
+                    response, out, url, limit=limit, already=start, progress=progress
+                )
+            if expected is not None and received < expected:
                 raise TransientError(
                     f"{url}: connection closed after {received} of {expected} bytes"
                 )
-    except requests.exceptions.ChunkedEncodingError as error:
-        raise TransientError(f"{url}: connection broken mid-file ({error})") from error
-    except requests.exceptions.Timeout:
-        raise TransientError(f"{url}: timed out after {timeout} s") from None
-    except requests.exceptions.ConnectionError as error:
-        raise TransientError(f"{url}: cannot connect ({_root_cause(error)})") from error
+    except SourceHTTPError as error:
+        raise _failed(error) from None
 
 
-def _fetch_ftp(url: str, destination: Path, progress: Progress | None) -> None:
+def _fetch_ftp(url: str, destination: Path, progress: Progress | None, limit: int | None) -> None:
     parts = urlsplit(url)
     have = destination.stat().st_size if destination.exists() else 0
     timeout = settings.REFINERY_HTTP_TIMEOUT_S
+    ftp = ftplib.FTP(timeout=timeout)
     try:
-        with ftplib.FTP(timeout=timeout) as ftp:
-            ftp.connect(parts.hostname or "", parts.port or 21)
-            ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
-            ftp.voidcmd("TYPE I")
-            with open(destination, "ab" if have else "wb") as out:
+        # Data connections go to the server's own address, whatever PASV names
+        # (ftplib's default, kept explicit: a reply must not point us elsewhere).
+        ftp.trust_server_pasv_ipv4_address = False
+        ftp.connect(parts.hostname or "", parts.port or 21)
+        ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
+        ftp.voidcmd("TYPE I")
+        with open(destination, "ab" if have else "wb") as out:
+            written = have
 
-                def write(chunk: bytes) -> None:
-                    out.write(chunk)
-                    if progress:
-                        progress(len(chunk))
+            def write(chunk: bytes) -> None:
+                nonlocal written
+                if limit is not None and written + len(chunk) > limit:
+                    raise JobError(f"{url}: more than the {limit} bytes expected", no_retry=True)
+                out.write(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(len(chunk))
 
-                ftp.retrbinary(f"RETR {unquote(parts.path)}", write, CHUNK, rest=have or None)
+            ftp.retrbinary(f"RETR {unquote(parts.path)}", write, CHUNK, rest=have or None)
+        with contextlib.suppress(*ftplib.all_errors):
+            ftp.quit()
     except ftplib.error_perm as error:
-        if str(error).startswith("550"):
-            raise JobError(f"{url}: FTP {error}", no_retry=True) from error
-        raise TransientError(f"{url}: FTP {error}") from error
-    except (ftplib.error_temp, ftplib.error_reply, EOFError) as error:
-        raise TransientError(f"{url}: FTP {error or 'connection closed'}") from error
+        if _ftp_code(error) == "550":
+            raise JobError(f"{url}: FTP reply 550 (no such file)", no_retry=True) from None
+        raise TransientError(f"{url}: FTP reply {_ftp_code(error)}") from None
+    except (ftplib.error_temp, ftplib.error_reply) as error:
+        raise TransientError(f"{url}: FTP reply {_ftp_code(error)}") from None
+    except EOFError:
+        raise TransientError(f"{url}: FTP connection closed") from None
     except TimeoutError:
         raise TransientError(f"{url}: timed out after {timeout} s") from None
     except OSError as error:
         raise TransientError(f"{url}: cannot connect ({error})") from error
+    finally:
+        ftp.close()  # after an aborted transfer, without waiting for the server's reply
 
 
-def _fetch_file(url: str, destination: Path, progress: Progress | None) -> None:
+def _ftp_code(error: Exception) -> str:
+    """An FTP reply's code (`550`), without the server's words."""
+    code = str(error)[:3]
+    return code if code.isdigit() else "that cannot be read"
+
+
+def _fetch_file(url: str, destination: Path, progress: Progress | None, limit: int | None) -> None:
     source = Path(unquote(urlsplit(url).path))
     if source.resolve() != source:  # the survey recorded the real path: no link on the way
         raise JobError(
@@ -167,6 +203,8 @@ def _fetch_file(url: str, destination: Path, progress: Progress | None) -> None:
         )
     if not source.is_file():
         raise JobError(f"{url}: no such file", no_retry=True)
+    if limit is not None and source.stat().st_size > limit:
+        raise JobError(f"{url}: more than the {limit} bytes expected", no_retry=True)
     try:
         handle = os.fdopen(os.open(source, os.O_RDONLY | os.O_NOFOLLOW), "rb")
     except OSError as error:
@@ -175,9 +213,3 @@ def _fetch_file(url: str, destination: Path, progress: Progress | None) -> None:
         shutil.copyfileobj(handle, out, CHUNK)
     if progress:
         progress(destination.stat().st_size)
-
-
-def _root_cause(error: BaseException) -> str:
-    while error.__cause__ or error.__context__:
-        error = error.__cause__ or error.__context__
-    return str(error) or type(error).__name__

@@ -72,10 +72,25 @@ def fetch_file(context: DownloaderContext) -> DownloaderContext:
     # A private mirror's credentials come from its setting, never from the row.
     url = with_credentials(original.source_url, source_base_urls())
     try:
-        context["staged"] = fetch_url(url, staged, expected_size=original.expected_size)
+        context["staged"] = fetch_url(
+            url, staged, expected_size=original.expected_size, max_size=size_cap(original)
+        )
     except JobError as error:
         raise JobError(error.reason.replace(url, original.source_url), error.no_retry) from None
     return context
+
+
+def size_cap(original: OriginalFile) -> int | None:
+    """The most bytes the source said the file has: its exact size if it gave one, else
+    what the block count of its BSD sum allows (Ensembl's CHECKSUMS); None if unknown.
+    A download stops there, before it writes a byte more."""
+    if original.expected_size is not None:
+        return original.expected_size
+    try:
+        _, blocks = (int(x) for x in original.expected_checksums.get("bsd_sum", "").split())
+    except ValueError:
+        return None  # no sum (or a damaged one, which the task's check reports)
+    return blocks * 1024  # a BSD sum counts 1024-byte blocks, rounded up
 
 
 def store_file(context: DownloaderContext) -> DownloaderContext:

@@ -85,12 +85,25 @@ def _send_email(notification: Notification) -> None:
     mail_admins(notification.subject, notification.body, fail_silently=False)
 
 
+class WebhookError(Exception):
+    pass
+
+
 def _post_webhook(notification: Notification) -> None:
+    """POST the payload to the webhook. A redirect is not followed (the payload would
+    go wherever its Location says, a private host included): it is a failure, tried
+    again at the next pass like any other."""
     response = requests.post(
         settings.REFINERY_NOTIFY_WEBHOOK,
         json=notification.payload,
         timeout=settings.REFINERY_NOTIFY_TIMEOUT_S,
+        allow_redirects=False,
     )
+    response.close()
+    if 300 <= response.status_code < 400:
+        raise WebhookError(
+            f"the webhook answered HTTP {response.status_code} (redirects are not followed)"
+        )
     response.raise_for_status()
 
 

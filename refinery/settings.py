@@ -44,7 +44,9 @@ REFINERY_HOME = Path(os.environ.get("REFINERY_HOME") or BASE_DIR / "var").resolv
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "embedded-only-not-secret-" + "refinery-development-key-0123456789"
 )
-DEBUG = env_bool("REFINERY_DEBUG", True)
+# Django's debug pages show code and settings to anyone who can make an error:
+# only for development, and only when asked for (REFINERY_DEBUG=1).
+DEBUG = env_bool("REFINERY_DEBUG", False)
 ALLOWED_HOSTS = env_list("REFINERY_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
@@ -55,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
     "common",
     "runner",
     "surveyor",
@@ -151,6 +154,12 @@ ENSEMBL_GENOMES_FTP_URL = os.environ.get(
     "ENSEMBL_GENOMES_FTP_URL", "https://ftp.ensemblgenomes.ebi.ac.uk/pub"
 )
 REFINERY_HTTP_TIMEOUT_S = env_int("REFINERY_HTTP_TIMEOUT_S", 60)
+# A source's redirects stay on its own host, or go to one of these (exact names, or
+# ".example.org" for that domain's hosts). Loopback, private and link-local addresses
+# stay refused unless the source's own host is one (see common/source_http.py).
+REFINERY_SOURCE_REDIRECT_HOSTS = env_list("REFINERY_SOURCE_REDIRECT_HOSTS")
+# The largest REST answer or listing (CHECKSUMS, species tables) read from a source.
+REFINERY_MAX_RESPONSE_BYTES = env_int("REFINERY_MAX_RESPONSE_BYTES", 16 * 1024 * 1024)
 
 # --- notifications -------------------------------------------------------------
 ADMINS = [("Refinery operator", address) for address in env_list("REFINERY_ADMINS")]
@@ -272,17 +281,39 @@ except ValueError as _error:
 REFINERY_SCHEDULED_SURVEYS_TIME_ZONE = os.environ.get("REFINERY_SCHEDULED_SURVEYS_TIME_ZONE", "UTC")
 # --- end nomad -----------------------------------------------------------------
 
+# --- the REST API ----------------------------------------------------------------
+# The most rows one page of a list holds, however many `?limit=` asks for.
+REFINERY_API_MAX_PAGE_SIZE = env_int("REFINERY_API_MAX_PAGE_SIZE", 1000)
+if REFINERY_API_MAX_PAGE_SIZE < 1:
+    raise ImproperlyConfigured("REFINERY_API_MAX_PAGE_SIZE must be at least 1")
 REST_FRAMEWORK = {
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
     "PAGE_SIZE": 100,
+    "DEFAULT_FILTER_BACKENDS": ["api.filters.FilterBackend"],
+    # `?format=` is a filter of /api/results/, not a choice of renderer: a client
+    # chooses JSON or the browsable API with its Accept header.
+    "URL_FORMAT_OVERRIDE": None,
 }
+
+# Error reports (the debug page, the admins' email) and logs mask secrets by one
+# rule: common/secrets.py.
+DEFAULT_EXCEPTION_REPORTER = "common.secrets.ExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "common.secrets.ExceptionReporterFilter"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "common.secrets.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "common.secrets.RedactSecretsFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "console": {
@@ -290,9 +321,23 @@ LOGGING = {
             "formatter": "plain",
             "filters": ["redact_secrets"],
         },
+        # Django's own handlers, with the secrets masked.
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "common.secrets.AdminEmailHandler",
+            "filters": ["require_debug_false"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("REFINERY_LOG_LEVEL", "INFO")},
     "loggers": {
+        # Replaces Django's default handlers (its console one prints unmasked).
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         "botocore": {"level": "WARNING"},
         "boto3": {"level": "WARNING"},

@@ -64,6 +64,20 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def _write_streams_to_log() -> None:
+    """Point Python's streams, and the console log handlers, at file descriptors
+    1 and 2 (the log): the parent's may be something else (a test's captured
+    output), and the log must get all the job prints and logs."""
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setStream(sys.stderr)
+
+
 def _still_running(job: Job) -> bool:
     return type(job).objects.filter(pk=job.pk, state=JobState.RUNNING).exists()
 
@@ -138,6 +152,7 @@ class Supervisor:
             os.dup2(log, 1)
             os.dup2(log, 2)
             os.close(log)
+            _write_streams_to_log()
             from runner.lifecycle import execute_job
 
             # The forked child has the parent's job object: the row is not read again.

@@ -2,14 +2,19 @@
 
 Every base URL is a setting (`ENSEMBL_REST_URL`, `ENSEMBL_FTP_URL`,
 `ENSEMBL_GENOMES_FTP_URL`) so a mirror, a proxy or a test server can serve.
-Transient failures (5xx, 429, timeouts) are retried with backoff; anything else
-ends the survey with a message that names the URL and what it answered.
+Every request goes through `common.source_http` (redirects stay on the source,
+bodies are capped, nothing the source sent is quoted in a reason). Transient
+failures (5xx, 429, timeouts) are retried with backoff, waiting as long as a
+`Retry-After` asks (clamped); anything else ends the survey with a message that
+names the URL and what was wrong. Every REST answer is checked against its
+endpoint's shape before it is read.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -17,6 +22,16 @@ import requests
 from django.conf import settings
 from retrying import retry
 
+from common.shapes import ListOf, Maybe, ShapeError, Text, Whole, check
+from common.source_http import (
+    SourceHTTPError,
+    content_type,
+    new_session,
+    open_url,
+    parse_retry_after,
+    read_body,
+    status_text,
+)
 from runner.pipeline import JobError
 from surveyor.ensembl_divisions import DIVISION_FOLDERS, DIVISIONS, VERTEBRATES
 
@@ -24,9 +39,42 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 4
 
+# --- the shapes of the answers the refinery reads ------------------------------------------------
+
+PRODUCTION_NAME = Text("a production name", r"[A-Za-z0-9][A-Za-z0-9_]*", 200)
+DATABASE_NAME = Text("a database name", r"[A-Za-z0-9_]+", 200)
+# Goes into file names and URLs: one path component, not hidden, no control characters.
+PLAIN_NAME = Text("a plain name", r"[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]*", 200)
+LABEL = Text("a name", r"[^\x00-\x1f\x7f]*", 500)
+GENOME = {
+    "name": Maybe(PRODUCTION_NAME),
+    "species": Maybe(PRODUCTION_NAME),  # the Ensembl Genomes servers' older key
+    "display_name": Maybe(LABEL),
+    "scientific_name": Maybe(LABEL),
+    "taxonomy_id": Maybe(Whole()),
+    "taxon_id": Maybe(Whole()),
+    "assembly_default": Maybe(PLAIN_NAME),
+    "assembly_name": Maybe(PLAIN_NAME),
+    "assembly": Maybe(PLAIN_NAME),
+    "dbname": Maybe(DATABASE_NAME),
+}
+SOFTWARE = {"release": Whole()}  # /info/software
+EG_VERSION = {"version": Whole()}  # /info/eg_version
+SPECIES = {"species": ListOf(GENOME)}  # /info/species
+GENOMES = ListOf(GENOME)  # /info/genomes/division/<division>
+
 
 class TransientHTTPError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a source answered: its status, media type and (capped) body."""
+
+    status: int
+    content_type: str
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -55,8 +103,8 @@ class EnsemblClient:
                 no_retry=True,
             )
         self.division = division
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "data-refinery"})
+        self.session = session or new_session()
+        self.session.headers.update({"Accept": "application/json"})
         self.timeout = settings.REFINERY_HTTP_TIMEOUT_S
 
     # --- HTTP -----------------------------------------------------------------------------------
@@ -67,106 +115,104 @@ class EnsemblClient:
         wait_exponential_max=10_000,
         retry_on_exception=_transient,
     )
-    def _get(self, url: str, params: dict | None = None) -> requests.Response:
+    def _get(self, url: str, params: dict | None = None, method: str = "GET") -> Answer:
         try:
-            response = self.session.get(url, params=params, timeout=self.timeout)
-        except requests.exceptions.Timeout:
-            raise TransientHTTPError(f"{url}: timed out after {self.timeout} s") from None
-        except requests.exceptions.ConnectionError as error:
-            raise TransientHTTPError(f"{url}: cannot connect ({error})") from None
-        if response.status_code == 429:
-            time.sleep(min(float(response.headers.get("Retry-After", 1) or 1), 30))
-            raise TransientHTTPError(f"{url}: HTTP 429 Too Many Requests")
-        if response.status_code >= 500:
-            raise TransientHTTPError(f"{url}: HTTP {response.status_code} {response.reason}")
-        return response
+            response = open_url(
+                url, session=self.session, method=method, params=params, timeout=self.timeout
+            )
+            with response:
+                status = response.status_code
+                if status == 429:
+                    time.sleep(parse_retry_after(response.headers.get("Retry-After")))
+                if status == 429 or status >= 500:
+                    raise TransientHTTPError(f"{url}: {status_text(status)}")
+                body = read_body(response, url) if status == 200 and method == "GET" else b""
+                return Answer(status, content_type(response), body)
+        except SourceHTTPError as error:
+            if error.permanent:
+                raise JobError(error.reason, no_retry=True) from None
+            raise TransientHTTPError(error.reason) from None
 
-    def get(self, url: str, params: dict | None = None) -> requests.Response:
+    def get(self, url: str, params: dict | None = None, method: str = "GET") -> Answer:
         """GET with retries; a failure that outlasts them becomes a JobError."""
         try:
-            return self._get(url, params)
+            return self._get(url, params, method)
         except TransientHTTPError as error:
             raise JobError(f"{error} (gave up after {ATTEMPTS} attempts)") from None
 
-    def rest(self, path: str, **params) -> object:
+    def rest(self, path: str, shape: object, **params) -> object:
+        """The answer of a REST endpoint, checked against its `shape`."""
         url = settings.ENSEMBL_REST_URL.rstrip("/") + path
-        response = self.get(url, {"content-type": "application/json", **params})
-        if response.status_code != 200:
-            detail = ""
-            with contextlib.suppress(ValueError, AttributeError):
-                detail = response.json().get("error", "")
+        answer = self.get(url, {"content-type": "application/json", **params})
+        if answer.status != 200:
             raise JobError(
-                f"{response.url}: HTTP {response.status_code}" + (f": {detail}" if detail else ""),
-                no_retry=response.status_code in (400, 404),
+                f"{url}: {status_text(answer.status)}", no_retry=answer.status in (400, 404)
             )
         try:
-            return response.json()
+            data = json.loads(answer.body)
+        except RecursionError:
+            raise JobError(f"{url}: the answer is nested too deeply to read") from None
         except ValueError:
-            raise JobError(f"{response.url}: the answer is not JSON") from None
+            raise JobError(
+                f"{url}: the answer is not JSON ({answer.content_type}, {len(answer.body)} bytes)"
+            ) from None
+        try:
+            check(data, shape)
+        except ShapeError as error:
+            raise JobError(f"Ensembl REST {path}: {error}") from None
+        return data
 
     def text_or_none(self, url: str) -> str | None:
         """A text file's content, or None when the server says it does not exist."""
-        response = self.get(url)
-        if response.status_code in (403, 404, 410):
+        answer = self.get(url)
+        if answer.status in (403, 404, 410):
             return None
-        if response.status_code != 200:
-            raise JobError(f"{url}: HTTP {response.status_code} {response.reason}")
-        return response.text
+        if answer.status != 200:
+            raise JobError(f"{url}: {status_text(answer.status)}")
+        return answer.body.decode("utf-8", errors="replace")
 
     def exists(self, url: str) -> bool:
-        try:
-            response = self.session.head(url, timeout=self.timeout, allow_redirects=True)
-        except requests.exceptions.RequestException as error:
-            raise JobError(f"{url}: cannot connect ({error})") from None
-        return response.status_code == 200
+        return self.get(url, method="HEAD").status == 200
 
     # --- what Ensembl says -----------------------------------------------------------------------
 
     def current_release(self) -> str:
         """The release the division publishes now."""
         if self.division == VERTEBRATES:
-            answer = self.rest("/info/software")
-            key = "release"
-        else:
-            answer = self.rest("/info/eg_version")
-            key = "version"
-        if not isinstance(answer, dict) or not str(answer.get(key, "")).strip():
-            raise JobError(f"Ensembl's REST API gave no release: {str(answer)[:200]}")
-        return str(answer[key]).strip()
+            return str(self.rest("/info/software", SOFTWARE)["release"])
+        return str(self.rest("/info/eg_version", EG_VERSION)["version"])
 
     def list_species(self) -> list[EnsemblSpecies]:
         """Every genome of the division."""
         if self.division == VERTEBRATES:
-            answer = self.rest("/info/species", division=VERTEBRATES)
-            entries = answer.get("species") if isinstance(answer, dict) else None
+            path, where = "/info/species", "species"
+            entries = self.rest(path, SPECIES, division=VERTEBRATES)["species"]
         else:
-            entries = self.rest(f"/info/genomes/division/{self.division}")
-        if not isinstance(entries, list):
-            raise JobError(f"Ensembl's species list for {self.division} is not a list")
-        species = [self._species(entry) for entry in entries if isinstance(entry, dict)]
-        species = [s for s in species if s is not None]
+            path, where = f"/info/genomes/division/{self.division}", ""
+            entries = self.rest(path, GENOMES)
+        species = []
+        for index, entry in enumerate(entries):
+            if not (entry.get("name") or entry.get("species")):
+                raise JobError(
+                    f"Ensembl REST {path}: {where}[{index}] has neither name nor species"
+                )
+            species.append(self._species(entry))
         if not species:
             raise JobError(f"Ensembl lists no species in {self.division}")
         return sorted(species, key=lambda s: s.name)
 
     @staticmethod
-    def _species(entry: dict) -> EnsemblSpecies | None:
-        name = entry.get("name") or entry.get("species")
-        if not name:
-            return None
-        taxonomy = entry.get("taxonomy_id", entry.get("taxon_id"))
-        try:
-            taxonomy_id = int(taxonomy) if taxonomy not in (None, "") else None
-        except (TypeError, ValueError):
-            taxonomy_id = None
-        display = entry.get("display_name") or name
+    def _species(entry: dict) -> EnsemblSpecies:
+        """One entry of a species list (already checked against GENOME)."""
+        name = entry.get("name") or entry["species"]
+        taxonomy = entry.get("taxonomy_id") or entry.get("taxon_id")
         return EnsemblSpecies(
             name=name,
-            display_name=display,
+            display_name=entry.get("display_name") or name,
             # Vertebrates' display names are common names ("Human"): the production
             # name is the binomial there.
             scientific_name=entry.get("scientific_name") or name.replace("_", " ").capitalize(),
-            taxonomy_id=taxonomy_id,
+            taxonomy_id=int(taxonomy) if taxonomy is not None else None,
             assembly=entry.get("assembly_default")
             or entry.get("assembly_name")
             or entry.get("assembly")
@@ -186,15 +232,17 @@ class EnsemblClient:
         (bacteria and some fungi, protists and metazoa live in collection folders)."""
         if self.division == VERTEBRATES:
             return {}
-        text = self.text_or_none(f"{self.release_url(release)}/species_{self.division}.txt")
+        url = f"{self.release_url(release)}/species_{self.division}.txt"
+        text = self.text_or_none(url)
         if text is None:
             return {}
-        return parse_species_table(text)
+        return parse_species_table(text, where=url)
 
 
-def parse_species_table(text: str) -> dict[str, str]:
+def parse_species_table(text: str, where: str = "the species file") -> dict[str, str]:
     """species -> collection for the genomes in a collection, from the
-    tab-separated `species_<Division>.txt` (columns named by its `#name` header)."""
+    tab-separated `species_<Division>.txt` (columns named by its `#name` header).
+    A reason names the file (`where`) and the line, never what it says."""
     lines = text.splitlines()
     if not lines:
         return {}
@@ -202,22 +250,24 @@ def parse_species_table(text: str) -> dict[str, str]:
     try:
         species_column, core_db_column = header.index("species"), header.index("core_db")
     except ValueError:
-        raise JobError(
-            f"species file has no 'species' and 'core_db' columns: its header is {lines[0][:200]!r}"
-        ) from None
+        raise JobError(f"{where}: the header has no 'species' and 'core_db' columns") from None
     collections = {}
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], start=2):
         fields = line.split("\t")
         if len(fields) <= max(species_column, core_db_column):
             continue
-        collection = collection_of(fields[core_db_column])
+        core_db = fields[core_db_column]
+        if not re.fullmatch(DATABASE_NAME.pattern, core_db):
+            raise JobError(f"{where}: line {number}: core_db is not {DATABASE_NAME.name}")
+        collection = collection_of(core_db)
         if collection:
             collections[fields[species_column]] = collection
     return collections
 
 
 def collection_of(core_db: str) -> str:
-    """`bacteria_0_collection_core_61_114_1` -> `bacteria_0_collection`; '' otherwise."""
-    if "_collection_core_" not in core_db:
+    """`bacteria_0_collection_core_61_114_1` -> `bacteria_0_collection`; '' otherwise
+    (and for anything but a database name: it becomes part of a URL)."""
+    if "_collection_core_" not in core_db or not re.fullmatch(DATABASE_NAME.pattern, core_db):
         return ""
     return core_db.split("_core_", 1)[0]

@@ -12,7 +12,7 @@ from common.models import (
     Provenance,
     TranscriptomeIndex,
 )
-from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
+from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
 
 
 @admin.register(Batch)
@@ -36,7 +36,7 @@ class BatchAdmin(ReadOnlyAdmin):
         "organism",
         "pipeline_required",
         "status",
-        "metadata",
+        "shown_metadata",
         "survey_job",
         "files",
         "jobs",
@@ -45,6 +45,7 @@ class BatchAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     readonly_fields = fields
+    shown_metadata = redacted("metadata")
 
     @admin.display(description="files")
     def files(self, batch: Batch) -> str:
@@ -66,7 +67,7 @@ class OriginalFileAdmin(BatchLinks, ReadOnlyAdmin):
     search_fields = ("filename", "source_url", "batches__accession")
     readonly_fields = (
         "batch_links",
-        "source_url",
+        "shown_source_url",
         "filename",
         "raw_format",
         "expected_size",
@@ -79,6 +80,7 @@ class OriginalFileAdmin(BatchLinks, ReadOnlyAdmin):
         "created_at",
     )
     fields = readonly_fields
+    shown_source_url = redacted("source_url")
 
 
 @admin.register(Organism)
@@ -130,14 +132,17 @@ class ProvenanceAdmin(ReadOnlyAdmin):
         "processor_version",
         "docker_image",
         "tools",
-        "commands",
-        "inputs",
-        "parameters",
+        "shown_commands",
+        "shown_inputs",
+        "shown_parameters",
         "started_at",
         "ended_at",
         "job_link",
     )
     fields = readonly_fields
+    shown_commands = redacted("commands")
+    shown_inputs = redacted("inputs")
+    shown_parameters = redacted("parameters")
 
     @admin.display(description="processor job")
     def job_link(self, provenance: Provenance) -> str:

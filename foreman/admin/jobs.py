@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
-from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list
+from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
 from runner.job_logs import read_log
 
 
@@ -45,7 +45,8 @@ class JobAdmin(ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         results, duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        if term.isdigit():
+        # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses.
+        if term.isascii() and term.isdigit() and int(term) < 2**63:
             results |= queryset.filter(pk=int(term))
         return results, duplicates
 
@@ -119,12 +120,13 @@ class SurveyJobAdmin(JobAdmin):
     )
     list_filter = ("state", "source", "created_at")
     search_fields = ("dispatch_id", "batches__accession")
-    fields = ("source", "parameters", "found_batches", *JobAdmin.common_fields)
+    fields = ("source", "shown_parameters", "found_batches", *JobAdmin.common_fields)
     readonly_fields = fields
+    shown_parameters = redacted("parameters")
 
     @admin.display(description="batches found")
     def found_batches(self, job: SurveyJob) -> str:
-        return link_list(job.batches.all()[:100])
+        return link_list(job.batches.all())
 
 
 @admin.register(DownloaderJob)

@@ -9,7 +9,7 @@ import re
 
 from django.conf import settings
 
-from common.secrets import MASK, SECRET_ENVIRONMENT, redact
+from common.secrets import mask_named
 
 # Environment copied into every task when set where the specs are generated,
 # besides every REFINERY_* and ENSEMBL_* variable (settings) and the names in
@@ -78,8 +78,5 @@ def env_warnings(env: dict[str, str]) -> list[str]:
 
 
 def masked_env(env: dict[str, str]) -> dict[str, str]:
-    """`env` with secrets masked, for review."""
-    return {
-        name: MASK if name in SECRET_ENVIRONMENT or "SECRET" in name else redact(value)
-        for name, value in env.items()
-    }
+    """`env` with secrets masked, for review: by name, and any URL's password."""
+    return {name: mask_named(name, value) for name, value in env.items()}

@@ -71,3 +71,74 @@ def test_search_finds_jobs_by_id_accession_and_dispatch_id(admin_client, history
     )
     by_dispatch = admin_client.get(url, {"q": "dispatch-1700000000-abcd1234"})
     assert by_dispatch.context["cl"].result_count == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"q": "\u00b2"},  # str.isdigit() says yes, int() says no
+        {"q": "9" * 30},  # more than any id
+        {"created_at__year": "99999999999"},
+        {"created_at__year": "9999"},  # the year after it is past what Python can hold
+        {"created_at__year": "9999", "created_at__month": "12"},
+        {"created_at__year": "9999", "created_at__month": "12", "created_at__day": "31"},
+        {"created_at__year": "2024", "created_at__month": "13"},
+        {"created_at__year": "abc"},
+        {"id__gt": "abc"},
+        {"state__exact": "\x00"},  # PostgreSQL refuses NUL characters
+        {"pipeline__exact": "x\x00"},
+        {"q": "\x00"},
+    ],
+)
+def test_hostile_list_parameters_are_not_server_errors(admin_client, history, query):
+    admin_client.raise_request_exception = False
+    url = reverse("admin:common_processorjob_changelist")
+    response = admin_client.get(url, query)
+    assert response.status_code in (200, 302), response.status_code
+    if response.status_code == 302:  # the admin's own answer to parameters it refuses
+        assert response.url == f"{url}?e=1"
+    else:
+        assert response.context["cl"].result_count == 0
+
+
+@pytest.mark.parametrize("pk", ["abc", "9" * 30])
+def test_a_bad_id_on_a_job_page_is_not_a_server_error(admin_client, history, pk):
+    admin_client.raise_request_exception = False
+    page = admin_client.get(f"/admin/common/processorjob/{pk}/change/")
+    assert page.status_code == 302 and page.url == reverse("admin:index")
+    log = admin_client.get(f"/admin/common/processorjob/{pk}/log/")
+    assert log.status_code in (302, 404)  # not a number: the admin's redirect for unknown ids
+
+
+def test_a_page_links_at_most_a_hundred_related_rows(admin_client, history):
+    batch = Batch.objects.get()
+    files = OriginalFile.objects.bulk_create(
+        OriginalFile(source_url=f"http://x/{n}.fa.gz", filename=f"{n}.fa.gz") for n in range(150)
+    )
+    batch.original_files.add(*files)
+    page = admin_client.get(reverse("admin:common_batch_change", args=[batch.pk])).content.decode()
+    every = batch.original_files.all()
+    linked = [f for f in every if reverse("admin:common_originalfile_change", args=[f.pk]) in page]
+    assert len(every) == 151 and len(linked) == 100
+    assert "… and more: the first 100 are shown" in page
+
+
+def test_pages_never_show_a_url_password_stored_before_it_was_stripped(admin_client, history):
+    mirror = "https://reader:mirror-pass-8642@mirror.example.org/pub/g.fa.gz"
+    OriginalFile.objects.update(source_url=mirror)
+    Provenance.objects.update(
+        inputs=[{"source_url": mirror, "size": 7}],
+        commands=[["curl", mirror]],
+        parameters={"mirror": mirror},
+    )
+    Batch.objects.update(metadata={"url": mirror})
+    SurveyJob.objects.update(parameters={"rest_url": mirror})
+    for model in (OriginalFile, Provenance, Batch, SurveyJob):
+        obj = model.objects.get()
+        url = reverse(f"admin:common_{model._meta.model_name}_change", args=[obj.pk])
+        page = admin_client.get(url).content.decode()
+        assert "mirror-pass-8642" not in page, model
+        assert "https://reader:********@mirror.example.org/pub/g.fa.gz" in page, model
+    provenance = reverse("admin:common_provenance_change", args=[Provenance.objects.get().pk])
+    page = admin_client.get(provenance).content.decode()
+    assert "&quot;size&quot;: 7" in page  # JSON shown as JSON (HTML-escaped)

@@ -332,6 +332,31 @@ def test_specs_command_masks_secrets_unless_asked(tmp_path, monkeypatch):
     assert shown.stat().st_mode & 0o077 == 0
 
 
+def test_specs_command_masks_secrets_by_name_pattern(settings, monkeypatch):
+    """Any variable whose name holds TOKEN, PASS, SECRET, KEY or WEBHOOK is masked,
+    and so is the password of any URL, whatever the variable is called."""
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    hidden = {
+        "REFINERY_FOO_TOKEN": "foo-token-value-0123456789",
+        "MY_WEBHOOK": "https://hooks.example.org/services/my-webhook-path",
+        "REFINERY_NOTIFY_WEBHOOK": "https://hooks.example.org/services/notify-path",
+        "REFINERY_SMTP_PASSWORD": "smtp-password-0123456789",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-access-key-0123456789",
+    }
+    for name, value in hidden.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ENSEMBL_FTP_URL", "ftp://reader:ftp-pass-4321@mirror.example.org/pub")
+    settings.REFINERY_NOMAD_TASK_ENV = ["MY_WEBHOOK", "AWS_SECRET_ACCESS_KEY"]
+    out = call("nomad", "specs")
+    for secret in (*hidden.values(), "ftp-pass-4321"):
+        assert secret not in out
+    env = json.loads(out)[0]["Job"]["TaskGroups"][0]["Tasks"][0]["Env"]
+    assert {name: env[name] for name in hidden} == dict.fromkeys(hidden, "********")
+    assert env["ENSEMBL_FTP_URL"] == "ftp://reader:********@mirror.example.org/pub"
+    assert env["NOMAD_ADDR"] == SECRET_ENV["NOMAD_ADDR"]  # what is not secret stays readable
+
+
 def test_specs_command_warns_about_a_local_setup(monkeypatch):
     for name in ("DATABASE_URL", "DJANGO_SECRET_KEY", "NOMAD_ADDR", "REFINERY_TEMP_STORAGE"):
         monkeypatch.delenv(name, raising=False)

@@ -33,6 +33,15 @@ def test_check_deploy_is_clean_in_production(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_debug_is_off_unless_asked_for(tmp_path):
+    show = ["shell", "-v0", "-c", "from django.conf import settings; print(settings.DEBUG)"]
+    default = run_manage(show, {"PATH": "/usr/bin:/bin"}, tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "False"
+    asked = run_manage(show, {"PATH": "/usr/bin:/bin", "REFINERY_DEBUG": "1"}, tmp_path)
+    assert asked.stdout.strip() == "True"
+
+
 def test_production_requires_a_secret_key(tmp_path):
     env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
     result = run_manage(["check"], env, tmp_path)
@@ -84,3 +93,10 @@ def test_the_embedded_defaults_use_wal_sqlite_under_refinery_home(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", str(tmp_path / "refinery.sqlite3")]
+
+
+def test_the_api_page_cap_must_be_a_positive_number(tmp_path):
+    result = run_manage(["check"], {"PATH": "/usr/bin:/bin", "REFINERY_API_MAX_PAGE_SIZE": "0"},
+                        tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert "REFINERY_API_MAX_PAGE_SIZE must be at least 1" in result.stderr

@@ -144,7 +144,7 @@ class Command(BaseCommand):
             "Next:\n"
             f"  job logs:   {home}/storage/permanent/logs/\n"
             f"  the admin:  REFINERY_HOME={home} .venv/bin/python manage.py createsuperuser\n"
-            f"              REFINERY_HOME={home} .venv/bin/python manage.py runserver, "
+            f"              REFINERY_HOME={home} .venv/bin/python manage.py runserver --insecure, "
             "then http://127.0.0.1:8000/admin/"
         )
         if failed or len(indices) != 2:
