@@ -64,3 +64,18 @@ class RedactSecretsFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+# A setting holds a secret when its name says so (issue 9): masked wherever it is
+# shown, and kept out of the Nomad job specifications (runner/nomad/task_env.py).
+SECRET_NAME = re.compile(r"TOKEN|PASS|SECRET|KEY|WEBHOOK", re.IGNORECASE)
+
+
+def is_secret_setting(name: str, value: str = "") -> bool:
+    """Whether the setting `name` holds a secret: its name holds TOKEN, PASS, SECRET,
+    KEY or WEBHOOK, it is DATABASE_URL, or `value` has credentials in a URL."""
+    return (
+        bool(SECRET_NAME.search(name))
+        or name == "DATABASE_URL"
+        or bool(URL_CREDENTIALS.search(value))
+    )

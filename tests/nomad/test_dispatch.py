@@ -188,10 +188,10 @@ def test_a_job_nomad_cannot_place_says_why(registered, dispatcher, settings):
 
 def test_a_gpu_job_on_a_cluster_without_gpus(registered, settings, dispatcher):
     from runner.nomad.register import register_all
-    from runner.nomad.specs import all_jobs
+    from runner.nomad.specs import all_specs
 
     settings.REFINERY_NOMAD_GPU_PIPELINES = ["transcriptome_index_short"]
-    register_all(all_jobs())
+    register_all(all_specs())
     job = ProcessorJob.objects.create(pipeline="transcriptome_index_short", ram_mb=8192)
     send_job_now(job)
     job.refresh_from_db()
