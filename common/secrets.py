@@ -69,6 +69,12 @@ class RedactSecretsFilter(logging.Filter):
 # A setting holds a secret when its name says so (issue 9): masked wherever it is
 # shown, and kept out of the Nomad job specifications (runner/nomad/task_env.py).
 SECRET_NAME = re.compile(r"TOKEN|PASS|SECRET|KEY|WEBHOOK", re.IGNORECASE)
+# NAME=value or NAME: value in free text (a traceback, a task's output).
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?P<name>\b[A-Za-z0-9_.-]*(?:TOKEN|PASS|SECRET|KEY|WEBHOOK)[A-Za-z0-9_.-]*"
+    r"['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",;]+)",
+    re.IGNORECASE,
+)
 
 
 def is_secret_setting(name: str, value: str = "") -> bool:
@@ -79,3 +85,27 @@ def is_secret_setting(name: str, value: str = "") -> bool:
         or name == "DATABASE_URL"
         or bool(URL_CREDENTIALS.search(value))
     )
+
+
+def redact_text(text: str, environ: dict[str, str] | None = None) -> str:
+    """`redact(text)`, and also the values of every secret setting in `environ`
+    (default: this process's environment) and whatever follows a secret-looking
+    name in `NAME=value` or `NAME: value`: for text nobody vetted, such as the end
+    of a task's output."""
+    environ = os.environ if environ is None else environ
+    values = sorted(
+        {v for k, v in environ.items() if len(v) >= 6 and is_secret_setting(k, v)},
+        key=len,
+        reverse=True,
+    )
+    for value in values:
+        text = text.replace(value, MASK)
+    text = _SECRET_ASSIGNMENT.sub(_mask_assignment, text)
+    return redact(text)
+
+
+def _mask_assignment(match: re.Match) -> str:
+    name = match.group("name")
+    if name.rstrip("'\" \t=:").endswith(("Error", "Exception", "Warning")):
+        return match.group(0)  # KeyError: 'X' names what is missing, it holds no secret
+    return name + MASK

@@ -97,20 +97,16 @@ def task_settings(environ: Mapping[str, str] | None = None) -> TaskSettings:
 
 
 def env_warnings(values: Mapping[str, str]) -> list[str]:
-    """What is missing or doubtful in the tasks' settings."""
+    """What looks doubtful, though the tasks can start (see runner.nomad.checks for
+    what keeps them from starting)."""
     warnings = []
-    for name in ("DATABASE_URL", "DJANGO_SECRET_KEY", "NOMAD_ADDR"):
-        if name not in values:
-            warnings.append(f"{name} is not set: the tasks will not have it")
-    if values.get("DATABASE_URL", "").startswith("sqlite"):
-        warnings.append("DATABASE_URL is SQLite: every task would have a database of its own")
-    for name in ("REFINERY_TEMP_STORAGE", "REFINERY_PERMANENT_STORAGE"):
-        if not values.get(name, "").startswith("s3://"):
-            warnings.append(
-                f"{name} is not an s3:// URL: tasks on different machines share no folder"
-            )
     address = values.get("NOMAD_ADDR", "")
-    if re.match(r"^https?://(127\.|localhost|\[::1\])", address):
+    if not address:
+        warnings.append(
+            "NOMAD_ADDR is not set: the tasks would call Nomad at 127.0.0.1:4646, which "
+            "inside a container is the container itself"
+        )
+    elif re.match(r"^https?://(127\.|localhost|\[::1\])", address):
         warnings.append(f"NOMAD_ADDR is {address}: inside a container that is the container itself")
     return warnings
 

@@ -1,7 +1,9 @@
-"""Attacks on cluster mode's secrets (issue 9, item 12), through `manage.py nomad
-specs|register` and the stand-in: the job specifications, as printed and as Nomad
-holds them, carry no secret and no Nomad token; the secrets reach the tasks through
-each job's Nomad Variable.
+"""Attacks on cluster mode's secrets and on tasks that cannot start (issue 9, items 12
+and 13), through `manage.py nomad specs|register` and the stand-in.
+
+- The job specifications, as printed and as Nomad holds them, carry no secret and
+  no Nomad token: the secrets reach the tasks through each job's Nomad Variable.
+- `register` refuses, and registers nothing, when the tasks could not start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from io import StringIO
 import nomad
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 DB_PASSWORD = "db-pass-123456"
 CLUSTER_ENV = {
@@ -140,3 +143,80 @@ def test_variables_go_to_the_namespace_of_the_jobs(idle_standin, cluster_env, se
     assert lab.job.get_job("REFINERY_SURVEY_1024")["Namespace"] == "lab"
     assert idle_standin.variable("nomad/jobs/REFINERY_SURVEY_1024", "lab") is not None
     assert idle_standin.variable("nomad/jobs/REFINERY_SURVEY_1024") is None
+
+
+# --- tasks that could not start -----------------------------------------------------------
+
+
+def nothing_registered(standin) -> bool:
+    client = nomad.Nomad(address=standin.address)
+    return client.jobs.get_jobs() == [] and client.variables.get_variables() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"DJANGO_SECRET_KEY": None},
+            "DJANGO_SECRET_KEY is not set: the tasks run the production settings "
+            "(refinery.settings_production), which refuse to start without it",
+        ),
+        (
+            {"REFINERY_PERMANENT_STORAGE": "/srv/refinery/results"},
+            "REFINERY_PERMANENT_STORAGE is the local folder /srv/refinery/results: tasks on "
+            "other machines cannot read it. Set it to an s3://bucket/prefix URL",
+        ),
+        (
+            {"REFINERY_TEMP_STORAGE": None},
+            "REFINERY_TEMP_STORAGE is not set: each task would keep files in a folder",
+        ),
+        (
+            {"DATABASE_URL": "sqlite:///var/refinery.sqlite3"},
+            "DATABASE_URL is a SQLite file: in cluster mode every task would have a database "
+            "of its own",
+        ),
+        ({"DATABASE_URL": None}, "DATABASE_URL is not set"),
+        (
+            {"DATABASE_URL": "mysql://u:p@h/db"},
+            "DATABASE_URL: unsupported scheme 'mysql'; use sqlite:/// or postgres://",
+        ),
+        (
+            {"REFINERY_HSTS_SECONDS": "a year"},
+            "the tasks' settings do not load: ImproperlyConfigured: REFINERY_HSTS_SECONDS "
+            "must be a whole number, not 'a year'",
+        ),
+    ],
+)
+def test_register_refuses_specs_whose_tasks_cannot_start(
+    idle_standin, cluster_env, monkeypatch, change, expected
+):
+    for name, value in change.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
+    for args in (("nomad", "register"), ("nomad", "register", "--dry-run")):
+        with pytest.raises(CommandError) as excinfo:
+            run(*args)
+        message = str(excinfo.value)
+        assert message.startswith("the tasks could not start, so nothing was registered:\n  - ")
+        assert expected in message
+        for value in SECRET_VALUES:
+            assert value not in message
+    assert nothing_registered(idle_standin)
+    assert not [r for r in idle_standin.requests if r["method"] in ("PUT", "POST")]
+    # `specs` shows the same problems, and still prints the specifications.
+    out, err = run("nomad", "specs")
+    assert expected in err
+    assert json.loads(out)
+
+
+def test_register_names_every_problem_at_once(idle_standin, cluster_env, monkeypatch):
+    monkeypatch.delenv("DJANGO_SECRET_KEY")
+    monkeypatch.setenv("REFINERY_TEMP_STORAGE", "/tmp/refinery")
+    with pytest.raises(CommandError) as excinfo:
+        run("nomad", "register")
+    lines = str(excinfo.value).splitlines()
+    problems = [line for line in lines if line.startswith("  - ")]
+    assert [p.split(" ")[3] for p in problems] == ["DJANGO_SECRET_KEY", "REFINERY_TEMP_STORAGE"]
+    assert nothing_registered(idle_standin)

@@ -383,8 +383,9 @@ def test_specs_command_warns_about_a_local_setup(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NOMAD_ADDR", "http://127.0.0.1:4646")
     out = call("nomad", "specs")
-    assert "warning: DATABASE_URL is not set" in out
-    assert "warning: REFINERY_TEMP_STORAGE is not an s3:// URL" in out
+    assert "error: the tasks could not start:\n" in out
+    assert "  - DATABASE_URL is not set" in out
+    assert "  - REFINERY_TEMP_STORAGE is not set" in out
     assert "warning: NOMAD_ADDR is http://127.0.0.1:4646" in out
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runner.dispatch.base import DispatchError
+from runner.nomad.checks import startup_problems
 from runner.nomad.register import node_states, obsolete_jobs, parent_states, register_all
 from runner.nomad.specs import SpecOptions, Specs, all_parent_ids, all_specs, masked
 from runner.nomad.task_env import env_warnings
@@ -17,9 +18,9 @@ from runner.nomad.task_env import env_warnings
 class Command(BaseCommand):
     help = (
         "The refinery's Nomad jobs: `specs` writes them as JSON for review, `register` "
-        "registers them and their secrets as Nomad Variables (only what changed), `status` "
-        "shows each parameterized job's queue and the nodes' capacity. Nomad is NOMAD_ADDR "
-        "(and NOMAD_TOKEN)."
+        "registers them and their secrets as Nomad Variables (only what changed) unless "
+        "their tasks could not start, `status` shows each parameterized job's queue and the "
+        "nodes' capacity. Nomad is NOMAD_ADDR (and NOMAD_TOKEN)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -44,15 +45,28 @@ class Command(BaseCommand):
     def _specs(self, options: dict) -> Specs:
         return all_specs(SpecOptions(registry=options.get("registry"), tag=options.get("tag")))
 
-    def _check(self, specs: Specs) -> None:
-        for warning in env_warnings(specs.task_settings.all()):
+    def _check(self, specs: Specs, refuse: bool) -> None:
+        """Warn about what looks doubtful; say (and with `refuse`, stop at) what would
+        keep the tasks from starting."""
+        values = specs.task_settings.all()
+        for warning in env_warnings(values):
             self.stderr.write(f"warning: {warning}")
+        problems = startup_problems(values)
+        if not problems:
+            return
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        if refuse:
+            raise CommandError(
+                "the tasks could not start, so nothing was registered:\n"
+                f"{listed}\nSet what is missing where `register` runs, then run it again."
+            )
+        self.stderr.write(f"error: the tasks could not start:\n{listed}")
 
     # --- specs ------------------------------------------------------------------------------
 
     def handle_specs(self, out: Path | None, **options) -> None:
         specs = self._specs(options)
-        self._check(specs)
+        self._check(specs, refuse=False)
         for path, items in sorted(specs.variables.items()):
             self.stderr.write(f"secrets in the Nomad Variable {path}: {', '.join(sorted(items))}")
         shown = [masked(job) for job in specs.jobs]
@@ -68,7 +82,7 @@ class Command(BaseCommand):
 
     def handle_register(self, dry_run: bool, **options) -> None:
         specs = self._specs(options)
-        self._check(specs)
+        self._check(specs, refuse=True)
         results = register_all(specs, dry_run=dry_run)
         for result in results:
             detail = f" ({', '.join(result.changed)})" if result.changed else ""
