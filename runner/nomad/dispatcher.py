@@ -8,8 +8,9 @@ holds the job's `ram_mb`; see runner/nomad/specs.py) with meta `JOB_ID` and
 in the body, where Nomad ignores it) names the job row, so a retried send whose
 first answer was lost returns the child the first one created.
 
-The Foreman asks what became of a dispatch (`status`), stops one (`stop`),
-measures the queue (`capacity`) and learns why Nomad cannot place a job
+The Foreman asks what became of a dispatch (`status`) and how its task ended
+(`work_end`), stops one (`stop`), measures the queue (`capacity`) and learns why
+Nomad cannot place a job
 (`placement_failure`, and `unplaceable` once it waited past
 REFINERY_NOMAD_PLACEMENT_TIMEOUT_S). Every Nomad failure is a DispatchError with a clear
 message that never holds the Nomad token.
@@ -23,13 +24,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.models import Job, JobState
-from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus
+from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus, WorkEnd
 from runner.nomad.client import NomadError, call
 from runner.nomad.register import parent_states
 from runner.nomad.specs import all_parent_ids, parent_for
+from runner.nomad.task_end import is_child_id, own_allocation_id, task_end
 
-CHILD_MARK = "/dispatch-"
-WORKER_PREFIX = "nomad:"  # common.version.worker_identity() in a Nomad task
 LIVE = ("pending", "running")
 CLIENT_STATUS = {
     "complete": DispatchStatus.COMPLETE,
@@ -44,15 +44,6 @@ def idempotency_token(job: Job) -> str:
     """One token per attempt (row). Its creation time keeps a token from an older
     database with the same row IDs from matching a child that is not this job's."""
     return f"{job.kind}-{job.pk}-{job.created_at.strftime('%Y%m%dT%H%M%S%f')}"
-
-
-def is_child_id(dispatch_id: str) -> bool:
-    return CHILD_MARK in dispatch_id
-
-
-def own_allocation_id(job: Job) -> str:
-    """The allocation that started the job (run_job's worker id), if any."""
-    return job.worker_id[len(WORKER_PREFIX) :] if job.worker_id.startswith(WORKER_PREFIX) else ""
 
 
 class NomadDispatcher(Dispatcher):
@@ -122,6 +113,12 @@ class NomadDispatcher(Dispatcher):
         if mine:
             return status_from("dead", mine)
         return status_from(child.get("Status", ""), allocations)
+
+    def work_end(self, job: Job) -> WorkEnd | None:
+        """How the job's Nomad task ended: its allocation's task events (exit code,
+        signal, a driver's or template's failure) and the end of its stderr, read
+        from Nomad (runner/nomad/task_end.py)."""
+        return task_end(job)
 
     def placement_failure(self, job: Job) -> str | None:
         """Why Nomad cannot place the job, while its child waits for placement

@@ -276,3 +276,29 @@ def test_a_task_gets_its_secrets_only_through_its_template_and_runs_its_job(clus
     for name in ("DATABASE_URL", "DJANGO_SECRET_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert f"\n{name}=" in rendered
     assert ComputedFile.objects.filter(processor_job=job).count() == 1
+
+
+def test_a_task_that_dies_before_its_job_starts_is_failed_with_its_exit_code_and_stderr(
+    cluster, settings
+):
+    from foreman.passes import Foreman
+
+    # As when register ran without the key: the production settings refuse to load.
+    cluster.env_overrides["DJANGO_SECRET_KEY"] = None
+    job = smoke_job()
+    assert send_job_now(job)
+    job.refresh_from_db()
+    cluster.wait_for_job(job.dispatch_id, "dead", timeout=60)
+    settings.REFINERY_HEARTBEAT_LEASE_S = 1
+    time.sleep(1.2)
+    report = Foreman(outbox_grace_s=0).run_pass()
+    assert report[f"{JobKind.PROCESSOR} lost"] == 1
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.start_time is None
+    assert job.exit_code == 1
+    reason = job.failure_reason
+    assert reason.startswith("the Nomad task ended before the job started: exit code 1")
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set in production" in reason
+    assert TASK_SECRET_KEY not in reason
+    assert job.retry is not None  # the Foreman retries it, as any failure
