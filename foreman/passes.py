@@ -4,7 +4,8 @@ Each pass handles processor jobs first (their data is already downloaded), then
 downloaders, then surveys. For each kind it:
 
 1. fails running jobs that passed their runtime limit, and running jobs whose
-   work the dispatcher says is gone ("worker lost");
+   work the dispatcher says is gone ("worker lost", with how it ended when the
+   dispatcher can tell: an out-of-memory death then gets more memory);
 2. fails queued jobs the dispatcher no longer has (lost before they started),
    saying how their work ended when the dispatcher can tell (the exit code and
    stderr of a Nomad task that died before `run_job` started the job);
@@ -127,10 +128,11 @@ class Foreman:
                     budget.release(model.kind)
                     report[f"{model.kind} over runtime limit"] += 1
                 continue
-            if judge_heartbeats and self._work_gone(job) and job.mark_failed(WORKER_LOST):
+            if judge_heartbeats and self._work_gone(job) and self._fail_ended(job, WORKER_LOST):
                 self._stop(job)
                 budget.release(model.kind)
-                logger.warning("%s: %s (last heartbeat %s)", job, WORKER_LOST, job.heartbeat_at)
+                logger.warning("%s: %s (last heartbeat %s)", job, job.failure_reason,
+                               job.heartbeat_at)  # fmt: skip
                 report[f"{model.kind} worker lost"] += 1
 
     def check_queued(self, model: type[Job], budget: Budget, report: Counter) -> None:
@@ -144,11 +146,7 @@ class Foreman:
         for job in paged(queued, "created_at", self.page_size):
             status = self._status(job)
             if status in GONE:
-                end = self._work_end(job)
-                reason = end.reason(NEVER_STARTED) if end else LOST_REASON
-                if end and end.exit_code is not None:
-                    job.set_exit_code(end.exit_code)
-                if job.mark_failed(reason):
+                if self._fail_ended(job, NEVER_STARTED, otherwise=LOST_REASON):
                     self._stop(job)
                     budget.release(model.kind)
                     logger.warning("%s: %s", job, job.failure_reason)
@@ -178,6 +176,17 @@ class Foreman:
             return False
         job.refresh_from_db()
         return job.state == JobState.RUNNING and self._status(job) in GONE
+
+    def _fail_ended(self, job: Job, what: str, otherwise: str | None = None) -> bool:
+        """Fail a job whose dispatched work ended: `what` happened, and how the work
+        ended when the dispatcher can tell (with its exit code, which says whether it
+        ran out of memory); else `otherwise` (default `what`)."""
+        end = self._work_end(job)
+        if end is None:
+            return job.mark_failed(otherwise or what)
+        if end.exit_code is not None:
+            job.set_exit_code(end.exit_code)
+        return job.mark_failed(end.reason(what))
 
     def _work_end(self, job: Job) -> WorkEnd | None:
         """How the job's dispatched work ended, if the dispatcher can tell."""

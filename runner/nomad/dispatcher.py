@@ -28,7 +28,7 @@ from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchSt
 from runner.nomad.client import NomadError, call
 from runner.nomad.register import parent_states
 from runner.nomad.specs import all_parent_ids, parent_for
-from runner.nomad.task_end import is_child_id, own_allocation_id, task_end
+from runner.nomad.task_end import is_child_id, own_allocation_id, task_end, template_wait
 
 LIVE = ("pending", "running")
 CLIENT_STATUS = {
@@ -48,6 +48,10 @@ def idempotency_token(job: Job) -> str:
 
 class NomadDispatcher(Dispatcher):
     name = "nomad"
+
+    def __init__(self) -> None:
+        # The allocations the latest `status` read, for `unplaceable` to look at.
+        self._last_allocations: tuple[str, list[dict]] = ("", [])
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -109,6 +113,7 @@ class NomadDispatcher(Dispatcher):
             f"list the allocations of {job.dispatch_id}",
             lambda n: n.job.get_allocations(job.dispatch_id),
         )
+        self._last_allocations = (job.dispatch_id, list(allocations or []))
         mine = [a for a in allocations if own and a.get("ID") == own]
         if mine:
             return status_from("dead", mine)
@@ -141,10 +146,18 @@ class NomadDispatcher(Dispatcher):
         return describe_placement_failure(child, latest["FailedTGAllocs"])
 
     def unplaceable(self, job: Job) -> str | None:
-        """The reason to fail a queued job Nomad has not been able to place for
-        REFINERY_NOMAD_PLACEMENT_TIMEOUT_S since it was dispatched, or None."""
+        """The reason to fail a queued job that cannot start where it was sent: its
+        task waits for a variable that is missing (Nomad would wait for ever), or
+        Nomad has not been able to place it for REFINERY_NOMAD_PLACEMENT_TIMEOUT_S
+        since it was dispatched. None otherwise."""
         if job.state != JobState.QUEUED or job.dispatched_at is None:
             return None
+        waiting = self._template_wait(job)
+        if waiting:
+            return (
+                f"its Nomad task cannot start: {waiting}: write the job's variables with "
+                "`manage.py nomad register`"
+            )
         waited = (timezone.now() - job.dispatched_at).total_seconds()
         limit = settings.REFINERY_NOMAD_PLACEMENT_TIMEOUT_S
         if waited < limit:
@@ -153,6 +166,15 @@ class NomadDispatcher(Dispatcher):
         if reason is None:
             return None
         return f"not placed by Nomad within {limit} s: {reason}"
+
+    def _template_wait(self, job: Job) -> str | None:
+        """What a placed task of the job waits for, if a template keeps it pending,
+        from the allocations `status` just read (a job still waiting for placement
+        has none: no request more per job of a backlog)."""
+        dispatch_id, allocations = self._last_allocations
+        if dispatch_id != job.dispatch_id:
+            return None
+        return template_wait(allocations)
 
     # --- stopping and counting ---------------------------------------------------------------
 

@@ -63,6 +63,22 @@ def task_end(job: Job) -> WorkEnd | None:
     return describe_allocation(alloc)
 
 
+def template_wait(allocations: list[dict]) -> str | None:
+    """Why a placed task has not started, when Nomad's template runner waits for
+    something that is missing (a Nomad Variable): Nomad waits for ever."""
+    for alloc in allocations:
+        if alloc.get("ClientStatus") != "pending":
+            continue
+        for name, state in (alloc.get("TaskStates") or {}).items():
+            events = state.get("Events") or []
+            last = events[-1] if events else {}
+            message = last.get("DisplayMessage") or ""
+            waiting = state.get("State") == "pending" and last.get("Type") == "Template"
+            if waiting and message.startswith("Missing: "):
+                return f"{clean(message)} ({_where(alloc, name)})"
+    return None
+
+
 def describe_allocation(alloc: dict) -> WorkEnd | None:
     """What the allocation's task events say about how it ended, with its stderr tail."""
     states = alloc.get("TaskStates") or {}

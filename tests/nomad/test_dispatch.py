@@ -320,7 +320,12 @@ def test_a_running_job_whose_allocation_was_lost_is_retried(registered, settings
     report = Foreman(outbox_grace_s=0).run_pass()
     assert report["processor worker lost"] == 1
     job.refresh_from_db()
-    assert (job.state, job.failure_reason) == (JobState.FAILED, WORKER_LOST)
+    # The reason says how the job's own allocation ended, not the replacement's.
+    assert (job.state, job.failure_reason) == (
+        JobState.FAILED,
+        f"{WORKER_LOST}: the allocation was lost with its node (allocation {alloc['ID'][:8]}, "
+        f"task processor on node {alloc['NodeName']})",
+    )
     assert job.retry.state == JobState.QUEUED
     assert registered.job(job.dispatch_id) is None  # stopped: the replacement too
 

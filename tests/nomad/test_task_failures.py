@@ -137,3 +137,62 @@ def test_a_child_nomad_forgot_keeps_the_plain_lost_reason(cluster, settings):
     Foreman(outbox_grace_s=0).run_pass()
     job.refresh_from_db()
     assert job.failure_reason == LOST_REASON
+
+
+# --- other ways a task died or stalled without a word ------------------------------------
+
+
+@pytest.fixture
+def idle_cluster(idle_standin, monkeypatch):
+    """The idle stand-in (no processes: tasks run until finished by hand) with every
+    refinery job and variable registered."""
+    from runner.nomad.register import register_all
+    from runner.nomad.specs import all_specs
+
+    for name, value in CLUSTER_ENV.items():
+        monkeypatch.setenv(name, value)
+    register_all(all_specs())
+    return idle_standin
+
+
+def test_a_started_job_killed_for_memory_is_retried_with_more(idle_cluster, settings):
+    job = ProcessorJob.objects.create(pipeline="smoke_test", ram_mb=1024)
+    assert send_job_now(job)
+    job.refresh_from_db()
+    [alloc] = idle_cluster.allocations(job.dispatch_id)
+    assert job.mark_started(f"nomad:{alloc['ID']}", "1", job.dispatch_id)  # as run_job does
+    idle_cluster.finish_allocation(job.dispatch_id, 137, signal_number=9, oom_killed=True)
+    settings.REFINERY_HEARTBEAT_LEASE_S = 1
+    time.sleep(1.1)
+    report = Foreman(outbox_grace_s=0).run_pass()
+    assert report[f"{JobKind.PROCESSOR} worker lost"] == 1
+    job.refresh_from_db()
+    assert job.failure_reason.startswith(
+        f"worker lost: exit code 137, signal 9, killed for lack of memory (OOM) (allocation "
+        f"{alloc['ID'][:8]}, task processor on node "
+    )
+    assert job.exit_code == 137
+    assert job.retry.ram_mb == 2048  # the next step of the processor's RAM ladder
+
+
+def test_a_task_waiting_for_a_variable_that_is_gone_is_failed(idle_cluster, settings):
+    client = nomad.Nomad(address=idle_cluster.address)
+    client.variable.delete_variable("nomad/jobs/REFINERY_PROCESSOR_1024")
+    job = ProcessorJob.objects.create(pipeline="smoke_test")
+    assert send_job_now(job)
+    job.refresh_from_db()
+    [alloc] = idle_cluster.allocations(job.dispatch_id)
+    assert alloc["ClientStatus"] == "pending"  # Nomad would wait for ever
+    settings.REFINERY_HEARTBEAT_LEASE_S = 1
+    time.sleep(1.1)
+    report = Foreman(outbox_grace_s=0).run_pass()
+    assert report[f"{JobKind.PROCESSOR} unplaceable"] == 1
+    job.refresh_from_db()
+    assert (job.state, job.no_retry) == (JobState.FAILED, True)
+    assert job.failure_reason == (
+        "its Nomad task cannot start: Missing: "
+        "nomad.var.block(nomad/jobs/REFINERY_PROCESSOR_1024@default.global) "
+        f"(allocation {alloc['ID'][:8]}, task processor on node {alloc['NodeName']}): "
+        "write the job's variables with `manage.py nomad register`"
+    )
+    assert idle_cluster.job(job.dispatch_id) is None  # stopped
