@@ -1,11 +1,13 @@
-"""What would keep the refinery's Nomad tasks from starting, found before they are
-registered rather than by every task dying at once.
+"""What would keep the refinery's Nomad tasks from starting, or would show a secret
+in their specifications, found before they are registered.
 
 The tasks run `refinery.settings_production` on machines of their own, so a
 setting that works where `register` runs can still kill them: no
 `DJANGO_SECRET_KEY`, a SQLite database or a storage folder no other machine sees,
 a value the settings refuse. `startup_problems` names each such problem and what to
-set; `manage.py nomad register` registers nothing while there is one.
+set. `specification_leaks` finds a secret that would still be written into a
+specification (a scheduled survey's arguments are a command line, in clear).
+`manage.py nomad register` registers nothing while there is either.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from common.secrets import redact, redact_text
+from common.secrets import URL_CREDENTIALS, redact, redact_text
 from refinery.database_url import parse_database_url
+from runner.nomad.specs import Specs
 from runner.nomad.task_env import PRODUCTION_SETTINGS
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -58,6 +61,39 @@ def startup_problems(values: Mapping[str, str]) -> list[str]:
     if not problems:
         problems.extend(settings_load_problems(values))
     return problems
+
+
+def specification_leaks(specs: Specs) -> list[str]:
+    """Where a job's specification would show a secret's value, or credentials in a
+    URL (the secrets themselves go to the jobs' variables)."""
+    secrets = {v: k for k, v in specs.task_settings.secrets.items() if len(v) >= 6}
+    found = []
+    for job in specs.jobs:
+        for where, text in _strings(job):
+            name = next((n for value, n in secrets.items() if value in text), None)
+            if name is not None:
+                found.append(
+                    f"{job['ID']} would show the value of {name} in its specification "
+                    f"({where}): pass it as a setting, not there"
+                )
+            elif URL_CREDENTIALS.search(text):
+                found.append(
+                    f"{job['ID']} would show credentials in a URL in its specification "
+                    f"({where}): keep credentials in settings"
+                )
+    return found
+
+
+def _strings(value: object, where: str = "") -> list[tuple[str, str]]:
+    """Every string in a job, with its dotted path."""
+    if isinstance(value, str):
+        return [(where, value)]
+    if isinstance(value, dict):
+        items = value.items()
+        return [s for k, v in items for s in _strings(v, f"{where}.{k}" if where else k)]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
+    return []
 
 
 def _database_problems(url: str) -> list[str]:

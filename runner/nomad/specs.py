@@ -33,6 +33,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from common.models import Job
 from common.models.choices import JobKind, ProcessorPipeline, SurveySource
+from common.secrets import redact_text
 from runner.dispatch.base import DispatchError
 from runner.nomad.task_env import TaskSettings, masked_env, task_settings
 from runner.nomad.task_spec import (
@@ -338,11 +339,17 @@ def all_jobs(options: SpecOptions | None = None) -> list[dict]:
     return all_specs(options).jobs
 
 
-def masked(job: dict) -> dict:
-    """A copy of `job` with anything in its tasks' `Env` that looks secret masked (the
-    secrets themselves are in its variable, not here), for review."""
+def masked(job: dict, secrets: Mapping[str, str] | None = None) -> dict:
+    """A copy of `job` with anything in its tasks' `Env` that looks secret masked, and
+    in their command lines credentials in URLs and the values of `secrets` (the
+    secrets themselves are in the job's variable, not here), for review."""
     groups = []
     for group in job["TaskGroups"]:
-        tasks = [{**task, "Env": masked_env(task["Env"])} for task in group["Tasks"]]
+        tasks = []
+        for task in group["Tasks"]:
+            config = dict(task.get("Config") or {})
+            if "args" in config:
+                config["args"] = [redact_text(arg, dict(secrets or {})) for arg in config["args"]]
+            tasks.append({**task, "Env": masked_env(task["Env"]), "Config": config})
         groups.append({**group, "Tasks": tasks})
     return {**job, "TaskGroups": groups}

@@ -220,3 +220,33 @@ def test_register_names_every_problem_at_once(idle_standin, cluster_env, monkeyp
     problems = [line for line in lines if line.startswith("  - ")]
     assert [p.split(" ")[3] for p in problems] == ["DJANGO_SECRET_KEY", "REFINERY_TEMP_STORAGE"]
     assert nothing_registered(idle_standin)
+
+
+def test_register_refuses_a_specification_that_would_show_a_secret(
+    idle_standin, cluster_env, settings
+):
+    # A scheduled survey's arguments are the periodic job's command line, in clear.
+    settings.REFINERY_SCHEDULED_SURVEYS = [
+        {
+            "name": "mirror",
+            "cron": "0 3 * * *",
+            "args": ["ensembl", "--species", "ftp://u:leaked-pass-123@mirror/pub"],
+        },
+        {"name": "key", "cron": "0 4 * * *", "args": ["ensembl", CLUSTER_ENV["DJANGO_SECRET_KEY"]]},
+    ]
+    with pytest.raises(CommandError) as excinfo:
+        run("nomad", "register")
+    message = str(excinfo.value)
+    assert (
+        "REFINERY_SCHEDULED_SURVEY_MIRROR would show credentials in a URL in its "
+        "specification (TaskGroups[0].Tasks[0].Config.args[5]): keep credentials in settings"
+    ) in message
+    assert (
+        "REFINERY_SCHEDULED_SURVEY_KEY would show the value of DJANGO_SECRET_KEY in its "
+        "specification (TaskGroups[0].Tasks[0].Config.args[4])"
+    ) in message
+    assert "leaked-pass-123" not in message
+    assert nothing_registered(idle_standin)
+    out, _ = run("nomad", "specs")
+    assert "leaked-pass-123" not in out
+    assert CLUSTER_ENV["DJANGO_SECRET_KEY"] not in out

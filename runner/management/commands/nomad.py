@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runner.dispatch.base import DispatchError
-from runner.nomad.checks import startup_problems
+from runner.nomad.checks import specification_leaks, startup_problems
 from runner.nomad.register import node_states, obsolete_jobs, parent_states, register_all
 from runner.nomad.specs import SpecOptions, Specs, all_parent_ids, all_specs, masked
 from runner.nomad.task_env import env_warnings
@@ -47,20 +47,24 @@ class Command(BaseCommand):
 
     def _check(self, specs: Specs, refuse: bool) -> None:
         """Warn about what looks doubtful; say (and with `refuse`, stop at) what would
-        keep the tasks from starting."""
+        keep the tasks from starting or show a secret in a specification."""
         values = specs.task_settings.all()
         for warning in env_warnings(values):
             self.stderr.write(f"warning: {warning}")
-        problems = startup_problems(values)
+        cannot_start = startup_problems(values)
+        problems = cannot_start + specification_leaks(specs)
         if not problems:
             return
+        what = (
+            "the tasks could not start" if cannot_start else "a specification would show a secret"
+        )
         listed = "\n".join(f"  - {problem}" for problem in problems)
         if refuse:
             raise CommandError(
-                "the tasks could not start, so nothing was registered:\n"
-                f"{listed}\nSet what is missing where `register` runs, then run it again."
+                f"{what}, so nothing was registered:\n{listed}\n"
+                "Set what is missing where `register` runs, then run it again."
             )
-        self.stderr.write(f"error: the tasks could not start:\n{listed}")
+        self.stderr.write(f"error: {what}:\n{listed}")
 
     # --- specs ------------------------------------------------------------------------------
 
@@ -69,7 +73,7 @@ class Command(BaseCommand):
         self._check(specs, refuse=False)
         for path, items in sorted(specs.variables.items()):
             self.stderr.write(f"secrets in the Nomad Variable {path}: {', '.join(sorted(items))}")
-        shown = [masked(job) for job in specs.jobs]
+        shown = [masked(job, specs.task_settings.secrets) for job in specs.jobs]
         if out is None:
             self.stdout.write(json.dumps([{"Job": job} for job in shown], indent=2))
             return
