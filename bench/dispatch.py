@@ -146,7 +146,7 @@ def nomad(n: int) -> float:
     from demo.nomad_standin import NomadStandin, fake_node
     from runner.dispatch import base, send_job
     from runner.nomad.register import register_all
-    from runner.nomad.specs import all_jobs
+    from runner.nomad.specs import all_specs
 
     node = fake_node(cpu_mhz=10**9, memory_mb=10**9, cores=256)
     with NomadStandin(run_children=False, nodes=[node]) as standin:
@@ -154,7 +154,7 @@ def nomad(n: int) -> float:
         settings.REFINERY_NOMAD_ADDR = standin.address
         settings.REFINERY_NOMAD_TOKEN = ""
         base._dispatcher.cache_clear()
-        register_all(all_jobs())
+        register_all(all_specs())
         started = time.perf_counter()
         jobs = []
         for _ in range(n):

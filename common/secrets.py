@@ -281,3 +281,45 @@ class AdminEmailHandler(DjangoAdminEmailHandler):
         html_message = redact_html(html_message) if html_message else html_message
         super().send_mail(redact(subject), redact(message), *args, html_message=html_message,
                           **kwargs)  # fmt: skip
+
+
+# NAME=value or NAME: value in free text (a traceback, a task's output).
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?P<name>\b[A-Za-z0-9_.-]*(?:" + SECRET_NAME.pattern + r")[A-Za-z0-9_.-]*"
+    r"['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",;]+)",
+    re.IGNORECASE,
+)
+
+
+def is_secret_setting(name: str, value: str = "") -> bool:
+    """Whether the setting `name` holds a secret: its name matches `SECRET_NAME`, it
+    is DATABASE_URL, or `value` has credentials in a URL."""
+    return (
+        bool(SECRET_NAME.search(name))
+        or name == "DATABASE_URL"
+        or bool(URL_CREDENTIALS.search(value))
+    )
+
+
+def redact_text(text: str, environ: dict[str, str] | None = None) -> str:
+    """`redact(text)`, and also the values of every secret setting in `environ`
+    (default: this process's environment) and whatever follows a secret-looking
+    name in `NAME=value` or `NAME: value`: for text nobody vetted, such as the end
+    of a task's output."""
+    environ = os.environ if environ is None else environ
+    values = sorted(
+        {v for k, v in environ.items() if len(v) >= 6 and is_secret_setting(k, v)},
+        key=len,
+        reverse=True,
+    )
+    for value in values:
+        text = text.replace(value, MASK)
+    text = _SECRET_ASSIGNMENT.sub(_mask_assignment, text)
+    return redact(text)
+
+
+def _mask_assignment(match: re.Match) -> str:
+    name = match.group("name")
+    if name.rstrip("'\" \t=:").endswith(("Error", "Exception", "Warning")):
+        return match.group(0)  # KeyError: 'X' names what is missing, it holds no secret
+    return name + MASK

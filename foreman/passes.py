@@ -4,8 +4,11 @@ Each pass handles processor jobs first (their data is already downloaded), then
 downloaders, then surveys. For each kind it:
 
 1. fails running jobs that passed their runtime limit, and running jobs whose
-   work the dispatcher says is gone ("worker lost");
-2. fails queued jobs the dispatcher no longer has (lost before they started);
+   work the dispatcher says is gone ("worker lost", with how it ended when the
+   dispatcher can tell: an out-of-memory death then gets more memory);
+2. fails queued jobs the dispatcher no longer has (lost before they started),
+   saying how their work ended when the dispatcher can tell (the exit code and
+   stderr of a Nomad task that died before `run_job` started the job);
 3. retries failed attempts that have retries left (dispatching the retry at
    once when there is room) and gives up on the others, telling operators;
 4. dispatches `created` jobs (left by the outbox, or held back for capacity or
@@ -32,7 +35,7 @@ from common.models.choices import JobKind
 from foreman import notify
 from foreman.attempts import settle_failed
 from foreman.capacity import Budget
-from runner.dispatch import Dispatcher, DispatchStatus, get_dispatcher
+from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
 from runner.dispatch.outbox import dispatch_now
 
 logger = logging.getLogger("refinery.foreman")
@@ -40,6 +43,7 @@ logger = logging.getLogger("refinery.foreman")
 KIND_ORDER = (JobKind.PROCESSOR, JobKind.DOWNLOADER, JobKind.SURVEY)
 WORKER_LOST = "worker lost"
 LOST_REASON = "lost: dispatched but never started, and the dispatcher no longer has it"
+NEVER_STARTED = "the Nomad task ended before the job started"
 GONE = (DispatchStatus.COMPLETE, DispatchStatus.FAILED, DispatchStatus.LOST, DispatchStatus.GONE)
 # The outbox sends a new job right after its transaction commits: leave young
 # `created` jobs to it rather than sending them twice.
@@ -124,10 +128,11 @@ class Foreman:
                     budget.release(model.kind)
                     report[f"{model.kind} over runtime limit"] += 1
                 continue
-            if judge_heartbeats and self._work_gone(job) and job.mark_failed(WORKER_LOST):
+            if judge_heartbeats and self._work_gone(job) and self._fail_ended(job, WORKER_LOST):
                 self._stop(job)
                 budget.release(model.kind)
-                logger.warning("%s: %s (last heartbeat %s)", job, WORKER_LOST, job.heartbeat_at)
+                logger.warning("%s: %s (last heartbeat %s)", job, job.failure_reason,
+                               job.heartbeat_at)  # fmt: skip
                 report[f"{model.kind} worker lost"] += 1
 
     def check_queued(self, model: type[Job], budget: Budget, report: Counter) -> None:
@@ -140,11 +145,12 @@ class Foreman:
         )
         for job in paged(queued, "created_at", self.page_size):
             status = self._status(job)
-            if status in GONE and job.mark_failed(LOST_REASON):
-                self._stop(job)
-                budget.release(model.kind)
-                logger.warning("%s: %s", job, LOST_REASON)
-                report[f"{model.kind} lost"] += 1
+            if status in GONE:
+                if self._fail_ended(job, NEVER_STARTED, otherwise=LOST_REASON):
+                    self._stop(job)
+                    budget.release(model.kind)
+                    logger.warning("%s: %s", job, job.failure_reason)
+                    report[f"{model.kind} lost"] += 1
             elif status == DispatchStatus.PENDING:
                 self._fail_if_unplaceable(job, budget, report)
 
@@ -170,6 +176,25 @@ class Foreman:
             return False
         job.refresh_from_db()
         return job.state == JobState.RUNNING and self._status(job) in GONE
+
+    def _fail_ended(self, job: Job, what: str, otherwise: str | None = None) -> bool:
+        """Fail a job whose dispatched work ended: `what` happened, and how the work
+        ended when the dispatcher can tell (with its exit code, which says whether it
+        ran out of memory); else `otherwise` (default `what`)."""
+        end = self._work_end(job)
+        if end is None:
+            return job.mark_failed(otherwise or what)
+        if end.exit_code is not None:
+            job.set_exit_code(end.exit_code)
+        return job.mark_failed(end.reason(what))
+
+    def _work_end(self, job: Job) -> WorkEnd | None:
+        """How the job's dispatched work ended, if the dispatcher can tell."""
+        try:
+            return self.dispatcher.work_end(job)
+        except Exception as error:  # the reason is then less precise, nothing worse
+            logger.warning("%s cannot say how %s ended (%s)", self.dispatcher.name, job, error)
+            return None
 
     def _status(self, job: Job) -> DispatchStatus | None:
         try:

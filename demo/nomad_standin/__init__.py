@@ -12,8 +12,9 @@ What it emulates
   (read, register, deregister with ``purge``), ``/summary``, ``/allocations``,
   ``/evaluations``, ``/dispatch``, ``/v1/evaluation/<id>``, ``/v1/allocation/<id>``,
   ``/v1/nodes`` (``resources=true``), ``/v1/node/<id>``, ``/v1/client/fs/logs/<alloc>``
-  and ``/v1/status/leader``. Child IDs contain a ``/``: routes match the known
-  suffixes from the right, as Nomad's router does.
+  (plain or framed, from the start or the ``end``), ``/v1/var/<path>`` and ``/v1/vars``
+  (Nomad Variables, :mod:`.variables`) and ``/v1/status/leader``. Child IDs contain
+  a ``/``: routes match the known suffixes from the right, as Nomad's router does.
 - Decoding as Go does: unknown fields are dropped (a misspelt field is silently
   ignored, as by Nomad), keys match case-insensitively, a wrong type (``"30s"`` for
   a duration, ``Count: "1"``, a non-string meta value, bad base64) answers 400 with
@@ -34,12 +35,18 @@ What it emulates
   a local process (after ``${...}`` interpolation and the optional
   ``command_rewriter``) with the task's Env, ``NOMAD_META_*`` (as given and upper
   case; optional meta keys not sent are empty strings) and the other ``NOMAD_*``
-  variables; output is captured for the logs endpoint. The restart policy
+  variables; output is captured for the logs endpoint. A task's ``Templates`` are
+  rendered first (:mod:`.templates`): ``{{ with nomadVar "nomad/jobs/<job>" }}``
+  reads a variable (a dispatched child reads its parent's), a missing variable keeps
+  the task pending until it is written, and an ``Envvars`` template's values reach
+  the process's environment. A default ``Identity`` with ``Env`` gives the task a
+  workload identity as ``NOMAD_TOKEN`` (:mod:`.acl`). The restart policy
   (in-place restarts with Delay) and the reschedule policy (a new allocation after
   Delay) apply, so a job registered without ``Attempts: 0`` really runs again.
   ``time_scale`` shrinks every Nomad delay.
 - Fault injection: lost allocations, unplaceable dispatches, garbage collection,
-  an unreachable or hanging server, injected error answers, ACL token checks.
+  an unreachable or hanging server, injected error answers, ACL token checks (one
+  management token, and workload identities with their implicit variables policy).
 
 What it deliberately does not do
 --------------------------------
@@ -47,9 +54,11 @@ Docker (images are not pulled; the command runs on this machine), blocking
 queries (``index``/``wait`` are ignored), periodic launches, deployments and
 service-job updates, Consul/Vault, networks and ports, lifecycle hooks (all tasks
 of a group start together), CPU cores (only MHz is counted), multiple regions,
-ACL policies (``strict_token`` is one management token), and the exact whitespace
-of nested error lists. Re-registering a batch job only places allocations that
-are missing.
+ACL policies (``strict_token`` is one management token; a workload identity may call
+every endpoint but the variables ones), variable locks, templates beyond
+``with nomadVar``/``.KEY``/``toJSON`` and their re-rendering (``ChangeMode``), and the
+exact whitespace of nested error lists. Re-registering a batch job only places
+allocations that are missing.
 
 Usage::
 

@@ -51,6 +51,54 @@ RESOURCES = Struct(
     },
 )
 DISPATCH_PAYLOAD_CONFIG = Struct("api.DispatchPayloadConfig", {"File": STR})
+CHANGE_SCRIPT = Struct(
+    "api.ChangeScript",
+    {
+        "Command": STR,
+        "Args": list_of(STR),
+        "Timeout": DURATION,
+        "FailOnError": BOOL,
+        "RunOnFirstRender": BOOL,
+    },
+)
+WAIT_CONFIG = Struct("api.WaitConfig", {"Min": DURATION, "Max": DURATION})
+TEMPLATE = Struct(
+    "api.Template",
+    {
+        "SourcePath": STR,
+        "DestPath": STR,
+        "EmbeddedTmpl": STR,
+        "ChangeMode": STR,
+        "ChangeScript": CHANGE_SCRIPT,
+        "ChangeSignal": STR,
+        "Once": BOOL,
+        "Splay": DURATION,
+        "Perms": STR,
+        "Uid": INT,
+        "Gid": INT,
+        "LeftDelim": STR,
+        "RightDelim": STR,
+        "Envvars": BOOL,
+        "VaultGrace": DURATION,
+        "Wait": WAIT_CONFIG,
+        "ErrMissingKey": BOOL,
+    },
+)
+WORKLOAD_IDENTITY = Struct(
+    "api.WorkloadIdentity",
+    {
+        "Name": STR,
+        "Audience": list_of(STR),
+        "ChangeMode": STR,
+        "ChangeSignal": STR,
+        "Env": BOOL,
+        "File": BOOL,
+        "Filepath": STR,
+        "ServiceName": STR,
+        "TTL": DURATION,
+        "ExtraClaims": list_of(STR),
+    },
+)
 TASK = Struct(
     "api.Task",
     {
@@ -71,7 +119,7 @@ TASK = Struct(
         "Artifacts": ANYLIST,
         "Vault": ANY,
         "Consul": ANY,
-        "Templates": ANYLIST,
+        "Templates": list_of(TEMPLATE),
         "DispatchPayload": DISPATCH_PAYLOAD_CONFIG,
         "VolumeMounts": ANYLIST,
         "CSIPluginConfig": ANY,
@@ -80,8 +128,8 @@ TASK = Struct(
         "KillSignal": STR,
         "Kind": STR,
         "ScalingPolicies": ANYLIST,
-        "Identity": ANY,
-        "Identities": ANYLIST,
+        "Identity": WORKLOAD_IDENTITY,
+        "Identities": list_of(WORKLOAD_IDENTITY),
         "Actions": ANYLIST,
         "Schedule": ANY,
     },
@@ -189,5 +237,20 @@ JOB_DISPATCH_REQUEST = Struct(
         "Region": STR,
         "Namespace": STR,
         "AuthToken": STR,
+    },
+)
+# structs.VariableDecrypted, the body of PUT /v1/var/<path> (its VariableMetadata's
+# fields are promoted).
+VARIABLE = Struct(
+    "structs.VariableDecrypted",
+    {
+        "Namespace": STR,
+        "Path": STR,
+        "Lock": ANY,
+        "CreateIndex": UINT64,
+        "CreateTime": INT,
+        "ModifyIndex": UINT64,
+        "ModifyTime": INT,
+        "Items": map_of(STR),
     },
 )

@@ -1,6 +1,7 @@
 """The defaults a job gets: the api package's Canonicalize and the server's job
 canonicalizer (batch restart 3 attempts/15 s/24 h/fail, reschedule 1 attempt, CPU 100,
-MemoryMB 300, KillTimeout 5 s ...).
+MemoryMB 300, KillTimeout 5 s, a template's change mode restart and splay 5 s, the
+default workload identity ...).
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .api_types import JOB, TASK, TASK_GROUP
+from .api_types import JOB, TASK, TASK_GROUP, TEMPLATE, WORKLOAD_IDENTITY
 from .go_text import HOUR, MINUTE, SEC
 
 JOB_DEFAULT_PRIORITY = 50
 DEFAULT_KILL_TIMEOUT = 5 * SEC
+DEFAULT_IDENTITY = "default"
+IDENTITY_DEFAULT_AUDIENCE = "nomadproject.io"
 
 
 def default_restart_policy(job_type: str) -> dict:
@@ -171,6 +174,76 @@ def _canonicalize_task(task: dict, group_restart: dict) -> None:
         r["Devices"] = None
     task["Resources"] = r
     task["RestartPolicy"] = _merge(group_restart, task.get("RestartPolicy"))
+    for template in task.get("Templates") or []:
+        _canonicalize_template(template)
+    _canonicalize_identities(task)
     for key, typ in TASK.fields.items():
         if key not in task:
             task[key] = _zero(typ)
+
+
+def _canonicalize_template(t: dict) -> None:
+    """api.Template.Canonicalize, then structs.Template.Canonicalize."""
+    for key, default in (("SourcePath", ""), ("DestPath", ""), ("EmbeddedTmpl", "")):
+        if t.get(key) is None:
+            t[key] = default
+    if t.get("ChangeMode") is None:
+        t["ChangeMode"] = "restart"
+    if t.get("ChangeSignal") is None:
+        t["ChangeSignal"] = "SIGHUP" if t["ChangeMode"] == "signal" else ""
+    else:
+        t["ChangeSignal"] = t["ChangeSignal"].upper()
+    script = t.get("ChangeScript")
+    if script is not None:
+        defaults = {
+            "Command": "",
+            "Args": [],
+            "Timeout": 5 * SEC,
+            "FailOnError": False,
+            "RunOnFirstRender": False,
+        }
+        t["ChangeScript"] = _merge(defaults, script)
+    defaults = {
+        "Once": False,
+        "Splay": 5 * SEC,
+        "Perms": "0644",
+        "LeftDelim": "{{",
+        "RightDelim": "}}",
+        "Envvars": False,
+        "ErrMissingKey": False,
+        "VaultGrace": 0,
+    }
+    for key, default in defaults.items():
+        if t.get(key) is None:
+            t[key] = default
+    for key, typ in TEMPLATE.fields.items():
+        if key not in t:
+            t[key] = _zero(typ)
+
+
+def _canonicalize_identities(task: dict) -> None:
+    """structs.Task.Canonicalize: the default workload identity lives in Identity
+    (taken out of Identities if given there), and every task has one."""
+    identities = task.get("Identities") or []
+    for wi in identities:
+        _canonicalize_identity(wi)
+    default = next((wi for wi in identities if wi["Name"] == DEFAULT_IDENTITY), None)
+    if default is not None:
+        identities.remove(default)
+        task["Identity"] = default
+    task["Identities"] = identities or None
+    if task.get("Identity") is None:
+        task["Identity"] = {"Name": DEFAULT_IDENTITY, "Audience": [IDENTITY_DEFAULT_AUDIENCE]}
+    _canonicalize_identity(task["Identity"])
+
+
+def _canonicalize_identity(wi: dict) -> None:
+    if not wi.get("Name"):
+        wi["Name"] = DEFAULT_IDENTITY
+    if wi["Name"] == DEFAULT_IDENTITY:
+        wi["Audience"] = [IDENTITY_DEFAULT_AUDIENCE]
+    if wi.get("ChangeSignal"):
+        wi["ChangeSignal"] = wi["ChangeSignal"].upper()
+    for key, typ in WORKLOAD_IDENTITY.fields.items():
+        if wi.get(key) is None:
+            wi[key] = _zero(typ)

@@ -118,10 +118,12 @@ class FaultInjection(StandinState):
         signal_number: int = 0,
         task: str | None = None,
         namespace: str = "default",
+        oom_killed: bool = False,
     ) -> str:
         """With ``run_children=False``: end the running task(s) of the job's live
-        allocation as if the process exited with ``exit_code``. The restart and
-        reschedule policies apply as for a real process. Returns the allocation ID."""
+        allocation as if the process exited with ``exit_code`` (killed by the kernel
+        for memory with ``oom_killed``, as the docker driver reports it). The restart
+        and reschedule policies apply as for a real process. Returns the allocation ID."""
         with self._lock:
             allocs = [
                 a
@@ -139,7 +141,7 @@ class FaultInjection(StandinState):
             if not tasks:
                 raise ValueError(f"allocation {a.id} has no running task {task or ''}")
             for t in tasks:
-                self._task_exited(a, t, exit_code, signal_number)
+                self._task_exited(a, t, exit_code, signal_number, oom_killed=oom_killed)
             return a.id
 
     def gc(self, job_id: str | None = None, *, namespace: str = "default") -> list[str]:

@@ -4,6 +4,7 @@ allocations, evaluations, logs, and waiting for a job's status."""
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -67,6 +68,13 @@ class Inspection(StandinState):
                 return f.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+    def allocation_file(self, alloc_id: str, task: str, path: str) -> str:
+        """A file in the allocation's task directory (a rendered template, say)."""
+        with self._lock:
+            directory = os.path.join(self._allocs[alloc_id].dir, task)
+        with open(os.path.join(directory, path)) as f:
+            return f.read()
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Wait until ``predicate()`` (called under the state lock) is truthy."""

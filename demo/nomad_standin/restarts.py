@@ -20,6 +20,7 @@ class Restarts(StandinState):
         sig: int,
         *,
         driver_error: str | None = None,
+        oom_killed: bool = False,
     ) -> None:
         if a.frozen or t.state == "dead":
             return
@@ -35,7 +36,7 @@ class Restarts(StandinState):
                     Details={
                         "exit_code": str(exit_code),
                         "signal": str(sig),
-                        "oom_killed": "false",
+                        "oom_killed": "true" if oom_killed else "false",
                         "exit_message": "",
                     },
                 )

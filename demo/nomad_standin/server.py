@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from .acl import Acl
 from .answers import Answers, _Raw
 from .endpoints import Endpoints
 from .faults import FaultInjection
@@ -32,18 +33,35 @@ from .restarts import Restarts
 from .scheduler import Scheduler
 from .state import _Alloc, _Job
 from .tasks import TaskRunner
+from .templates import TemplateRendering
+from .variables import Variables
 
 
 class NomadStandin(
-    FaultInjection, Inspection, Endpoints, Scheduler, TaskRunner, Restarts, Answers, Nodes
+    FaultInjection,
+    Inspection,
+    Endpoints,
+    Variables,
+    Acl,
+    Scheduler,
+    TaskRunner,
+    TemplateRendering,
+    Restarts,
+    Answers,
+    Nodes,
 ):
     """A Nomad agent's HTTP API on 127.0.0.1, following reference/nomad-api.md.
 
     Its methods come in parts: :class:`~.faults.FaultInjection`,
     :class:`~.inspection.Inspection`, :class:`~.endpoints.Endpoints`,
-    :class:`~.scheduler.Scheduler`, :class:`~.tasks.TaskRunner`,
+    :class:`~.variables.Variables`, :class:`~.acl.Acl`, :class:`~.scheduler.Scheduler`,
+    :class:`~.tasks.TaskRunner`, :class:`~.templates.TemplateRendering`,
     :class:`~.restarts.Restarts`, :class:`~.answers.Answers` and :class:`~.nodes.Nodes`;
     this class holds the configuration, the lifecycle and the HTTP plumbing.
+
+    ``host_env`` is the environment of the client agent, which raw_exec tasks inherit
+    (by default this process's); ``env_overrides`` is applied last, over everything a
+    task's spec gives it.
     """
 
     def __init__(
@@ -53,6 +71,7 @@ class NomadStandin(
         run_children: bool = True,
         command_rewriter: Callable[[list[str]], list[str]] | None = None,
         env_overrides: dict[str, str | None] | None = None,
+        host_env: dict[str, str] | None = None,
         cwd: str | os.PathLike | None = None,
         strict_token: str | None = None,
         time_scale: float = 1.0,
@@ -64,6 +83,7 @@ class NomadStandin(
         self.run_children = run_children
         self.command_rewriter = command_rewriter
         self.env_overrides = dict(env_overrides or {})
+        self.host_env = dict(host_env) if host_env is not None else None
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.strict_token = strict_token
         self.time_scale = time_scale
@@ -78,6 +98,8 @@ class NomadStandin(
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._evals: dict[str, dict] = {}
         self._allocs: dict[str, _Alloc] = {}
+        self._variables: dict[tuple[str, str], dict] = {}
+        self._identities: dict[str, dict] = {}
         self._requests: list[dict] = []
         self._fail_next: list[dict] = []
         self._held: set[str] = set()
@@ -201,8 +223,11 @@ class NomadStandin(
             status, payload = injected["status"], HTTPError(injected["status"], injected["body"])
         else:
             try:
-                self._check_token(path, headers)
-                status, payload = self._route(method, path, query, body)
+                caller = self._caller(path, headers)
+                if path == "/v1/vars" or path.startswith("/v1/var/"):
+                    status, payload = self._variables_route(method, path, query, body, caller)
+                else:
+                    status, payload = self._route(method, path, query, body)
             except HTTPError as e:
                 status, payload = e.code, e
             except Exception:
@@ -220,19 +245,6 @@ class NomadStandin(
             "X-Nomad-LastContact": "0",
         }
         return status, payload, extra
-
-    def _check_token(self, path: str, headers: dict[str, str]) -> None:
-        if self.strict_token is None or path.startswith("/v1/status/"):
-            return
-        lowered = {k.lower(): v for k, v in headers.items()}
-        token = lowered.get("x-nomad-token")
-        auth = lowered.get("authorization", "")
-        if token is None and auth.lower().startswith("bearer "):
-            token = auth[7:].strip()
-        if not token:
-            raise HTTPError(403, "Permission denied")
-        if token != self.strict_token:
-            raise HTTPError(403, "ACL token not found")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -76,6 +76,7 @@ class _Task:
         self.proc: subprocess.Popen | None = None
         self.generation = 0
         self.killing = False
+        self.waiting_for_variable = False  # a template's nomadVar does not exist yet
 
 
 class _Alloc:
@@ -203,6 +204,7 @@ class StandinState:
     run_children: bool
     command_rewriter: Callable[[list[str]], list[str]] | None
     env_overrides: dict[str, str | None]
+    host_env: dict[str, str] | None
     cwd: str | None
     strict_token: str | None
     time_scale: float
@@ -217,6 +219,8 @@ class StandinState:
     _jobs: dict[tuple[str, str], _Job]
     _evals: dict[str, dict]
     _allocs: dict[str, _Alloc]
+    _variables: dict[tuple[str, str], dict]
+    _identities: dict[str, dict]
     _requests: list[dict]
     _fail_next: list[dict]
     _held: set[str]

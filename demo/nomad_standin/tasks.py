@@ -1,6 +1,14 @@
 """The raw_exec-like task runner: a task's command, arguments and environment
-(``${...}`` interpolation, ``NOMAD_*`` and ``NOMAD_META_*``), its process, its logs, and
-the timers that scale Nomad's delays."""
+(``${...}`` interpolation, ``NOMAD_*`` and ``NOMAD_META_*``, the workload identity, the
+templates' variables), its process, its logs, and the timers that scale Nomad's
+delays.
+
+The environment is built in Nomad's order (client/taskenv): the client's own
+environment (``host_env``, by default this process's, as raw_exec passes the agent's
+on), the ``NOMAD_*`` variables, the task's ``Env``, ``NOMAD_TOKEN`` when its default
+``Identity`` says ``Env``, then what its ``Envvars`` templates render, which overrides
+the rest. ``env_overrides`` is the stand-in's own last word, for tests.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +45,8 @@ class TaskRunner(StandinState):
         t.generation += 1
         t.killing = False
         if a.virtual:
-            self._task_started(a, t)
+            if self._render_templates(a, t) is not None:
+                self._task_started(a, t)
             return
         thread = threading.Thread(
             target=self._task_thread,
@@ -55,7 +64,11 @@ class TaskRunner(StandinState):
         t.events.append(_event("Started", "Task started by client"))
         self._alloc_updated(a)
 
-    def _task_environment(self, a: _Alloc, t: _Task) -> tuple[list[str], dict[str, str], str]:
+    def _task_environment(
+        self, a: _Alloc, t: _Task
+    ) -> tuple[list[str], dict[str, str], str] | None:
+        """The task's command, environment and directory; None when its templates
+        keep it from starting (see templates.py)."""
         job = a.job_spec
         group = a.group_spec()
         node = self._node(a.node_id) or {}
@@ -111,9 +124,15 @@ class TaskRunner(StandinState):
         argv.extend(_interpolate(str(x), full) for x in config.get("args") or [])
         if self.command_rewriter is not None:
             argv = list(self.command_rewriter(list(argv)))
-        env = dict(os.environ)
+        rendered = self._render_templates(a, t)
+        if rendered is None:
+            return None
+        hooks = self._identity_env(a, t, task_dir)
+        env = dict(os.environ if self.host_env is None else self.host_env)
         env.update({_clean_env_key(k): v for k, v in nomad.items()})
         env.update({_clean_env_key(k): v for k, v in task_env.items()})
+        env.update(hooks)
+        env.update(rendered)
         for k, v in self.env_overrides.items():
             if v is None:
                 env.pop(k, None)
@@ -121,15 +140,32 @@ class TaskRunner(StandinState):
                 env[k] = v
         return argv, env, self.cwd or task_dir
 
+    def _identity_env(self, a: _Alloc, t: _Task, task_dir: str) -> dict[str, str]:
+        """The workload identity, where the task's default Identity asks for it:
+        ``NOMAD_TOKEN`` (Env) and ``secrets/nomad_token`` or its Filepath (File)."""
+        identity = t.spec.get("Identity") or {}
+        if not (identity.get("Env") or identity.get("File")):
+            return {}
+        token = self._issue_identity(a, t)
+        if identity.get("File"):
+            path = os.path.join(task_dir, identity.get("Filepath") or "secrets/nomad_token")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(token)
+        return {"NOMAD_TOKEN": token} if identity.get("Env") else {}
+
     def _task_thread(self, a: _Alloc, t: _Task, gen: int) -> None:
         with self._lock:
             if not self._alive or a.frozen or t.generation != gen or a.desired_status != "run":
                 return
             try:
-                argv, env, cwd = self._task_environment(a, t)
+                prepared = self._task_environment(a, t)
             except Exception as e:
                 self._task_exited(a, t, 0, 0, driver_error=f"stand-in: {e!r}")
                 return
+            if prepared is None:
+                return
+            argv, env, cwd = prepared
             if not argv:
                 self._task_exited(
                     a,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from .go_text import SEC, go_duration, go_list, go_quote, multierror
@@ -12,6 +13,8 @@ DISPATCH_PAYLOAD_SIZE_LIMIT = 16 * 1024
 
 JOB_TYPES = ("service", "batch", "system", "sysbatch")
 PAYLOAD_MODES = ("optional", "required", "forbidden")
+TEMPLATE_CHANGE_MODES = ("noop", "restart", "signal", "script")
+IDENTITY_NAME = re.compile(r"^[a-zA-Z0-9-_]{1,128}$")
 
 
 def validate_job(j: dict) -> list[str]:
@@ -171,6 +174,96 @@ def _validate_task(t: dict) -> list[str]:
                 "device name must be given as one of the following: type, vendor/type, "
                 "or vendor/type/name"
             )
+    destinations: dict[str, int] = {}
+    for idx, template in enumerate(t.get("Templates") or []):
+        template_errors = validate_template(template)
+        if template_errors:
+            errs.append(f"Template {idx + 1} validation failed: {multierror(template_errors)}")
+        if template["DestPath"] in destinations:
+            other = destinations[template["DestPath"]]
+            errs.append(f"Template {idx + 1} has same destination as {other}")
+        else:
+            destinations[template["DestPath"]] = idx + 1
+    for identity in [t.get("Identity"), *(t.get("Identities") or [])]:
+        if identity is not None:
+            identity_errors = _validate_identity(identity)
+            if identity_errors:
+                name = go_quote(identity["Name"])
+                errs.append(f"Identity {name} is invalid: {multierror(identity_errors)}")
+    return errs
+
+
+def validate_template(t: dict) -> list[str]:
+    """structs.Template.Validate."""
+    errs = []
+    if not t["SourcePath"] and not t["EmbeddedTmpl"]:
+        errs.append("Must specify a source path or have an embedded template")
+    if not t["DestPath"]:
+        errs.append("Must specify a destination for the template")
+    if escapes_alloc_dir("task", t["DestPath"]):
+        errs.append("destination escapes allocation directory")
+    mode = t["ChangeMode"]
+    if mode == "signal":
+        if not t["ChangeSignal"]:
+            errs.append("Must specify signal value when change mode is signal")
+        if t["Envvars"]:
+            errs.append("cannot use signals with env var templates")
+    elif mode == "script":
+        script = t.get("ChangeScript")
+        if script is None:
+            errs.append("must specify change script configuration value when change mode is script")
+        elif not script["Command"]:
+            errs.append("must specify script path value when change mode is script")
+    elif mode not in TEMPLATE_CHANGE_MODES:
+        errs.append(
+            "Invalid change mode. Must be one of the following: noop, signal, script, restart"
+        )
+    if t["Splay"] < 0:
+        errs.append("Must specify positive splay value")
+    if t["Perms"] and not re.fullmatch(r"[+-]?[0-7]{1,4}", t["Perms"]):
+        errs.append(
+            f"Failed to parse {go_quote(t['Perms'])} as octal: strconv.ParseUint: "
+            f"parsing {go_quote(t['Perms'])}: invalid syntax"
+        )
+    wait = t.get("Wait") or {}
+    low, high = wait.get("Min"), wait.get("Max")
+    if low is not None and high is not None and low > high:
+        errs.append(f"wait min {go_duration(low)} is greater than max {go_duration(high)}")
+    return errs
+
+
+def escapes_alloc_dir(prefix: str, path: str) -> bool:
+    """helper/escapingfs.PathEscapesAllocViaRelative: whether ``path``, taken
+    relative to ``<alloc dir>/<prefix>``, leaves the allocation directory."""
+    alloc = "/alloc-dir/alloc-id"
+    joined = posixpath.normpath(posixpath.join(alloc, prefix, path))
+    return posixpath.relpath(joined, alloc).startswith("..")
+
+
+def _validate_identity(wi: dict) -> list[str]:
+    """structs.WorkloadIdentity.Validate (the parts the refinery's jobs can meet)."""
+    errs = []
+    if not IDENTITY_NAME.match(wi["Name"]):
+        name = go_quote(wi["Name"])
+        errs.append(f"invalid name {name}. Must match regex {IDENTITY_NAME.pattern}")
+    for i, audience in enumerate(wi.get("Audience") or []):
+        if audience == "":
+            errs.append(f"an empty string is an invalid audience ({i + 1})")
+    mode, signal = wi.get("ChangeMode") or "", wi.get("ChangeSignal") or ""
+    if mode in ("", "noop", "restart"):
+        if signal:
+            errs.append(f'can only use change_signal="{signal}" with change_mode="signal"')
+    elif mode == "signal":
+        if not signal:
+            errs.append('change_signal must be specified when using change_mode="signal"')
+    else:
+        errs.append(f"invalid change_mode: {mode}")
+    if wi.get("TTL", 0) > 0 and wi["Name"] == "default":
+        errs.append("ttl for default identity not yet supported")
+    if wi.get("TTL", 0) < 0:
+        errs.append("ttl must be >= 0")
+    if wi.get("Filepath") and not wi.get("File"):
+        errs.append("file parameter must be true in order to specify filepath")
     return errs
 
 

@@ -4,7 +4,7 @@
 surrounding transaction commits (an outbox): if the dispatcher cannot take it
 after a few quick retries, the job stays `created` and the Foreman sends it
 later. The Foreman asks about dispatched work through the same dispatcher's
-`status`, `stop` and `capacity`, whichever dispatcher it is.
+`status`, `stop`, `capacity` and `work_end`, whichever dispatcher it is.
 """
 
 from runner.dispatch.base import (
@@ -12,6 +12,7 @@ from runner.dispatch.base import (
     Dispatcher,
     DispatchError,
     DispatchStatus,
+    WorkEnd,
     get_dispatcher,
 )
 from runner.dispatch.outbox import send_job, send_job_now
@@ -21,6 +22,7 @@ __all__ = [
     "DispatchError",
     "DispatchStatus",
     "Dispatcher",
+    "WorkEnd",
     "get_dispatcher",
     "send_job",
     "send_job_now",

@@ -39,6 +39,24 @@ class Capacity:
     running: int
 
 
+@dataclass(frozen=True)
+class WorkEnd:
+    """How a job's dispatched work ended, as the dispatcher saw it: what happened
+    (an exit code, a signal, a driver's or a template's failure), the exit code if
+    any, and the end of its error output with secrets masked."""
+
+    description: str
+    exit_code: int | None = None
+    output_tail: str = ""
+
+    def reason(self, what: str) -> str:
+        """A failure reason: `what` happened, and how the work ended."""
+        reason = f"{what}: {self.description}"
+        if self.output_tail:
+            reason += f"; its stderr ends:\n{self.output_tail}"
+        return reason
+
+
 class Dispatcher(ABC):
     name: str
 
@@ -57,6 +75,11 @@ class Dispatcher(ABC):
     @abstractmethod
     def capacity(self) -> Capacity:
         """How many dispatched jobs wait and run now."""
+
+    def work_end(self, job: Job) -> WorkEnd | None:
+        """How the job's dispatched work ended, when it has ended and the dispatcher
+        can tell (a local worker records that itself), or None."""
+        return None
 
     def unplaceable(self, job: Job) -> str | None:
         """Why a queued job can never start where it was sent (for example, no

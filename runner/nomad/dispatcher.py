@@ -8,8 +8,9 @@ holds the job's `ram_mb`; see runner/nomad/specs.py) with meta `JOB_ID` and
 in the body, where Nomad ignores it) names the job row, so a retried send whose
 first answer was lost returns the child the first one created.
 
-The Foreman asks what became of a dispatch (`status`), stops one (`stop`),
-measures the queue (`capacity`) and learns why Nomad cannot place a job
+The Foreman asks what became of a dispatch (`status`) and how its task ended
+(`work_end`), stops one (`stop`), measures the queue (`capacity`) and learns why
+Nomad cannot place a job
 (`placement_failure`, and `unplaceable` once it waited past
 REFINERY_NOMAD_PLACEMENT_TIMEOUT_S). Every Nomad failure is a DispatchError with a clear
 message that never holds the Nomad token.
@@ -23,13 +24,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.models import Job, JobState
-from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus
+from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus, WorkEnd
 from runner.nomad.client import NomadError, call
 from runner.nomad.register import parent_states
 from runner.nomad.specs import all_parent_ids, parent_for
+from runner.nomad.task_end import is_child_id, own_allocation_id, task_end, template_wait
 
-CHILD_MARK = "/dispatch-"
-WORKER_PREFIX = "nomad:"  # common.version.worker_identity() in a Nomad task
 LIVE = ("pending", "running")
 CLIENT_STATUS = {
     "complete": DispatchStatus.COMPLETE,
@@ -46,17 +46,12 @@ def idempotency_token(job: Job) -> str:
     return f"{job.kind}-{job.pk}-{job.created_at.strftime('%Y%m%dT%H%M%S%f')}"
 
 
-def is_child_id(dispatch_id: str) -> bool:
-    return CHILD_MARK in dispatch_id
-
-
-def own_allocation_id(job: Job) -> str:
-    """The allocation that started the job (run_job's worker id), if any."""
-    return job.worker_id[len(WORKER_PREFIX) :] if job.worker_id.startswith(WORKER_PREFIX) else ""
-
-
 class NomadDispatcher(Dispatcher):
     name = "nomad"
+
+    def __init__(self) -> None:
+        # The allocations the latest `status` read, for `unplaceable` to look at.
+        self._last_allocations: tuple[str, list[dict]] = ("", [])
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -118,10 +113,17 @@ class NomadDispatcher(Dispatcher):
             f"list the allocations of {job.dispatch_id}",
             lambda n: n.job.get_allocations(job.dispatch_id),
         )
+        self._last_allocations = (job.dispatch_id, list(allocations or []))
         mine = [a for a in allocations if own and a.get("ID") == own]
         if mine:
             return status_from("dead", mine)
         return status_from(child.get("Status", ""), allocations)
+
+    def work_end(self, job: Job) -> WorkEnd | None:
+        """How the job's Nomad task ended: its allocation's task events (exit code,
+        signal, a driver's or template's failure) and the end of its stderr, read
+        from Nomad (runner/nomad/task_end.py)."""
+        return task_end(job)
 
     def placement_failure(self, job: Job) -> str | None:
         """Why Nomad cannot place the job, while its child waits for placement
@@ -144,10 +146,18 @@ class NomadDispatcher(Dispatcher):
         return describe_placement_failure(child, latest["FailedTGAllocs"])
 
     def unplaceable(self, job: Job) -> str | None:
-        """The reason to fail a queued job Nomad has not been able to place for
-        REFINERY_NOMAD_PLACEMENT_TIMEOUT_S since it was dispatched, or None."""
+        """The reason to fail a queued job that cannot start where it was sent: its
+        task waits for a variable that is missing (Nomad would wait for ever), or
+        Nomad has not been able to place it for REFINERY_NOMAD_PLACEMENT_TIMEOUT_S
+        since it was dispatched. None otherwise."""
         if job.state != JobState.QUEUED or job.dispatched_at is None:
             return None
+        waiting = self._template_wait(job)
+        if waiting:
+            return (
+                f"its Nomad task cannot start: {waiting}: write the job's variables with "
+                "`manage.py nomad register`"
+            )
         waited = (timezone.now() - job.dispatched_at).total_seconds()
         limit = settings.REFINERY_NOMAD_PLACEMENT_TIMEOUT_S
         if waited < limit:
@@ -156,6 +166,15 @@ class NomadDispatcher(Dispatcher):
         if reason is None:
             return None
         return f"not placed by Nomad within {limit} s: {reason}"
+
+    def _template_wait(self, job: Job) -> str | None:
+        """What a placed task of the job waits for, if a template keeps it pending,
+        from the allocations `status` just read (a job still waiting for placement
+        has none: no request more per job of a backlog)."""
+        dispatch_id, allocations = self._last_allocations
+        if dispatch_id != job.dispatch_id:
+            return None
+        return template_wait(allocations)
 
     # --- stopping and counting ---------------------------------------------------------------
 

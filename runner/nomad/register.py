@@ -1,11 +1,15 @@
-"""Registering the refinery's Nomad jobs idempotently, and reading their state.
+"""Registering the refinery's Nomad jobs and their variables idempotently, and
+reading their state.
 
-`register_all` compares each generated job with the one Nomad has: a job Nomad
-does not have is created, one that differs is registered again (updated), one
-that matches is left alone (unchanged). Nomad fills in defaults for every field
-a specification leaves out, so the comparison asks whether Nomad's job says
-everything the specification says; the free-form maps (`Env`, `Meta`, `Config`)
-must match exactly, so that a removed variable counts as a change.
+`register_all` first writes each job's Nomad Variable (its tasks' secrets, at
+`nomad/jobs/<job>`), so that no task waits for one, then compares each generated
+job with the one Nomad has: a job Nomad does not have is created, one that differs
+is registered again (updated), one that matches is left alone (unchanged). Nomad
+fills in defaults for every field a specification leaves out, so the comparison
+asks whether Nomad's job says everything the specification says; the free-form
+maps (`Env`, `Meta`, `Config`) must match exactly, so that a removed variable
+counts as a change. A variable is written when its items differ; what is reported
+names the items that changed, never their values.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from runner.nomad.client import NomadError, call
-from runner.nomad.specs import PARENT_PREFIX
+from runner.nomad.specs import PARENT_PREFIX, Specs
 
 EXACT_MAPS = frozenset({"Env", "Meta", "Config"})
 
@@ -49,9 +55,10 @@ def differences(wanted: Any, actual: Any, path: str = "") -> list[str]:
 
 @dataclass
 class Registration:
-    job_id: str
+    job_id: str  # or the variable's path
     outcome: str  # "created", "updated", "unchanged"
     changed: list[str] = field(default_factory=list)
+    what: str = "job"  # or "variable"
 
 
 def registered_job(job_id: str) -> dict | None:
@@ -80,8 +87,47 @@ def register(job: dict, dry_run: bool = False) -> Registration:
     return Registration(job_id, outcome, changed)
 
 
-def register_all(jobs: list[dict], dry_run: bool = False) -> list[Registration]:
-    return [register(job, dry_run) for job in jobs]
+def _namespace() -> str | None:
+    # python-nomad sends no namespace for /v1/var: say it, or it is "default".
+    return settings.REFINERY_NOMAD_NAMESPACE or None
+
+
+def registered_variable(path: str) -> dict[str, str] | None:
+    """The items of Nomad's variable at `path`, or None when it has none."""
+    try:
+        found = call(
+            f"read variable {path}",
+            lambda n: n.variable.get_variable(path, namespace=_namespace()),
+        )
+    except NomadError as error:
+        if error.not_found:
+            return None
+        raise
+    return dict(found.get("Items") or {})
+
+
+def register_variable(path: str, items: dict[str, str], dry_run: bool = False) -> Registration:
+    """Write the variable at `path` unless Nomad has it with these items already."""
+    current = registered_variable(path)
+    if current is None:
+        outcome, changed = "created", []
+    else:
+        changed = sorted(k for k in set(items) | set(current) if items.get(k) != current.get(k))
+        outcome = "updated" if changed else "unchanged"
+    if outcome != "unchanged" and not dry_run:
+        call(
+            f"write variable {path}",
+            lambda n: n.variable.create_variable(path, {"Items": items}, namespace=_namespace()),
+        )
+    return Registration(path, outcome, changed, what="variable")
+
+
+def register_all(specs: Specs, dry_run: bool = False) -> list[Registration]:
+    """Every variable, then every job."""
+    variables = [
+        register_variable(path, items, dry_run) for path, items in sorted(specs.variables.items())
+    ]
+    return variables + [register(job, dry_run) for job in specs.jobs]
 
 
 def obsolete_jobs(generated: list[dict]) -> list[str]:

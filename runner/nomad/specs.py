@@ -12,14 +12,20 @@
   (`python manage.py survey --queue <args>`).
 
 Images are `<registry>/refinery-<image>:<tag>` (docker/build.sh). The tasks get
-the settings they need as environment variables, copied from the environment of
-the process that generates the specifications (`manage.py nomad register`), so
-the specifications hold secrets: `manage.py nomad specs` masks them.
+the settings they need, copied from the environment of the process that generates
+the specifications (`manage.py nomad register`; see runner/nomad/task_env.py): the
+plain ones in their `Env`, the secrets through a template that renders the job's
+Nomad Variable `nomad/jobs/<job>` into their environment. The specifications hold
+no secret: `all_specs` returns the variables beside them, for `register` to write.
+Every task has its workload identity as `NOMAD_TOKEN`, to dispatch the jobs it
+creates and (the Foreman) to watch them, as far as the ACL policy attached to its
+job allows.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -27,10 +33,18 @@ from django.core.exceptions import ImproperlyConfigured
 
 from common.models import Job
 from common.models.choices import JobKind, ProcessorPipeline, SurveySource
+from common.secrets import redact_text
 from runner.dispatch.base import DispatchError
-from runner.nomad.task_env import masked_env, task_env
+from runner.nomad.task_env import TaskSettings, masked_env, task_settings
+from runner.nomad.task_spec import (
+    NS_PER_S,
+    TaskSpec,
+    build_group,
+    build_task,
+    image,
+    variable_path,
+)
 
-NS_PER_S = 1_000_000_000
 PARENT_PREFIX = "REFINERY_"
 FOREMAN_JOB_ID = "REFINERY_FOREMAN"
 SCHEDULED_SURVEY_PREFIX = "REFINERY_SCHEDULED_SURVEY_"
@@ -135,91 +149,41 @@ def all_parent_ids() -> list[str]:
     return [parent for worker in worker_classes() for parent in worker.parent_ids()]
 
 
-# --- pieces ------------------------------------------------------------------------------
-
-
-def image(name: str, registry: str | None = None, tag: str | None = None) -> str:
-    """`<registry>/refinery-<name>:<tag>`, as docker/build.sh names the images."""
-    registry = (settings.REFINERY_NOMAD_REGISTRY if registry is None else registry).rstrip("/")
-    tag = tag or settings.REFINERY_NOMAD_IMAGE_TAG
-    return f"{registry + '/' if registry else ''}refinery-{name}:{tag}"
-
-
-def _volume_group() -> dict:
-    volume = settings.REFINERY_NOMAD_HOST_VOLUME
-    if not volume:
-        return {}
-    return {
-        "Volumes": {volume: {"Name": volume, "Type": "host", "Source": volume, "ReadOnly": False}}
-    }
-
-
-def _volume_task() -> dict:
-    volume = settings.REFINERY_NOMAD_HOST_VOLUME
-    if not volume:
-        return {}
-    return {
-        "VolumeMounts": [
-            {
-                "Volume": volume,
-                "Destination": settings.REFINERY_NOMAD_TASK_HOME,
-                "ReadOnly": False,
-            }
-        ]
-    }
-
-
-def _task(name: str, image_ref: str, args: list[str], env: dict, cpu: int, ram: int) -> dict:
-    return {
-        "Name": name,
-        "Driver": "docker",
-        "Config": {"image": image_ref, "command": "python", "args": args},
-        # The image is recorded in every result's provenance.
-        "Env": {**env, "REFINERY_DOCKER_IMAGE": image_ref},
-        "Resources": {"CPU": cpu, "MemoryMB": ram},
-        "KillTimeout": settings.REFINERY_NOMAD_KILL_TIMEOUT_S * NS_PER_S,
-        **_volume_task(),
-    }
-
-
-def _group(name: str, task: dict, restart: dict, reschedule: dict | None) -> dict:
-    group = {"Name": name, "Count": 1, "RestartPolicy": dict(restart)}
-    if reschedule is not None:
-        group["ReschedulePolicy"] = dict(reschedule)
-    return {**group, **_volume_group(), "Tasks": [task]}
-
-
 # --- the jobs ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SpecOptions:
-    """What the specifications are generated with: images and the tasks' environment."""
+    """What the specifications are generated with: images, and the environment the
+    tasks' settings are copied from (default: this process's)."""
 
     registry: str | None = None
     tag: str | None = None
-    env: dict[str, str] | None = None
+    environ: Mapping[str, str] | None = None
 
     def image(self, name: str) -> str:
         return image(name, self.registry, self.tag)
 
-    def task_env(self) -> dict[str, str]:
-        return task_env() if self.env is None else self.env
+    def task_settings(self) -> TaskSettings:
+        return task_settings(self.environ)
 
 
-def parameterized_job(worker: WorkerClass, ram_mb: int, options: SpecOptions) -> dict:
+def parameterized_job(
+    worker: WorkerClass, ram_mb: int, options: SpecOptions, given: TaskSettings
+) -> dict:
     """The parameterized batch job `REFINERY_<CLASS>_<RAM>`."""
-    task = _task(
-        worker.kind,
-        options.image(worker.image),
-        list(RUN_JOB_ARGS),
-        options.task_env(),
-        worker.cpu_mhz,
-        ram_mb,
+    job_id = worker.parent_id(ram_mb)
+    spec = TaskSpec(
+        job_id=job_id,
+        name=worker.kind,
+        image=options.image(worker.image),
+        args=list(RUN_JOB_ARGS),
+        cpu_mhz=worker.cpu_mhz,
+        ram_mb=ram_mb,
     )
+    task = build_task(spec, given)
     if worker.gpu:
         task["Resources"]["Devices"] = [dict(GPU_DEVICE)]
-    job_id = worker.parent_id(ram_mb)
     return {
         "ID": job_id,
         "Name": job_id,
@@ -231,21 +195,23 @@ def parameterized_job(worker: WorkerClass, ram_mb: int, options: SpecOptions) ->
             "refinery_gpu": "true" if worker.gpu else "false",
         },
         "ParameterizedJob": {"Payload": "forbidden", "MetaRequired": list(META_REQUIRED)},
-        "TaskGroups": [_group(worker.kind, task, NO_RESTART, NO_RESCHEDULE)],
+        "TaskGroups": [build_group(worker.kind, task, NO_RESTART, NO_RESCHEDULE)],
     }
 
 
-def foreman_job(options: SpecOptions) -> dict:
+def foreman_job(options: SpecOptions, given: TaskSettings) -> dict:
     """The Foreman's loop as a service job of one allocation. Unlike refinery jobs,
-    Nomad restarts it when it dies."""
-    task = _task(
+    Nomad restarts it when it dies (and when its secrets change)."""
+    spec = TaskSpec(
+        FOREMAN_JOB_ID,
         "foreman",
         options.image(settings.REFINERY_NOMAD_IMAGES["foreman"]),
         ["manage.py", "foreman"],
-        options.task_env(),
         settings.REFINERY_NOMAD_CPU_MHZ["foreman"],
         settings.REFINERY_NOMAD_FOREMAN_RAM_MB,
+        foreman=True,
     )
+    task = build_task(spec, given)
     restart = {"Attempts": 3, "Interval": 30 * 60 * NS_PER_S, "Delay": 15 * NS_PER_S}
     return {
         "ID": FOREMAN_JOB_ID,
@@ -253,7 +219,7 @@ def foreman_job(options: SpecOptions) -> dict:
         "Type": "service",
         "Datacenters": list(settings.REFINERY_NOMAD_DATACENTERS),
         "Meta": {"refinery_kind": "foreman"},
-        "TaskGroups": [_group("foreman", task, {**restart, "Mode": "delay"}, None)],
+        "TaskGroups": [build_group("foreman", task, {**restart, "Mode": "delay"}, None)],
     }
 
 
@@ -306,17 +272,20 @@ def scheduled_surveys() -> list[ScheduledSurvey]:
     return surveys
 
 
-def scheduled_survey_job(survey: ScheduledSurvey, options: SpecOptions) -> dict:
+def scheduled_survey_job(
+    survey: ScheduledSurvey, options: SpecOptions, given: TaskSettings
+) -> dict:
     """A periodic batch job that queues the survey as a SurveyJob (which Nomad then
     runs as REFINERY_SURVEY_<RAM>, with the Foreman's retries)."""
-    task = _task(
+    spec = TaskSpec(
+        survey.job_id,
         "survey",
         options.image(settings.REFINERY_NOMAD_IMAGES["survey"]),
         ["manage.py", "survey", "--queue", *survey.args],
-        options.task_env(),
         settings.REFINERY_NOMAD_CPU_MHZ["survey"],
         settings.REFINERY_NOMAD_SCHEDULED_SURVEY_RAM_MB,
     )
+    task = build_task(spec, given)
     return {
         "ID": survey.job_id,
         "Name": survey.job_id,
@@ -330,30 +299,57 @@ def scheduled_survey_job(survey: ScheduledSurvey, options: SpecOptions) -> dict:
             "ProhibitOverlap": True,
             "TimeZone": settings.REFINERY_SCHEDULED_SURVEYS_TIME_ZONE,
         },
-        "TaskGroups": [_group("survey", task, NO_RESTART, NO_RESCHEDULE)],
+        "TaskGroups": [build_group("survey", task, NO_RESTART, NO_RESCHEDULE)],
     }
 
 
-def all_jobs(options: SpecOptions | None = None) -> list[dict]:
-    """Every job the refinery registers, as the `Job` object of Nomad's API."""
+@dataclass(frozen=True)
+class Specs:
+    """Every job the refinery registers (Nomad's API `Job` objects), the items of
+    each job's Nomad Variable (its secrets, by variable path), and the settings
+    the tasks were given."""
+
+    jobs: list[dict]
+    variables: dict[str, dict[str, str]]
+    task_settings: TaskSettings
+
+
+def all_specs(options: SpecOptions | None = None) -> Specs:
+    """Every job the refinery registers, with the variables they read."""
     options = options or SpecOptions()
-    if options.env is None:
-        options = SpecOptions(options.registry, options.tag, task_env())
+    task = options.task_settings()
     jobs = [
-        parameterized_job(worker, ram, options)
+        parameterized_job(worker, ram, options, task)
         for worker in worker_classes()
         for ram in worker.ram_tiers_mb
     ]
     if settings.REFINERY_NOMAD_RUN_FOREMAN:
-        jobs.append(foreman_job(options))
-    jobs.extend(scheduled_survey_job(survey, options) for survey in scheduled_surveys())
-    return jobs
+        jobs.append(foreman_job(options, task))
+    jobs.extend(scheduled_survey_job(survey, options, task) for survey in scheduled_surveys())
+    variables = {}
+    for job in jobs:
+        secrets = task.secrets_for(foreman=job["ID"] == FOREMAN_JOB_ID)
+        if secrets:
+            variables[variable_path(job["ID"])] = secrets
+    return Specs(jobs, variables, task)
 
 
-def masked(job: dict) -> dict:
-    """A copy of `job` whose tasks' secrets are masked, for review."""
+def all_jobs(options: SpecOptions | None = None) -> list[dict]:
+    """Every job the refinery registers, as the `Job` object of Nomad's API."""
+    return all_specs(options).jobs
+
+
+def masked(job: dict, secrets: Mapping[str, str] | None = None) -> dict:
+    """A copy of `job` with anything in its tasks' `Env` that looks secret masked, and
+    in their command lines credentials in URLs and the values of `secrets` (the
+    secrets themselves are in the job's variable, not here), for review."""
     groups = []
     for group in job["TaskGroups"]:
-        tasks = [{**task, "Env": masked_env(task["Env"])} for task in group["Tasks"]]
+        tasks = []
+        for task in group["Tasks"]:
+            config = dict(task.get("Config") or {})
+            if "args" in config:
+                config["args"] = [redact_text(arg, dict(secrets or {})) for arg in config["args"]]
+            tasks.append({**task, "Env": masked_env(task["Env"]), "Config": config})
         groups.append({**group, "Tasks": tasks})
     return {**job, "TaskGroups": groups}

@@ -52,9 +52,9 @@ def idle_standin(settings):
 def registered(idle_standin):
     """The idle stand-in with every refinery job registered."""
     from runner.nomad.register import register_all
-    from runner.nomad.specs import all_jobs
+    from runner.nomad.specs import all_specs
 
-    register_all(all_jobs())
+    register_all(all_specs())
     return idle_standin
 
 

@@ -1,14 +1,21 @@
 """Cluster mode end to end: REFINERY_DISPATCHER=nomad against the stand-in, which
 runs each dispatched child's `python manage.py run_job …` as a real process (as
-raw_exec would), with PostgreSQL and S3 on a moto server."""
+raw_exec would), with PostgreSQL and S3 on a moto server.
+
+The jobs are registered by `manage.py nomad register`, as an operator would: the
+children run the production settings and get the database URL, Django's secret key
+and the S3 credentials only through their jobs' Nomad Variables."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import time
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from common.models import (
     Batch,
@@ -24,30 +31,61 @@ from common.models.choices import JobKind
 from common.storage import permanent_storage
 from demo.nomad_standin import NomadStandin, fake_node
 from runner.dispatch import send_job_now
-from runner.nomad.register import register_all
-from runner.nomad.specs import all_jobs, all_parent_ids
-from tests.conftest import refinery_environment
+from runner.nomad.specs import all_parent_ids
+from tests.conftest import PROJECT, current_database_url
 from tests.ensembl_fixtures import FUNGI
 from tests.nomad.conftest import BIG_NODE, run_on_this_machine, use_standin
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
 
+TASK_SECRET_KEY = "cluster-test-django-secret-key-0123456789"
+CLIENT_ENV_DROPPED = ("REFINERY_", "DJANGO_", "DATABASE_", "NOMAD_", "AWS_", "ENSEMBL_")
+
+
+def client_environment() -> dict[str, str]:
+    """A Nomad client's own environment, which raw_exec tasks inherit: none of the
+    refinery's settings, none of its secrets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_ENV_DROPPED)}
+    return {**env, "PYTHONPATH": str(PROJECT)}
+
+
+def register_as_an_operator(standin: NomadStandin, monkeypatch, settings) -> None:
+    """`manage.py nomad register` in the environment an operator would give it."""
+    operator = {
+        "DATABASE_URL": current_database_url(),
+        "DJANGO_SECRET_KEY": TASK_SECRET_KEY,
+        "REFINERY_TEMP_STORAGE": settings.REFINERY_TEMP_STORAGE,
+        "REFINERY_PERMANENT_STORAGE": settings.REFINERY_PERMANENT_STORAGE,
+        "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+        "AWS_DEFAULT_REGION": os.environ["AWS_DEFAULT_REGION"],
+        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "NOMAD_ADDR": standin.address,
+    }
+    for name, value in operator.items():
+        monkeypatch.setenv(name, value)
+    settings.REFINERY_NOMAD_TASK_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    call_command("nomad", "register", stdout=StringIO(), stderr=StringIO())
+
 
 @pytest.fixture
-def cluster(settings, s3_storage, refinery_dirs):
+def cluster(settings, s3_storage, refinery_dirs, monkeypatch):
     """The stand-in running children on this machine, with every refinery job
-    registered; the children share this test's database and S3 storage."""
+    registered; the children share this test's database and S3 storage. Only where
+    a task keeps its scratch files is this machine's business (env_overrides)."""
     with NomadStandin(
-        nodes=[fake_node(**BIG_NODE)], command_rewriter=run_on_this_machine, time_scale=0.01
+        nodes=[fake_node(**BIG_NODE)],
+        command_rewriter=run_on_this_machine,
+        time_scale=0.01,
+        host_env=client_environment(),
     ) as standin:
         use_standin(settings, standin)
         standin.env_overrides.update(
-            refinery_environment(refinery_dirs),
-            REFINERY_DISPATCHER="nomad",
-            NOMAD_ADDR=standin.address,
-            NOMAD_TOKEN=None,
+            REFINERY_HOME=str(refinery_dirs),
+            REFINERY_WORK_DIR=str(settings.REFINERY_WORK_DIR),
+            REFINERY_WORKER_POLL_S="0.05",
         )
-        register_all(all_jobs())
+        register_as_an_operator(standin, monkeypatch, settings)
         yield standin
         assert standin.internal_errors == []
 
@@ -185,14 +223,17 @@ def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
     job.refresh_from_db()
     wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.RUNNING, 30, "the start")
     # The node is lost: Nomad kills nothing it can reach, the process just dies.
-    cluster.lose_allocation(job.dispatch_id)
+    [lost] = cluster.lose_allocation(job.dispatch_id)
     settings.REFINERY_HEARTBEAT_LEASE_S = 1
     time.sleep(1.2)
     report = Foreman(outbox_grace_s=0).run_pass()
     assert report[f"{JobKind.PROCESSOR} worker lost"] == 1
     assert report[f"{JobKind.PROCESSOR} dispatched"] == 1
     job.refresh_from_db()
-    assert (job.state, job.failure_reason) == (JobState.FAILED, WORKER_LOST)
+    assert job.state == JobState.FAILED
+    assert job.failure_reason.startswith(
+        f"{WORKER_LOST}: the allocation was lost with its node (allocation {lost[:8]}, "
+    )
     retry = job.retry
     wait_for(
         lambda: ProcessorJob.objects.get(pk=retry.pk).state == JobState.SUCCEEDED,
@@ -204,3 +245,63 @@ def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
     check_ran_on_nomad(cluster, retry)
     assert retry.dispatch_id != job.dispatch_id
     assert ComputedFile.objects.filter(processor_job=retry).count() == 1
+
+
+def smoke_job(**metadata) -> ProcessorJob:
+    batch = Batch.objects.create(
+        source="local_files", accession="smoke", pipeline_required="smoke_test", metadata=metadata
+    )
+    job = ProcessorJob.objects.create(pipeline="smoke_test")
+    job.batches.add(batch)
+    return job
+
+
+def test_a_task_gets_its_secrets_only_through_its_template_and_runs_its_job(cluster):
+    parent = cluster.job("REFINERY_PROCESSOR_1024")
+    [task] = parent["TaskGroups"][0]["Tasks"]
+    for name in ("DATABASE_URL", "DJANGO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "NOMAD_TOKEN"):
+        assert name not in task["Env"]
+        assert name not in cluster.host_env and name not in cluster.env_overrides
+    assert task["Env"]["DJANGO_SETTINGS_MODULE"] == "refinery.settings_production"
+
+    job = smoke_job()
+    assert send_job_now(job)
+    wait_for(
+        lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.SUCCEEDED,
+        60,
+        "the job",
+        cluster,
+    )
+    job.refresh_from_db()
+    check_ran_on_nomad(cluster, job)
+    [alloc] = cluster.allocations(job.dispatch_id)
+    rendered = cluster.allocation_file(alloc["ID"], "processor", "secrets/env.env")
+    for name in ("DATABASE_URL", "DJANGO_SECRET_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert f"\n{name}=" in rendered
+    assert ComputedFile.objects.filter(processor_job=job).count() == 1
+
+
+def test_a_task_that_dies_before_its_job_starts_is_failed_with_its_exit_code_and_stderr(
+    cluster, settings
+):
+    from foreman.passes import Foreman
+
+    # As when register ran without the key: the production settings refuse to load.
+    cluster.env_overrides["DJANGO_SECRET_KEY"] = None
+    job = smoke_job()
+    assert send_job_now(job)
+    job.refresh_from_db()
+    cluster.wait_for_job(job.dispatch_id, "dead", timeout=60)
+    settings.REFINERY_HEARTBEAT_LEASE_S = 1
+    time.sleep(1.2)
+    report = Foreman(outbox_grace_s=0).run_pass()
+    assert report[f"{JobKind.PROCESSOR} lost"] == 1
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.start_time is None
+    assert job.exit_code == 1
+    reason = job.failure_reason
+    assert reason.startswith("the Nomad task ended before the job started: exit code 1")
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set in production" in reason
+    assert TASK_SECRET_KEY not in reason
+    assert job.retry is not None  # the Foreman retries it, as any failure

@@ -188,10 +188,10 @@ def test_a_job_nomad_cannot_place_says_why(registered, dispatcher, settings):
 
 def test_a_gpu_job_on_a_cluster_without_gpus(registered, settings, dispatcher):
     from runner.nomad.register import register_all
-    from runner.nomad.specs import all_jobs
+    from runner.nomad.specs import all_specs
 
     settings.REFINERY_NOMAD_GPU_PIPELINES = ["transcriptome_index_short"]
-    register_all(all_jobs())
+    register_all(all_specs())
     job = ProcessorJob.objects.create(pipeline="transcriptome_index_short", ram_mb=8192)
     send_job_now(job)
     job.refresh_from_db()
@@ -320,7 +320,12 @@ def test_a_running_job_whose_allocation_was_lost_is_retried(registered, settings
     report = Foreman(outbox_grace_s=0).run_pass()
     assert report["processor worker lost"] == 1
     job.refresh_from_db()
-    assert (job.state, job.failure_reason) == (JobState.FAILED, WORKER_LOST)
+    # The reason says how the job's own allocation ended, not the replacement's.
+    assert (job.state, job.failure_reason) == (
+        JobState.FAILED,
+        f"{WORKER_LOST}: the allocation was lost with its node (allocation {alloc['ID'][:8]}, "
+        f"task processor on node {alloc['NodeName']})",
+    )
     assert job.retry.state == JobState.QUEUED
     assert registered.job(job.dispatch_id) is None  # stopped: the replacement too
 

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from common.models.choices import JobKind
 from runner.nomad import specs
 from runner.nomad.register import differences, register_all
-from runner.nomad.specs import SpecOptions, all_jobs, worker_classes
+from runner.nomad.specs import SpecOptions, all_jobs, all_specs, worker_classes
 
 SECRET_ENV = {
     "DATABASE_URL": "postgres://refinery:db-pass-123456@db.internal:5432/refinery",
@@ -91,8 +91,26 @@ def test_one_parameterized_job_per_kind_and_ram_tier(settings, cluster_env):
             {"Volume": "refinery-data", "Destination": "/var/lib/refinery", "ReadOnly": False}
         ]
         env = task["Env"]
-        for name, value in cluster_env.items():
-            assert env[name] == value
+        for name in ("NOMAD_ADDR", "REFINERY_TEMP_STORAGE", "AWS_DEFAULT_REGION"):
+            assert env[name] == cluster_env[name]
+        # Secrets reach the task through its job's variable; the Nomad token never does.
+        for name in ("DATABASE_URL", "DJANGO_SECRET_KEY", "NOMAD_TOKEN"):
+            assert name not in env
+        [template] = task["Templates"]
+        assert template == {
+            "EmbeddedTmpl": (
+                f'{{{{ with nomadVar "nomad/jobs/{job_id}" }}}}\n'
+                "DATABASE_URL={{ .DATABASE_URL | toJSON }}\n"
+                "DJANGO_SECRET_KEY={{ .DJANGO_SECRET_KEY | toJSON }}\n"
+                "{{ end }}\n"
+            ),
+            "DestPath": "secrets/env.env",
+            "Envvars": True,
+            "ChangeMode": "noop",
+            "ErrMissingKey": True,
+            "Perms": "0400",
+        }
+        assert task["Identity"] == {"Env": True, "ChangeMode": "noop"}
         assert env["DJANGO_SETTINGS_MODULE"] == "refinery.settings_production"
         assert env["REFINERY_HOME"] == "/var/lib/refinery"
         assert env["REFINERY_DISPATCHER"] == "nomad"
@@ -116,7 +134,10 @@ def test_the_foreman_is_a_service_and_scheduled_surveys_are_periodic(settings, c
     [task] = group["Tasks"]
     assert task["Config"]["image"] == "reg.example/refinery-foreman:v2"
     assert task["Config"]["args"] == ["manage.py", "foreman"]
-    assert task["Env"]["NOMAD_TOKEN"] == SECRET_ENV["NOMAD_TOKEN"]
+    assert "NOMAD_TOKEN" not in task["Env"]
+    # New secrets restart the Foreman; it calls Nomad with its workload identity.
+    assert task["Templates"][0]["ChangeMode"] == "restart"
+    assert task["Identity"] == {"Env": True, "ChangeMode": "restart"}
 
     yeast = by_id["REFINERY_SCHEDULED_SURVEY_YEAST"]
     assert yeast["Type"] == "batch"
@@ -207,8 +228,9 @@ def test_the_stand_in_accepts_every_job_with_the_policies_intact(idle_standin, s
     settings.REFINERY_SCHEDULED_SURVEYS = [
         {"name": "yeast", "cron": "0 3 * * 1", "args": ["ensembl", "--species", "yeast"]}
     ]
-    jobs = all_jobs()
-    results = register_all(jobs)
+    specs = all_specs()
+    jobs = specs.jobs
+    results = register_all(specs)
     assert {r.outcome for r in results} == {"created"}
     client = nomad.Nomad(address=idle_standin.address)
     for job in jobs:
@@ -234,11 +256,10 @@ def test_the_stand_in_accepts_every_job_with_the_policies_intact(idle_standin, s
     assert all(r["path"] == "/v1/jobs" and set(r["json"]) == {"Job"} for r in posts)
 
 
-def test_register_is_idempotent_and_reports_what_changed(idle_standin, settings):
-    jobs = all_jobs()
-    assert {r.outcome for r in register_all(jobs)} == {"created"}
+def test_register_is_idempotent_and_reports_what_changed(idle_standin, settings, cluster_env):
+    assert {r.outcome for r in register_all(all_specs())} == {"created"}
     idle_standin.clear_requests()
-    assert {r.outcome for r in register_all(all_jobs())} == {"unchanged"}
+    assert {r.outcome for r in register_all(all_specs())} == {"unchanged"}
     assert not [r for r in idle_standin.requests if r["method"] != "GET"]
 
     settings.REFINERY_NOMAD_IMAGE_TAG = "v2"
@@ -246,8 +267,10 @@ def test_register_is_idempotent_and_reports_what_changed(idle_standin, settings)
         **settings.REFINERY_NOMAD_RAM_TIERS_MB,
         "survey": [1024, 2048, 4096, 8192],
     }
-    results = {r.job_id: r for r in register_all(all_jobs())}
+    results = {r.job_id: r for r in register_all(all_specs())}
     assert results["REFINERY_SURVEY_8192"].outcome == "created"
+    assert results["nomad/jobs/REFINERY_SURVEY_8192"].outcome == "created"
+    assert results["nomad/jobs/REFINERY_SURVEY_1024"].outcome == "unchanged"
     assert results["REFINERY_PROCESSOR_1024"].outcome == "updated"
     assert results["REFINERY_PROCESSOR_1024"].changed == [
         "TaskGroups[0].Tasks[0].Config",
@@ -259,7 +282,7 @@ def test_register_is_idempotent_and_reports_what_changed(idle_standin, settings)
 
     # A stopped parent is registered again; a removed variable is a change.
     client.job.deregister_job("REFINERY_SURVEY_1024")
-    results = {r.job_id: r for r in register_all(all_jobs())}
+    results = {r.job_id: r for r in register_all(all_specs())}
     assert results["REFINERY_SURVEY_1024"].outcome == "updated"
     assert client.job.get_job("REFINERY_SURVEY_1024")["Stop"] is False
     job = all_jobs()[0]
@@ -305,31 +328,54 @@ def call(*args) -> str:
     return out.getvalue() + err.getvalue()
 
 
-def test_specs_command_masks_secrets_unless_asked(tmp_path, monkeypatch):
+def test_specs_command_writes_one_file_per_job(tmp_path, monkeypatch):
     for name, value in SECRET_ENV.items():
         monkeypatch.setenv(name, value)
-    out = call("nomad", "specs")
-    listed = json.loads(out)
+    listed = json.loads(call_out("nomad", "specs"))
     assert {entry["Job"]["ID"] for entry in listed} == {job["ID"] for job in all_jobs()}
-    for secret in ("db-pass-123456", SECRET_ENV["DJANGO_SECRET_KEY"], SECRET_ENV["NOMAD_TOKEN"]):
-        assert secret not in out
-    env = listed[0]["Job"]["TaskGroups"][0]["Tasks"][0]["Env"]
-    assert env["DATABASE_URL"] == "postgres://refinery:********@db.internal:5432/refinery"
-    assert env["NOMAD_TOKEN"] == "********"
-
     call("nomad", "specs", "--out", tmp_path / "specs", "--tag", "v3")
     written = sorted(p.name for p in (tmp_path / "specs").iterdir())
     assert written == sorted(f"{job['ID']}.json" for job in all_jobs())
-    one = json.loads((tmp_path / "specs" / "REFINERY_PROCESSOR_1024.json").read_text())
-    assert one["Job"]["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == (
-        "refinery-transcriptome:v3"
-    )
-    assert "db-pass-123456" not in (tmp_path / "specs" / "REFINERY_PROCESSOR_1024.json").read_text()
+    one = (tmp_path / "specs" / "REFINERY_PROCESSOR_1024.json").read_text()
+    task = json.loads(one)["Job"]["TaskGroups"][0]["Tasks"][0]
+    assert task["Config"]["image"] == "refinery-transcriptome:v3"
+    for value in ("db-pass-123456", SECRET_ENV["DJANGO_SECRET_KEY"], SECRET_ENV["NOMAD_TOKEN"]):
+        assert value not in one
+    with pytest.raises(CommandError):
+        call("nomad", "specs", "--show-secrets")  # there are none to show
 
-    call("nomad", "specs", "--out", tmp_path / "secret", "--show-secrets")
-    shown = tmp_path / "secret" / "REFINERY_SURVEY_1024.json"
-    assert SECRET_ENV["NOMAD_TOKEN"] in shown.read_text()
-    assert shown.stat().st_mode & 0o077 == 0
+
+def call_out(*args) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_masked_hides_anything_secret_left_in_an_env():
+    job = {
+        "ID": "X",
+        "TaskGroups": [
+            {
+                "Tasks": [
+                    {
+                        "Env": {
+                            "MY_API_KEY": "k-123456789",
+                            "SOME_URL": "https://user:pw-123456@host/x",
+                            "PLAIN": "value",
+                        }
+                    }
+                ]
+            }
+        ],
+    }
+    env = specs.masked(job)["TaskGroups"][0]["Tasks"][0]["Env"]
+    assert env == {
+        "MY_API_KEY": "********",
+        "SOME_URL": "https://user:********@host/x",
+        "PLAIN": "value",
+    }
 
 
 def test_specs_command_masks_secrets_by_name_pattern(settings, monkeypatch):
@@ -348,12 +394,12 @@ def test_specs_command_masks_secrets_by_name_pattern(settings, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ENSEMBL_FTP_URL", "ftp://reader:ftp-pass-4321@mirror.example.org/pub")
     settings.REFINERY_NOMAD_TASK_ENV = ["MY_WEBHOOK", "AWS_SECRET_ACCESS_KEY"]
-    out = call("nomad", "specs")
+    out = call("nomad", "specs")  # what it prints, warnings included
     for secret in (*hidden.values(), "ftp-pass-4321"):
         assert secret not in out
-    env = json.loads(out)[0]["Job"]["TaskGroups"][0]["Tasks"][0]["Env"]
-    assert {name: env[name] for name in hidden} == dict.fromkeys(hidden, "********")
-    assert env["ENSEMBL_FTP_URL"] == "ftp://reader:********@mirror.example.org/pub"
+    env = json.loads(call_out("nomad", "specs"))[0]["Job"]["TaskGroups"][0]["Tasks"][0]["Env"]
+    # Secrets reach the tasks through Nomad Variables: the Env shows none of them.
+    assert not set(hidden) & set(env) and "ENSEMBL_FTP_URL" not in env, env
     assert env["NOMAD_ADDR"] == SECRET_ENV["NOMAD_ADDR"]  # what is not secret stays readable
 
 
@@ -362,8 +408,9 @@ def test_specs_command_warns_about_a_local_setup(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NOMAD_ADDR", "http://127.0.0.1:4646")
     out = call("nomad", "specs")
-    assert "warning: DATABASE_URL is not set" in out
-    assert "warning: REFINERY_TEMP_STORAGE is not an s3:// URL" in out
+    assert "error: the tasks could not start:\n" in out
+    assert "  - DATABASE_URL is not set" in out
+    assert "  - REFINERY_TEMP_STORAGE is not set" in out
     assert "warning: NOMAD_ADDR is http://127.0.0.1:4646" in out
 
 
@@ -379,7 +426,7 @@ def test_status_command_when_nothing_is_registered(idle_standin):
     assert "REFINERY_SURVEY_1024               not registered (`manage.py nomad register`)" in out
 
 
-def test_commands_say_when_nomad_is_unreachable(idle_standin):
+def test_commands_say_when_nomad_is_unreachable(idle_standin, cluster_env):
     idle_standin.set_unreachable(True)
     with pytest.raises(CommandError, match=r"cannot reach Nomad at http://127\.0\.0\.1:\d+ to"):
         call("nomad", "status")

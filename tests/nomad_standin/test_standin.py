@@ -312,6 +312,23 @@ def test_nonzero_exit_fails_the_allocation(client, standin, parent):
     assert state["Events"][-2]["ExitCode"] == 3
     assert len(client.job.get_allocations(child_id)) == 1  # reschedule attempts 0
 
+    # What the Foreman reads of a task that died: the allocation and its stderr's end.
+    detail = client.allocation.get_allocation(alloc["ID"])
+    assert detail["Job"]["ID"] == child_id and detail["Job"]["ParentID"] == PARENT
+    [terminated] = [e for e in detail["TaskStates"]["run"]["Events"] if e["Type"] == "Terminated"]
+    assert (terminated["ExitCode"], terminated["Details"]["exit_code"]) == (3, "3")
+    end = client.client.stream_logs.stream(
+        alloc["ID"], "run", "stderr", offset=7, origin="end", plain=True
+    )
+    assert end == "stderr\n"
+    whole = client.client.stream_logs.stream(
+        alloc["ID"], "run", "stderr", offset=10_000, origin="end", plain=True
+    )
+    assert whole == "to stderr\n"
+    with pytest.raises(URLNotFoundNomadException) as excinfo:
+        client.client.stream_logs.stream("no-such-alloc", "run", "stderr", plain=True)
+    assert error_of(excinfo) == (404, 'Unknown allocation "no-such-alloc"')
+
 
 def test_default_policies_restart_and_reschedule_a_failing_task(client, standin):
     spec = parameterized_job()

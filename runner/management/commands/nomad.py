@@ -9,27 +9,24 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runner.dispatch.base import DispatchError
+from runner.nomad.checks import specification_leaks, startup_problems
 from runner.nomad.register import node_states, obsolete_jobs, parent_states, register_all
-from runner.nomad.specs import SpecOptions, all_jobs, all_parent_ids, masked
+from runner.nomad.specs import SpecOptions, Specs, all_parent_ids, all_specs, masked
 from runner.nomad.task_env import env_warnings
 
 
 class Command(BaseCommand):
     help = (
         "The refinery's Nomad jobs: `specs` writes them as JSON for review, `register` "
-        "registers them (only what changed), `status` shows each parameterized job's queue "
-        "and the nodes' capacity. Nomad is NOMAD_ADDR (and NOMAD_TOKEN)."
+        "registers them and their secrets as Nomad Variables (only what changed) unless "
+        "their tasks could not start, `status` shows each parameterized job's queue and the "
+        "nodes' capacity. Nomad is NOMAD_ADDR (and NOMAD_TOKEN)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="action")
         specs = actions.add_parser("specs", help="print or write the job specifications")
         specs.add_argument("--out", type=Path, help="write one <JOB_ID>.json per job here")
-        specs.add_argument(
-            "--show-secrets",
-            action="store_true",
-            help="write the tasks' secrets as they are (masked by default)",
-        )
         register = actions.add_parser("register", help="register the jobs with Nomad")
         register.add_argument(
             "--dry-run", action="store_true", help="say what would change, change nothing"
@@ -45,48 +42,68 @@ class Command(BaseCommand):
         except (DispatchError, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
 
-    def _jobs(self, options: dict) -> list[dict]:
-        return all_jobs(SpecOptions(registry=options.get("registry"), tag=options.get("tag")))
+    def _specs(self, options: dict) -> Specs:
+        return all_specs(SpecOptions(registry=options.get("registry"), tag=options.get("tag")))
 
-    def _warn_env(self, jobs: list[dict]) -> None:
-        env = jobs[0]["TaskGroups"][0]["Tasks"][0]["Env"]
-        for warning in env_warnings(env):
+    def _check(self, specs: Specs, refuse: bool) -> None:
+        """Warn about what looks doubtful; say (and with `refuse`, stop at) what would
+        keep the tasks from starting or show a secret in a specification."""
+        values = specs.task_settings.all()
+        for warning in env_warnings(values):
             self.stderr.write(f"warning: {warning}")
+        cannot_start = startup_problems(values)
+        problems = cannot_start + specification_leaks(specs)
+        if not problems:
+            return
+        what = (
+            "the tasks could not start" if cannot_start else "a specification would show a secret"
+        )
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        if refuse:
+            raise CommandError(
+                f"{what}, so nothing was registered:\n{listed}\n"
+                "Set what is missing where `register` runs, then run it again."
+            )
+        self.stderr.write(f"error: {what}:\n{listed}")
 
     # --- specs ------------------------------------------------------------------------------
 
-    def handle_specs(self, out: Path | None, show_secrets: bool, **options) -> None:
-        jobs = self._jobs(options)
-        self._warn_env(jobs)
-        shown = jobs if show_secrets else [masked(job) for job in jobs]
+    def handle_specs(self, out: Path | None, **options) -> None:
+        specs = self._specs(options)
+        self._check(specs, refuse=False)
+        for path, items in sorted(specs.variables.items()):
+            self.stderr.write(f"secrets in the Nomad Variable {path}: {', '.join(sorted(items))}")
+        shown = [masked(job, specs.task_settings.secrets) for job in specs.jobs]
         if out is None:
             self.stdout.write(json.dumps([{"Job": job} for job in shown], indent=2))
             return
         out.mkdir(parents=True, exist_ok=True)
         for job in shown:
-            path = out / f"{job['ID']}.json"
-            path.write_text(json.dumps({"Job": job}, indent=2) + "\n")
-            if show_secrets:
-                path.chmod(0o600)
+            (out / f"{job['ID']}.json").write_text(json.dumps({"Job": job}, indent=2) + "\n")
         self.stdout.write(f"wrote {len(shown)} job specifications to {out}")
 
     # --- register ---------------------------------------------------------------------------
 
     def handle_register(self, dry_run: bool, **options) -> None:
-        jobs = self._jobs(options)
-        self._warn_env(jobs)
-        results = register_all(jobs, dry_run=dry_run)
+        specs = self._specs(options)
+        self._check(specs, refuse=True)
+        results = register_all(specs, dry_run=dry_run)
         for result in results:
             detail = f" ({', '.join(result.changed)})" if result.changed else ""
-            self.stdout.write(f"{result.outcome:9} {result.job_id}{detail}")
-        outcomes = ("created", "updated", "unchanged")
-        counts = {o: sum(r.outcome == o for r in results) for o in outcomes}
-        self.stdout.write(
-            f"{counts['created']} created, {counts['updated']} updated, "
-            f"{counts['unchanged']} unchanged"
-            + (" (dry run: nothing was registered)" if dry_run else "")
-        )
-        for job_id in obsolete_jobs(jobs):
+            what = "variable " if result.what == "variable" else ""
+            self.stdout.write(f"{result.outcome:9} {what}{result.job_id}{detail}")
+        suffix = " (dry run: nothing was registered)" if dry_run else ""
+        for what, label in (("variable", "variables: "), ("job", "")):
+            mine = [r for r in results if r.what == what]
+            if what == "variable" and not mine:
+                continue
+            counts = {o: sum(r.outcome == o for r in mine) for o in ("created", "updated")}
+            unchanged = len(mine) - counts["created"] - counts["updated"]
+            self.stdout.write(
+                f"{label}{counts['created']} created, {counts['updated']} updated, "
+                f"{unchanged} unchanged{suffix}"
+            )
+        for job_id in obsolete_jobs(specs.jobs):
             self.stdout.write(
                 f"not generated any more: {job_id} (left as it is; stop it with "
                 f"`nomad job stop {job_id}` once nothing runs there)"
