@@ -617,7 +617,7 @@ def test_lose_allocation(idle):
     child_id = dispatch(client)["DispatchedJobID"]
     [alloc] = client.job.get_allocations(child_id)
     assert alloc["ClientStatus"] == "running"
-    standin.lose_allocation(child_id)
+    standin.lose_allocation(child_id, replace=False)
     [alloc] = client.job.get_allocations(child_id)
     assert alloc["ClientStatus"] == "lost"
     assert alloc["DesiredStatus"] == "stop"
@@ -626,7 +626,7 @@ def test_lose_allocation(idle):
     assert client.job.get_summary(child_id)["Summary"]["jobs"]["Lost"] == 1
 
     other = dispatch(client)["DispatchedJobID"]
-    standin.lose_allocation(other, replace=True)
+    standin.lose_allocation(other)  # replaced, by default, as Nomad does
     lost, replacement = client.job.get_allocations(other)
     assert lost["ClientStatus"] == "lost"
     assert replacement["ClientStatus"] == "running"
@@ -643,7 +643,7 @@ def test_lose_allocation_kills_the_process(standin, client):
         lambda: any(t.proc is not None for a in standin._allocs.values() for t in a.tasks.values())
     )
     [proc] = [t.proc for a in standin._allocs.values() for t in a.tasks.values()]
-    standin.lose_allocation(child_id)
+    standin.lose_allocation(child_id, replace=False)
     assert proc.wait(timeout=5) == -9
     assert client.job.get_allocations(child_id)[0]["ClientStatus"] == "lost"
 
