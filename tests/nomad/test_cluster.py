@@ -22,6 +22,7 @@ from common.models import (
     DownloaderJob,
     JobState,
     ProcessorJob,
+    Provenance,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -319,3 +320,26 @@ def test_a_task_that_dies_before_its_job_starts_is_failed_with_its_exit_code_and
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set in production" in reason
     assert TASK_SECRET_KEY not in reason
     assert job.retry is not None  # the Foreman retries it, as any failure
+
+
+def test_a_second_child_of_one_dispatch_never_runs_the_job_twice(cluster):
+    """hashicorp/nomad#26690: a Nomad that checks the idempotency token outside its
+    state lock may create a child per concurrent dispatch of one attempt."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runner.nomad.dispatcher import NomadDispatcher
+
+    cluster.racy_idempotency = True
+    job = smoke_job(sleep_s=1)
+    with ThreadPoolExecutor(2) as pool:
+        children = list(pool.map(lambda _: NomadDispatcher().send(job), range(2)))
+    assert len(set(children)) == 2, "the stand-in did not reproduce the race"
+    for child in children:
+        cluster.wait_for_job(child, "dead", timeout=60)
+    outputs = [cluster.logs(child) for child in children]
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, outputs
+    assert sum("refinery: running" in out for out in outputs) == 1, outputs
+    assert sum(f"processor job {job.pk} is already" in out for out in outputs) == 1, outputs
+    assert ComputedFile.objects.filter(processor_job=job).count() == 1
+    assert Provenance.objects.filter(processor_job=job).count() == 1

@@ -791,3 +791,36 @@ def test_child_processes_do_not_outlive_the_standin():
         workdir = standin.workdir
     assert proc.poll() is not None
     assert not os.path.exists(workdir)
+
+
+def concurrent_dispatches(address: str, token: str, n: int = 2) -> list[str]:
+    """`n` dispatches with one idempotency token, sent at once from `n` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_):
+        client = nomad.Nomad(address=address, timeout=10)
+        meta = {"JOB_ID": "7", "JOB_KIND": "downloader"}
+        answer = client.job.request(
+            PARENT, "dispatch", method="post", params={"idempotency_token": token},
+            json={"Meta": meta},
+        )  # fmt: skip
+        return answer.json()["DispatchedJobID"]
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+@pytest.mark.parametrize("racy", [False, True])
+def test_concurrent_dispatches_with_one_token_make_one_child_unless_racy(racy):
+    """hashicorp/nomad#26690: a Nomad that checks the token outside its state lock
+    may create a child per concurrent dispatch; the stand-in does that on request."""
+    with NomadStandin(run_children=False, racy_idempotency=racy) as standin:
+        client = nomad.Nomad(address=standin.address)
+        client.jobs.register_job(parameterized_job())
+        children = concurrent_dispatches(standin.address, "job-7")
+        assert len(set(children)) == (2 if racy else 1)
+        assert sorted(standin.children(PARENT)) == sorted(set(children))
+        # Once a child exists, the token replays it, racy or not.
+        [again] = concurrent_dispatches(standin.address, "job-7", n=1)
+        assert again in children
+        assert standin.internal_errors == []
