@@ -27,6 +27,18 @@ PROJECT = Path(__file__).resolve().parent.parent
 MANAGE = PROJECT / "manage.py"
 
 
+def pytest_collection_modifyitems(config, items):
+    """`postgres_only` tests are skipped, with the reason, when the database is not
+    PostgreSQL (`pytest tests/<folder>` on SQLite); `make test` deselects them on
+    its SQLite run and runs them on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason=f"needs PostgreSQL; the database is {connection.vendor}")
+    for item in items:
+        if item.get_closest_marker("postgres_only"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def fresh_dispatch_state():
     """Each test's sends read pauses and caps from its own database."""

@@ -44,7 +44,8 @@ What it emulates
   (in-place restarts with Delay) and the reschedule policy (a new allocation after
   Delay) apply, so a job registered without ``Attempts: 0`` really runs again.
   ``time_scale`` shrinks every Nomad delay.
-- Fault injection: lost allocations, unplaceable dispatches, garbage collection,
+- Fault injection: lost allocations (replaced, as Nomad replaces them even with
+  reschedule attempts 0), unplaceable dispatches, garbage collection,
   an unreachable or hanging server, injected error answers, ACL token checks (one
   management token, and workload identities with their implicit variables policy).
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -15,6 +17,10 @@ from .go_json import decode, decode_body
 from .go_text import HTTPError, go_quote, multierror, parse_go_bool
 from .state import StandinState, _Job
 from .validation import validate_dispatch, validate_job
+
+# How long a dispatch waits for a concurrent one with the same token when the
+# stand-in reproduces hashicorp/nomad#26690 (``racy_idempotency``).
+TOKEN_RACE_WINDOW_S = 2.0
 
 
 class Endpoints(StandinState):
@@ -208,62 +214,89 @@ class Endpoints(StandinState):
         token = query.get("idempotency_token") or ""
         payload = req.get("Payload") or b""
         meta = req.get("Meta") or {}
+        if token and self.racy_idempotency:
+            return self._racy_dispatch(parent_id, ns, token, req, payload, meta)
         with self._lock:
-            parent = self._jobs.get((ns, parent_id))
-            if parent is None:
-                raise HTTPError(500, "parameterized job not found")
-            if not parent.is_parameterized:
-                raise HTTPError(
-                    500, f"Specified job {go_quote(parent_id)} is not a parameterized job"
-                )
-            if parent.stop:
-                raise HTTPError(500, f"Specified job {go_quote(parent_id)} is stopped")
-            error = validate_dispatch(parent.spec["ParameterizedJob"], payload, meta)
-            if error:
-                raise HTTPError(500, error)
-            if token:
-                for existing in sorted(self._jobs.values(), key=lambda j: j.id):
-                    if (
-                        existing.parent_id == parent.id
-                        and existing.ns == ns
-                        and existing.token == token
-                    ):
-                        return {
-                            "DispatchedJobID": existing.id,
-                            "EvalID": "",
-                            "EvalCreateIndex": 0,
-                            "JobCreateIndex": existing.create_index,
-                            "Index": existing.modify_index,
-                        }
-            prefix = req.get("IdPrefixTemplate") or ""
-            suffix = f"{prefix}-" if prefix else ""
-            child_id = f"{parent.id}/dispatch-{suffix}{int(time.time())}-{uuid.uuid4().hex[:8]}"
-            spec = copy.deepcopy(parent.spec)
-            spec["ID"] = spec["Name"] = child_id
-            merged = dict(spec.get("Meta") or {})
-            merged.update(meta)
-            spec["Meta"] = merged if (merged or spec.get("Meta") is not None) else None
-            child = _Job(spec, payload)
-            child.parent_id = parent.id
-            child.dispatched = True
-            child.token = token
-            child.create_index = child.modify_index = child.job_modify_index = self._next_index()
-            self._jobs[child.key] = child
-            ev = self._new_eval(child, "job-register", status="pending")
-            placements = [
-                (tg["Name"], i, None, False)
-                for tg in child.spec["TaskGroups"]
-                for i in range(tg["Count"])
-            ]
-            self._place(ev, child, placements)
-            self._cond.notify_all()
-            return {
-                "DispatchedJobID": child.id,
-                "EvalID": ev["ID"],
-                "EvalCreateIndex": ev["CreateIndex"],
-                "JobCreateIndex": child.create_index,
-                "Index": ev["CreateIndex"],
-            }
+            parent = self._checked_parent(ns, parent_id, payload, meta)
+            replayed = self._replay(parent, ns, token) if token else None
+            if replayed is not None:
+                return replayed
+            return self._dispatch_child(parent, ns, token, req, payload, meta)
+
+    def _replay(self, parent: _Job, ns: str, token: str) -> dict | None:
+        """The answer for a token an existing child was dispatched with, if any."""
+        for existing in sorted(list(self._jobs.values()), key=lambda j: j.id):
+            if existing.parent_id == parent.id and existing.ns == ns and existing.token == token:
+                return {
+                    "DispatchedJobID": existing.id,
+                    "EvalID": "",
+                    "EvalCreateIndex": 0,
+                    "JobCreateIndex": existing.create_index,
+                    "Index": existing.modify_index,
+                }
+        return None
+
+    def _racy_dispatch(self, parent_id, ns, token, req, payload, meta) -> dict:
+        """hashicorp/nomad#26690: the token is checked before the state lock is
+        taken, so concurrent dispatches with one token may each create a child."""
+        with self._lock:
+            parent = self._checked_parent(ns, parent_id, payload, meta)
+        replayed = self._replay(parent, ns, token)  # outside the lock: the bug
+        if replayed is not None:
+            return replayed
+        with self._lock:
+            race = self._token_races.setdefault((ns, parent_id, token), threading.Barrier(2))
+        # Without a concurrent dispatch, this one alone creates a child.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            race.wait(TOKEN_RACE_WINDOW_S)
+        with self._lock:
+            self._token_races.pop((ns, parent_id, token), None)
+            return self._dispatch_child(parent, ns, token, req, payload, meta)
+
+    def _checked_parent(self, ns: str, parent_id: str, payload: bytes, meta: dict) -> _Job:
+        parent = self._jobs.get((ns, parent_id))
+        if parent is None:
+            raise HTTPError(500, "parameterized job not found")
+        if not parent.is_parameterized:
+            raise HTTPError(500, f"Specified job {go_quote(parent_id)} is not a parameterized job")
+        if parent.stop:
+            raise HTTPError(500, f"Specified job {go_quote(parent_id)} is stopped")
+        error = validate_dispatch(parent.spec["ParameterizedJob"], payload, meta)
+        if error:
+            raise HTTPError(500, error)
+        return parent
+
+    def _dispatch_child(self, parent: _Job, ns: str, token: str, req, payload, meta) -> dict:
+        """Create the child and place it (under the lock)."""
+        prefix = req.get("IdPrefixTemplate") or ""
+        suffix = f"{prefix}-" if prefix else ""
+        child_id = f"{parent.id}/dispatch-{suffix}{int(time.time())}-{uuid.uuid4().hex[:8]}"
+        spec = copy.deepcopy(parent.spec)
+        spec["ID"] = spec["Name"] = child_id
+        merged = dict(spec.get("Meta") or {})
+        merged.update(meta)
+        spec["Meta"] = merged if (merged or spec.get("Meta") is not None) else None
+        child = _Job(spec, payload)
+        child.parent_id = parent.id
+        child.dispatched = True
+        child.token = token
+        child.create_index = child.modify_index = child.job_modify_index = self._next_index()
+        self._jobs[child.key] = child
+        ev = self._new_eval(child, "job-register", status="pending")
+        placements = [
+            (tg["Name"], i, None, False)
+            for tg in child.spec["TaskGroups"]
+            for i in range(tg["Count"])
+        ]
+        self._place(ev, child, placements)
+        self._cond.notify_all()
+        return {
+            "DispatchedJobID": child.id,
+            "EvalID": ev["ID"],
+            "EvalCreateIndex": ev["CreateIndex"],
+            "JobCreateIndex": child.create_index,
+            "Index": ev["CreateIndex"],
+        }
 
     def _deregister(self, job_id: str, query: dict[str, str]) -> dict:
         purge = False

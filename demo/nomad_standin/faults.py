@@ -83,13 +83,14 @@ class FaultInjection(StandinState):
             self._unblock()
 
     def lose_allocation(
-        self, job_id: str, *, replace: bool = False, namespace: str = "default"
+        self, job_id: str, *, replace: bool = True, namespace: str = "default"
     ) -> list[str]:
         """As when the node of the job's live allocations is lost: kill their
         processes (SIGKILL), mark them ClientStatus ``lost`` / DesiredStatus
         ``stop``. Task states keep their last reported value, as on a real server.
-        With ``replace=True`` a replacement allocation is placed, as Nomad does for
-        lost allocations even with reschedule attempts 0 (the job runs twice).
+        A replacement allocation is placed, as Nomad does for lost allocations even
+        with reschedule attempts 0 (the job runs twice); ``replace=False`` leaves
+        none, for a test that needs the lost allocation alone.
         Returns the lost allocation IDs."""
         with self._lock:
             allocs = [
@@ -176,9 +177,10 @@ class FaultInjection(StandinState):
         status: str | None = None,
         eligibility: str | None = None,
         drain: bool | None = None,
-        replace_lost: bool = False,
+        replace_lost: bool = True,
     ) -> dict:
-        """Change a node (by ID or name). Status ``down`` loses its allocations (see
+        """Change a node (by ID or name). Status ``down`` loses its allocations and
+        places their replacements unless ``replace_lost=False`` (see
         :meth:`lose_allocation`); becoming ready/eligible retries blocked evals."""
         with self._lock:
             n = self._node(node)

@@ -62,6 +62,13 @@ class NomadStandin(
     ``host_env`` is the environment of the client agent, which raw_exec tasks inherit
     (by default this process's); ``env_overrides`` is applied last, over everything a
     task's spec gives it.
+
+    ``racy_idempotency`` reproduces hashicorp/nomad#26690 (fixed in 2026): the
+    dispatch's idempotency token is checked outside the state lock, so two
+    concurrent dispatches with one token may both create a child. To make the race
+    happen when a test asks for it, a dispatch that found no child for its token
+    waits (at most :data:`~.endpoints.TOKEN_RACE_WINDOW_S`) for a second one with
+    the same token to have checked too.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class NomadStandin(
         workdir: str | os.PathLike | None = None,
         region: str = "global",
         port: int = 0,
+        racy_idempotency: bool = False,
     ):
         self.nodes: list[dict] = [copy.deepcopy(n) for n in (nodes or [fake_node()])]
         self.run_children = run_children
@@ -88,6 +96,8 @@ class NomadStandin(
         self.strict_token = strict_token
         self.time_scale = time_scale
         self.region = region
+        self.racy_idempotency = racy_idempotency
+        self._token_races: dict[tuple[str, str, str], threading.Barrier] = {}
         self._keep_workdir = workdir is not None
         self._workdir_arg = os.fspath(workdir) if workdir is not None else None
         self.workdir = ""

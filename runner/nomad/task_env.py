@@ -112,6 +112,6 @@ def env_warnings(values: Mapping[str, str]) -> list[str]:
 
 
 def masked_env(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with every secret masked, for review: by name (TOKEN, PASS, SECRET, KEY,
-    WEBHOOK, DATABASE_URL) and any credentials in a URL."""
+    """`env` with every secret masked, for review: by name (common.secrets.SECRET_NAME,
+    DATABASE_URL) and any credentials in a URL."""
     return {name: MASK if is_secret_setting(name) else redact(value) for name, value in env.items()}

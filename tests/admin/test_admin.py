@@ -142,3 +142,45 @@ def test_pages_never_show_a_url_password_stored_before_it_was_stripped(admin_cli
     provenance = reverse("admin:common_provenance_change", args=[Provenance.objects.get().pk])
     page = admin_client.get(provenance).content.decode()
     assert "&quot;size&quot;: 7" in page  # JSON shown as JSON (HTML-escaped)
+
+
+# Each job kind's list filters (state, source/task/pipeline, date), with a value that
+# finds the history's rows and one that does not.
+JOB_FILTERS = [
+    (SurveyJob, "source", "ensembl", "local_files", 1),
+    (DownloaderJob, "downloader_task", "transcriptome", "files", 1),
+    (ProcessorJob, "pipeline", "transcriptome_index_long", "smoke_test", 2),
+]
+
+
+@pytest.mark.parametrize(("model", "what", "found", "not_found", "count"), JOB_FILTERS,
+                         ids=lambda v: getattr(v, "__name__", None))  # fmt: skip
+def test_job_lists_filter_by_state_task_or_pipeline_and_date(
+    admin_client, history, model, what, found, not_found, count
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    url = reverse(f"admin:common_{model._meta.model_name}_changelist")
+
+    def shown(**query) -> int:
+        response = admin_client.get(url, query)
+        assert response.status_code == 200, response
+        return response.context["cl"].result_count
+
+    specs = admin_client.get(url).context["cl"].filter_specs
+    assert [spec.field_path for spec in specs] == ["state", what, "created_at"]
+    assert shown(**{f"{what}__exact": found}) == count
+    assert shown(**{f"{what}__exact": not_found}) == 0
+    state = model.objects.first().state
+    assert shown(state__exact=state) == model.objects.filter(state=state).count() > 0
+    assert shown(state__exact="running") == 0
+    old = model.objects.create(**{what: found})
+    model.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
+    changelist = admin_client.get(url).context["cl"]
+    [dates] = [spec for spec in changelist.filter_specs if spec.field_path == "created_at"]
+    [past_week] = [c for c in dates.choices(changelist) if c["display"] == "Past 7 days"]
+    response = admin_client.get(url + past_week["query_string"])
+    assert response.context["cl"].result_count == count
+    assert shown() == count + 1

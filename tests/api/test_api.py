@@ -18,6 +18,7 @@ def test_transcriptome_indices_with_file_and_provenance(client, history):
     [index] = body["results"]
     assert index["organism"]["taxonomy_id"] == 1 and index["k"] == 31
     assert index["file"]["filename"] == "index.tar.gz"
+    assert (index["file"]["size"], index["file"]["sha256"]) == (1, "0" * 64)
     assert index["file"]["location"].endswith("processor/x/index.tar.gz")
     assert index["file"]["provenance"]["processor_name"] == "transcriptome_index_long"
     assert client.get("/api/transcriptome-indices/", {"length": "short"}).json()["count"] == 0

@@ -4,6 +4,7 @@ moto server, with the same tests."""
 import hashlib
 import io
 import os
+import re
 
 import pytest
 
@@ -80,7 +81,9 @@ def test_a_failed_upload_keeps_the_previous_object(storage):
 
 
 def test_missing_keys_are_clear_errors(storage, tmp_path):
-    with pytest.raises(StorageError, match=r"does not exist|failed"):
+    where = re.escape(storage.location("nope.bin"))
+    missing = rf"^({where} does not exist|S3 download of {where} failed: .*(404|Not Found))"
+    with pytest.raises(StorageError, match=missing):
         storage.fetch("nope.bin", tmp_path / "nope.bin")
     assert not (tmp_path / "nope.bin").exists()
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob
+from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob, SurveyJob
 from foreman.models import ForemanBeat, Notification
 from foreman.passes import Foreman
 from tests.foreman.helpers import smoke_job
@@ -44,6 +44,31 @@ def test_list_shows_a_table_and_filters_by_kind_and_state():
     only_failed = json.loads(jobs("list", "--state", "failed", "--kind", "processors", "--json"))
     assert [row["job"] for row in only_failed] == [f"processor:{bad.pk}"]
     assert jobs("list", "--since", "2d", "--kind", "survey") == "no jobs match\n"
+
+
+def test_list_since_takes_a_date_or_an_age_in_hours_or_days():
+    now = timezone.now()
+    ages = {"3d": timedelta(days=3), "30h": timedelta(hours=30), "5h": timedelta(hours=5),
+            "1h": timedelta(hours=1)}  # fmt: skip
+    surveys = {}
+    for name, age in ages.items():
+        surveys[name] = SurveyJob.objects.create(source="local_files")
+        SurveyJob.objects.filter(pk=surveys[name].pk).update(created_at=now - age)
+    smoke_job("not-a-survey")
+
+    def listed(since: str) -> list[str]:
+        rows = json.loads(jobs("list", "--since", since, "--kind", "survey", "--json"))
+        return sorted(row["job"] for row in rows)
+
+    def expected(*names: str) -> list[str]:
+        return sorted(f"survey:{surveys[n].pk}" for n in names)
+
+    assert listed("2d") == expected("30h", "5h", "1h")
+    assert listed("6h") == expected("5h", "1h")
+    assert listed("31h") == expected("30h", "5h", "1h")
+    two_days_ago = (now - timedelta(days=2)).date()
+    assert listed(two_days_ago.isoformat()) == expected("30h", "5h", "1h")
+    assert listed((now + timedelta(days=1)).date().isoformat()) == []
 
 
 def test_show_gives_the_attempt_chain_batches_and_reasons():

@@ -49,3 +49,19 @@ def test_a_claimed_notification_is_not_sent_twice(operators):
     assert notify.claim_pending() == []  # another Foreman finds nothing to send
     assert notify.deliver(claimed)
     assert len(webhook.posts) == 1 and len(smtp.messages) == 1
+
+
+def test_refinery_notify_timeout_s_bounds_a_webhook_call(operators, settings):
+    _smtp, webhook = operators
+    settings.REFINERY_NOTIFY_TIMEOUT_S = 1  # the default, 10 s, would outlast the bound below
+    webhook.statuses.append("hang")
+    job = smoke_job("given-up")
+    job.mark_failed("boom", no_retry=True)
+    notify.record(job)
+    started = time.monotonic()
+    notify.deliver_pending()
+    took = time.monotonic() - started
+    assert webhook.hanging.is_set(), "the webhook was never called"
+    assert 1 <= took < 6, f"the webhook call took {took:.1f} s"
+    notification = Notification.objects.get()
+    assert notification.delivered_at is None and "timed out" in notification.last_error

@@ -89,6 +89,21 @@ def test_a_job_failing_every_time_ends_after_three_attempts_with_one_notificatio
     assert Notification.objects.get().delivered_at is not None
 
 
+@pytest.mark.parametrize("retries", [0, 4])
+def test_refinery_max_retries_sets_how_many_attempts_a_job_gets(settings, retries):
+    settings.REFINERY_MAX_RETRIES = retries
+    job = smoke_job("always-fails")
+    the_foreman = foreman()
+    for _ in range(retries + 1):
+        fail(job, "boom")
+        the_foreman.run_pass()
+        job = ProcessorJob.objects.order_by("-id").first()
+    attempts = job.attempts
+    assert [a.num_retries for a in attempts] == list(range(retries + 1))
+    assert attempts[-1].given_up_at is not None and not attempts[-1].retried
+    assert the_foreman.run_pass() == {} and ProcessorJob.objects.count() == retries + 1
+
+
 def test_a_no_retry_failure_is_given_up_at_once(operators):
     smtp, webhook = operators
     job = fail(smoke_job(), "the input is not a FASTA file", no_retry=True)
@@ -187,7 +202,7 @@ def test_created_jobs_are_dispatched_within_the_caps(settings):
     queued = ProcessorJob.objects.filter(state=JobState.QUEUED)
     assert sorted(queued.values_list("pk", flat=True)) == [p.pk for p in processors[:3]]
     for job in queued[:2]:
-        job.mark_started("w", "v") and job.mark_succeeded()
+        assert job.mark_started("w", "v") and job.mark_succeeded()
     assert the_foreman.run_pass() == {"processor dispatched": 2}
     assert DownloaderJob.objects.filter(state=JobState.CREATED).count() == 2
     assert len(downloaders) == 3

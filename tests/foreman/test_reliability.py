@@ -4,8 +4,8 @@ restarted, S3 stopped, jobs that hang or always fail, and paused kinds."""
 from __future__ import annotations
 
 import os
+import select
 import signal
-import time
 from pathlib import Path
 
 import boto3
@@ -15,7 +15,7 @@ import pytest
 from common.models import Batch, ComputedFile, JobState, ProcessorJob, Provenance
 from common.storage import LocalStorage
 from demo.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
-from foreman.models import Notification
+from foreman.models import ForemanBeat, Notification
 from foreman.passes import WORKER_LOST, Foreman
 from runner.dispatch import send_job_now
 from tests.foreman.helpers import operator_env, smoke_job, wait_for
@@ -44,6 +44,18 @@ def process_gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+def foreman_passes() -> int:
+    """How many passes every Foreman has recorded in its heartbeat."""
+    return sum(ForemanBeat.objects.values_list("passes", flat=True))
+
+
+def first_line(process, timeout: float) -> str:
+    """The first line a process printed, waited for at most `timeout` seconds."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no output from pid {process.pid} in {timeout} s"
+    return process.stdout.readline()
 
 
 def latest_attempt(job: ProcessorJob) -> ProcessorJob:
@@ -245,7 +257,8 @@ def test_a_job_that_always_fails_ends_after_three_attempts_with_one_notification
                for a in attempts)  # fmt: skip
     last = attempts[-1]
     wait_for(lambda: Notification.objects.filter(delivered_at__isnull=False).exists(), 10, "record")
-    time.sleep(2)  # several more passes
+    passes = foreman_passes()
+    wait_for(lambda: foreman_passes() >= passes + 2, 30, "two more Foreman passes")
     assert ProcessorJob.objects.count() == 3
     assert len(smtp_server.messages) == 1 and len(webhook_server.posts) == 1
     assert f"processor job {last.pk}" in smtp_server.messages[0][2]["Subject"]
@@ -256,9 +269,10 @@ def test_a_paused_kind_dispatches_nothing_until_resumed(start_manage, manage):
     manage("jobs", "pause", "processor")
     jobs = [smoke_job(f"paused-{i}") for i in range(3)]
     assert not any(send_job_now(j) for j in jobs)
-    start_manage("worker", env=LEASE)
+    worker = start_manage("worker", env=LEASE)
     start_manage(*FAST_FOREMAN, env=LEASE)
-    time.sleep(2)
+    assert "up to 1 job(s) of processor" in first_line(worker, 60), "the worker to be polling"
+    wait_for(lambda: foreman_passes() >= 2, 30, "two Foreman passes")
     assert set(ProcessorJob.objects.values_list("state", flat=True)) == {JobState.CREATED}
     manage("jobs", "resume", "processor")
     wait_for(lambda: set(ProcessorJob.objects.values_list("state", flat=True))

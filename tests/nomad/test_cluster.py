@@ -8,9 +8,7 @@ and the S3 credentials only through their jobs' Nomad Variables."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import time
 from io import StringIO
 
@@ -24,6 +22,7 @@ from common.models import (
     DownloaderJob,
     JobState,
     ProcessorJob,
+    Provenance,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -164,13 +163,6 @@ def test_local_files_survey_to_results(cluster, manage, tmp_path, s3_storage):
     assert len({r["query"]["idempotency_token"] for r in dispatches}) == 7
 
 
-def transcriptome_processor_ready() -> bool:
-    """Whether the transcriptome-index pipeline (another issue's work) is here."""
-    return importlib.util.find_spec("processors.transcriptome_index") is not None and bool(
-        shutil.which("salmon")
-    )
-
-
 def test_ensembl_survey_to_transcriptome_indices(cluster, manage, ensembl, settings):
     ensembl_env = {
         "ENSEMBL_REST_URL": settings.ENSEMBL_REST_URL,
@@ -182,15 +174,7 @@ def test_ensembl_survey_to_transcriptome_indices(cluster, manage, ensembl, setti
         "survey", "--queue", "ensembl", "--division", FUNGI, "--species", "refinery_demonstrans",
         env={**ensembl_env, "REFINERY_DISPATCHER": "nomad", "NOMAD_ADDR": cluster.address},
     )  # fmt: skip
-    if transcriptome_processor_ready():
-        wait_for(all_finished, 180, "the survey, download and indexing", cluster)
-    else:  # up to the processors' dispatch
-        wait_for(
-            lambda: ProcessorJob.objects.filter(dispatch_id__contains="/dispatch-").count() == 2,
-            120,
-            "the processor jobs' dispatch",
-            cluster,
-        )
+    wait_for(all_finished, 180, "the survey, download and indexing", cluster)
     check_ran_on_nomad(cluster, SurveyJob.objects.get())
     [downloader] = DownloaderJob.objects.all()
     check_ran_on_nomad(cluster, downloader)
@@ -203,14 +187,26 @@ def test_ensembl_survey_to_transcriptome_indices(cluster, manage, ensembl, setti
     for job in processors:
         assert job.dispatch_id.startswith("REFINERY_PROCESSOR_")
         assert cluster.job(job.dispatch_id)["Meta"]["JOB_ID"] == str(job.pk)
-    if transcriptome_processor_ready():
-        for job in processors:
-            check_ran_on_nomad(cluster, job)
-        assert TranscriptomeIndex.objects.count() == 2
-        assert all(permanent_storage().exists(f.key) for f in ComputedFile.objects.all())
+    for job in processors:
+        check_ran_on_nomad(cluster, job)
+    indices = TranscriptomeIndex.objects.order_by("length")
+    assert [(i.length, i.k, i.batch.pipeline_required) for i in indices] == [
+        ("long", 31, "transcriptome_index_long"),
+        ("short", 23, "transcriptome_index_short"),
+    ]
+    assert all(permanent_storage().exists(i.computed_file.key) for i in indices)
 
 
-def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
+def heartbeat_older_than(job, seconds: float) -> bool:
+    from django.utils import timezone
+
+    beat = ProcessorJob.objects.get(pk=job.pk).heartbeat_at
+    return beat is not None and (timezone.now() - beat).total_seconds() > seconds
+
+
+def test_a_lost_allocations_replacement_leaves_the_started_job_alone_and_the_foreman_retries(
+    cluster, settings
+):
     from foreman.passes import WORKER_LOST, Foreman
 
     batch = Batch.objects.create(
@@ -222,10 +218,28 @@ def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
     assert send_job_now(job)
     job.refresh_from_db()
     wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.RUNNING, 30, "the start")
-    # The node is lost: Nomad kills nothing it can reach, the process just dies.
+    # The node is lost: its process dies, and Nomad places a replacement allocation
+    # (as it does even with reschedule attempts 0), whose run_job finds the job started.
     [lost] = cluster.lose_allocation(job.dispatch_id)
+
+    def replacement_ended():
+        allocations = cluster.allocations(job.dispatch_id)
+        return (
+            len(allocations) == 2 and allocations[1]["ClientStatus"] == "complete" and allocations
+        )
+
+    first, replacement = wait_for(replacement_ended, 60, "the replacement to end", cluster)
+    assert (first["ID"], first["ClientStatus"]) == (lost, "lost")
+    assert replacement["ID"] != lost
+    output = cluster.logs(job.dispatch_id)
+    assert f"processor job {job.pk} is already running; not running it again" in output
+    assert "refinery: running" not in output
+    job.refresh_from_db()
+    assert (job.state, job.worker_id) == (JobState.RUNNING, f"nomad:{lost}")
+    assert not ComputedFile.objects.filter(processor_job=job).exists()
+
     settings.REFINERY_HEARTBEAT_LEASE_S = 1
-    time.sleep(1.2)
+    wait_for(lambda: heartbeat_older_than(job, 1), 10, "the lease to pass")
     report = Foreman(outbox_grace_s=0).run_pass()
     assert report[f"{JobKind.PROCESSOR} worker lost"] == 1
     assert report[f"{JobKind.PROCESSOR} dispatched"] == 1
@@ -245,6 +259,7 @@ def test_a_lost_allocation_is_run_again_through_the_foreman(cluster, settings):
     check_ran_on_nomad(cluster, retry)
     assert retry.dispatch_id != job.dispatch_id
     assert ComputedFile.objects.filter(processor_job=retry).count() == 1
+    assert not ComputedFile.objects.filter(processor_job=job).exists()
 
 
 def smoke_job(**metadata) -> ProcessorJob:
@@ -305,3 +320,26 @@ def test_a_task_that_dies_before_its_job_starts_is_failed_with_its_exit_code_and
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set in production" in reason
     assert TASK_SECRET_KEY not in reason
     assert job.retry is not None  # the Foreman retries it, as any failure
+
+
+def test_a_second_child_of_one_dispatch_never_runs_the_job_twice(cluster):
+    """hashicorp/nomad#26690: a Nomad that checks the idempotency token outside its
+    state lock may create a child per concurrent dispatch of one attempt."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runner.nomad.dispatcher import NomadDispatcher
+
+    cluster.racy_idempotency = True
+    job = smoke_job(sleep_s=1)
+    with ThreadPoolExecutor(2) as pool:
+        children = list(pool.map(lambda _: NomadDispatcher().send(job), range(2)))
+    assert len(set(children)) == 2, "the stand-in did not reproduce the race"
+    for child in children:
+        cluster.wait_for_job(child, "dead", timeout=60)
+    outputs = [cluster.logs(child) for child in children]
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, outputs
+    assert sum("refinery: running" in out for out in outputs) == 1, outputs
+    assert sum(f"processor job {job.pk} is already" in out for out in outputs) == 1, outputs
+    assert ComputedFile.objects.filter(processor_job=job).count() == 1
+    assert Provenance.objects.filter(processor_job=job).count() == 1

@@ -87,7 +87,7 @@ def test_status_follows_the_child_and_its_allocations(registered, dispatcher):
     assert {dispatcher.status(job) for job in jobs} == {DispatchStatus.RUNNING}
     registered.finish_allocation(ok.dispatch_id, 0)
     registered.finish_allocation(bad.dispatch_id, 1)
-    registered.lose_allocation(lost.dispatch_id)
+    registered.lose_allocation(lost.dispatch_id, replace=False)
     registered.finish_allocation(gone.dispatch_id, 0)
     registered.gc(gone.dispatch_id)
     assert dispatcher.status(ok) == DispatchStatus.COMPLETE
@@ -95,7 +95,7 @@ def test_status_follows_the_child_and_its_allocations(registered, dispatcher):
     assert dispatcher.status(lost) == DispatchStatus.LOST
     assert dispatcher.status(gone) == DispatchStatus.GONE
     # A lost allocation that Nomad replaced: the replacement is the job's work now.
-    registered.lose_allocation(kept.dispatch_id, replace=True)
+    registered.lose_allocation(kept.dispatch_id)
     assert dispatcher.status(kept) == DispatchStatus.RUNNING
     # Not a Nomad dispatch at all (sent by the local dispatcher, or never sent).
     assert dispatcher.status(ProcessorJob(dispatch_id="local")) == DispatchStatus.GONE
@@ -284,7 +284,7 @@ def test_a_lost_allocation_is_dispatched_again(registered, settings, dispatcher)
     job = ProcessorJob.objects.create(pipeline="smoke_test")
     send_job_now(job)
     job.refresh_from_db()
-    registered.lose_allocation(job.dispatch_id)
+    registered.lose_allocation(job.dispatch_id, replace=False)
     assert dispatcher.status(job) == DispatchStatus.LOST
     report = Foreman(outbox_grace_s=0).run_pass()
     assert report["processor lost"] == 1
@@ -311,7 +311,7 @@ def test_a_running_job_whose_allocation_was_lost_is_retried(registered, settings
     assert dispatcher.status(job) == DispatchStatus.RUNNING
     # Nomad replaces allocations of a lost node even with reschedule attempts 0; the
     # replacement would find the job started and leave it: the job's own work is lost.
-    registered.lose_allocation(job.dispatch_id, replace=True)
+    registered.lose_allocation(job.dispatch_id)
     assert [a["ClientStatus"] for a in registered.allocations(job.dispatch_id)] == [
         "lost",
         "running",

@@ -395,7 +395,7 @@ def test_specs_command_shows_no_secret_by_name_pattern(settings, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ENSEMBL_FTP_URL", "ftp://reader:ftp-pass-4321@mirror.example.org/pub")
     settings.REFINERY_NOMAD_TASK_ENV = ["MY_WEBHOOK", "AWS_SECRET_ACCESS_KEY"]
-    out = call("nomad", "specs")
+    out = call("nomad", "specs")  # what it prints, warnings included
     for secret in (*hidden.values(), "ftp-pass-4321"):
         assert secret not in out
     [task] = json.loads(call_out("nomad", "specs"))[0]["Job"]["TaskGroups"][0]["Tasks"]

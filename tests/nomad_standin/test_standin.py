@@ -617,7 +617,7 @@ def test_lose_allocation(idle):
     child_id = dispatch(client)["DispatchedJobID"]
     [alloc] = client.job.get_allocations(child_id)
     assert alloc["ClientStatus"] == "running"
-    standin.lose_allocation(child_id)
+    standin.lose_allocation(child_id, replace=False)
     [alloc] = client.job.get_allocations(child_id)
     assert alloc["ClientStatus"] == "lost"
     assert alloc["DesiredStatus"] == "stop"
@@ -626,7 +626,7 @@ def test_lose_allocation(idle):
     assert client.job.get_summary(child_id)["Summary"]["jobs"]["Lost"] == 1
 
     other = dispatch(client)["DispatchedJobID"]
-    standin.lose_allocation(other, replace=True)
+    standin.lose_allocation(other)  # replaced, by default, as Nomad does
     lost, replacement = client.job.get_allocations(other)
     assert lost["ClientStatus"] == "lost"
     assert replacement["ClientStatus"] == "running"
@@ -643,7 +643,7 @@ def test_lose_allocation_kills_the_process(standin, client):
         lambda: any(t.proc is not None for a in standin._allocs.values() for t in a.tasks.values())
     )
     [proc] = [t.proc for a in standin._allocs.values() for t in a.tasks.values()]
-    standin.lose_allocation(child_id)
+    standin.lose_allocation(child_id, replace=False)
     assert proc.wait(timeout=5) == -9
     assert client.job.get_allocations(child_id)[0]["ClientStatus"] == "lost"
 
@@ -791,3 +791,36 @@ def test_child_processes_do_not_outlive_the_standin():
         workdir = standin.workdir
     assert proc.poll() is not None
     assert not os.path.exists(workdir)
+
+
+def concurrent_dispatches(address: str, token: str, n: int = 2) -> list[str]:
+    """`n` dispatches with one idempotency token, sent at once from `n` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_):
+        client = nomad.Nomad(address=address, timeout=10)
+        meta = {"JOB_ID": "7", "JOB_KIND": "downloader"}
+        answer = client.job.request(
+            PARENT, "dispatch", method="post", params={"idempotency_token": token},
+            json={"Meta": meta},
+        )  # fmt: skip
+        return answer.json()["DispatchedJobID"]
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+@pytest.mark.parametrize("racy", [False, True])
+def test_concurrent_dispatches_with_one_token_make_one_child_unless_racy(racy):
+    """hashicorp/nomad#26690: a Nomad that checks the token outside its state lock
+    may create a child per concurrent dispatch; the stand-in does that on request."""
+    with NomadStandin(run_children=False, racy_idempotency=racy) as standin:
+        client = nomad.Nomad(address=standin.address)
+        client.jobs.register_job(parameterized_job())
+        children = concurrent_dispatches(standin.address, "job-7")
+        assert len(set(children)) == (2 if racy else 1)
+        assert sorted(standin.children(PARENT)) == sorted(set(children))
+        # Once a child exists, the token replays it, racy or not.
+        [again] = concurrent_dispatches(standin.address, "job-7", n=1)
+        assert again in children
+        assert standin.internal_errors == []

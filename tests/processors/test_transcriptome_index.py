@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -259,6 +260,10 @@ def test_both_indices_with_provenance_and_raw_files_removed_after_both(
         assert "--gtf" in rsem and "--transcript-to-gene-map" in rsem
         assert salmon[:2] == ["salmon", "index"]
         assert salmon[salmon.index("-k") + 1] == str(row.k)
+        assert salmon[salmon.index("-p") + 1] == str(len(os.sched_getaffinity(0)))  # all CPUs
+        assert row.computed_file.key == (
+            f"processor/transcriptome_index_{length}/job-{job.pk}/{row.computed_file.filename}"
+        )
         assert {i["filename"]: i["sha256"] for i in provenance.inputs} == {
             GENOME_NAME: sha256_of_file(demo_inputs.genome_gz),
             GTF_NAME: sha256_of_file(demo_inputs.gtf_gz),

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from common.models import Batch, ComputedFile, JobState, ProcessorJob, Provenance
+from common.models import Batch, ComputedFile, JobState, ProcessorJob, Provenance, SurveyJob
 from runner.job_logs import read_log
 
 
@@ -68,20 +68,6 @@ def test_a_job_past_its_runtime_limit_is_killed_and_failed_with_its_log_kept(man
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sigterm_fails_running_jobs_without_spending_a_retry(start_manage):
-    [job] = queue_smoke_jobs(1, sleep_s=60)
-    worker = start_manage("worker", env={"REFINERY_KILL_GRACE_S": "2"})
-    wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.RUNNING, 30, "start")
-    worker.send_signal(signal.SIGTERM)
-    output = worker.communicate(timeout=30)[0]
-    assert worker.returncode == 0, output
-    job.refresh_from_db()
-    assert job.state == JobState.FAILED and job.interrupted
-    assert "SIGTERM" in job.failure_reason
-    assert job.create_retry().num_retries == 0
-
-
-@pytest.mark.django_db(transaction=True)
 def test_a_child_that_dies_without_an_outcome_is_failed_with_why(manage):
     [job] = queue_smoke_jobs(1, exit_code=3)
     manage("worker", "--until-idle", timeout=60)
@@ -121,3 +107,53 @@ def test_run_job_explains_an_unknown_job(manage):
     assert result.returncode == 1
     assert "there is no processor job 999999" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def queue_survey(folder) -> SurveyJob:
+    folder.mkdir(exist_ok=True)
+    survey = SurveyJob.objects.create(source="local_files", parameters={"path": str(folder)})
+    survey.mark_queued("local")
+    return survey
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_takes_processor_jobs_before_older_queued_jobs_of_other_kinds(manage, tmp_path):
+    survey = queue_survey(tmp_path / "empty")
+    [processor] = queue_smoke_jobs(1)
+    manage("worker", "--until-idle", "--concurrency", "1", timeout=120)
+    survey.refresh_from_db()
+    processor.refresh_from_db()
+    assert processor.state == JobState.SUCCEEDED and survey.end_time, survey.failure_reason
+    assert survey.created_at < processor.created_at
+    assert processor.end_time <= survey.start_time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_kind_takes_only_that_kind(manage, tmp_path):
+    survey = queue_survey(tmp_path / "empty")
+    [processor] = queue_smoke_jobs(1)
+    result = manage("worker", "--until-idle", "--kind", "survey", timeout=120)
+    assert "ran 1 job(s)" in result.stdout
+    survey.refresh_from_db()
+    processor.refresh_from_db()
+    assert survey.end_time and survey.worker_id
+    assert processor.state == JobState.QUEUED and not processor.worker_id
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("command", ["run_job", "worker"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_job_is_marked_interrupted_and_its_retry_spends_nothing(
+    start_manage, command, signum
+):
+    [job] = queue_smoke_jobs(1, sleep_s=60)
+    args = ("run_job", "processor", job.pk) if command == "run_job" else ("worker",)
+    process = start_manage(*args, env={"REFINERY_KILL_GRACE_S": "2"})
+    wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.RUNNING, 30, "start")
+    process.send_signal(signum)
+    output = process.communicate(timeout=30)[0]
+    assert command == "run_job" or process.returncode == 0, output
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and job.interrupted, output
+    assert signal.Signals(signum).name in job.failure_reason
+    assert job.create_retry().num_retries == 0
