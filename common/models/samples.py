@@ -61,3 +61,32 @@ class SkippedRun(LengthChecked):
 
     def __str__(self) -> str:
         return f"{self.accession}: {self.reason}"
+
+
+class Quantification(models.Model):
+    """A run's gene-level expression from salmon_quant, compact: one row per run,
+    the genes' ids, counts and TPMs as three parallel arrays."""
+
+    batch = models.OneToOneField(
+        "common.Batch", on_delete=models.PROTECT, related_name="quantification"
+    )
+    processor_job = models.ForeignKey(
+        "common.ProcessorJob", on_delete=models.PROTECT, related_name="quantifications"
+    )
+    transcriptome_index = models.ForeignKey(
+        "common.TranscriptomeIndex", on_delete=models.PROTECT, related_name="quantifications"
+    )
+    mapping_rate = models.FloatField(help_text="the share of reads mapped, 0..1")
+    library_type = models.CharField(max_length=16, blank=True, default="")
+    reads_processed = models.BigIntegerField()
+    low_quality = models.BooleanField(default=False)
+    gene_ids = models.JSONField(default=list)
+    counts = models.JSONField(default=list)
+    tpm = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"quantification of {self.batch}"
