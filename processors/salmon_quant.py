@@ -23,7 +23,13 @@ from pathlib import Path
 
 from django.conf import settings
 
-from common.models import ComputedFile, ProcessorJob, Quantification, TranscriptomeIndex
+from common.models import (
+    Batch,
+    ComputedFile,
+    ProcessorJob,
+    Quantification,
+    TranscriptomeIndex,
+)
 from common.storage import StorageError, permanent_storage, sha256_of_file
 from processors.external_tools import run_tool
 from processors.index_tools import available_cpus, salmon_version
@@ -42,6 +48,30 @@ class QuantContext(ProcessorContext, total=False):
     metrics: dict
 
 
+def index_for(batch: Batch) -> tuple[str, TranscriptomeIndex | None]:
+    """The index length a run needs (by its mean read length), and that index if
+    its organism has one."""
+    read_length = batch.metadata.get("mean_read_length")
+    length = "short" if read_length is not None and read_length < SHORT_READS_BELOW else "long"
+    index = (
+        TranscriptomeIndex.objects.filter(organism_id=batch.organism_id, length=length)
+        .select_related("computed_file")
+        .order_by("-created_at")
+        .first()
+    )
+    return length, index
+
+
+def waits_for_index(job: ProcessorJob) -> str:
+    """Why a salmon_quant job must stay `created`: its organism's index is not built
+    yet (the Foreman sends it once it is). "" when it may run."""
+    for batch in job.batches.all():
+        length, index = index_for(batch)
+        if index is None and batch.organism_id is not None:
+            return f"waits for the {length} transcriptome index of {batch.organism}"
+    return ""
+
+
 def choose_index(context: QuantContext) -> QuantContext:
     """The organism's index for the run's read length (a check: before any input is fetched)."""
     batches = context["batches"]
@@ -53,13 +83,7 @@ def choose_index(context: QuantContext) -> QuantContext:
     if batch.organism is None:
         raise JobError(f"run {batch.accession} has no organism", no_retry=True)
     read_length = batch.metadata.get("mean_read_length")
-    length = "short" if read_length is not None and read_length < SHORT_READS_BELOW else "long"
-    index = (
-        TranscriptomeIndex.objects.filter(organism=batch.organism, length=length)
-        .select_related("computed_file")
-        .order_by("-created_at")
-        .first()
-    )
+    length, index = index_for(batch)
     if index is None:
         raise JobError(
             f"no {length} transcriptome index for {batch.organism}: build it (survey its "

@@ -22,10 +22,20 @@ from django.conf import settings
 from django.db import transaction
 
 from common.filenames import shorten
-from common.models import Batch, Experiment, Organism, Sample, SkippedRun, TranscriptomeIndex
+from common.models import (
+    Batch,
+    Experiment,
+    JobState,
+    Sample,
+    SkippedRun,
+    SurveyJob,
+    TranscriptomeIndex,
+)
 from common.models.choices import ProcessorPipeline, SurveySource
+from runner.dispatch import send_job
 from runner.pipeline import JobError, run_pipeline
 from surveyor.ena_client import EnaClient
+from surveyor.ensembl_divisions import DIVISIONS
 from surveyor.external_source import (
     DiscoveredBatch,
     DiscoveredFile,
@@ -64,6 +74,12 @@ class EnaSurveyor(ExternalSourceSurveyor):
         parser.add_argument(
             "--format", choices=["tsv", "json"], default="tsv", help="ENA's answer format"
         )
+        parser.add_argument(
+            "--ensembl-division",
+            choices=list(DIVISIONS),
+            help="for an organism without a transcriptome index: queue the Ensembl survey of "
+            "this division for it (once), and let its runs wait for the index",
+        )
 
     @classmethod
     def parameters_from_options(cls, options: dict) -> dict:
@@ -76,6 +92,7 @@ class EnaSurveyor(ExternalSourceSurveyor):
             "accession": study or run,
             "organism": options.get("organism") or "",
             "format": options.get("format") or "tsv",
+            "ensembl_division": options.get("ensembl_division") or "",
         }
 
     # --- the survey --------------------------------------------------------------------------
@@ -124,11 +141,33 @@ class EnaSurveyor(ExternalSourceSurveyor):
         if wanted and organism != wanted:
             return f"its organism is {shorten(organism, 80)}, not {wanted}"
         if not TranscriptomeIndex.objects.filter(organism__scientific_name=organism).exists():
+            if self.parameters.get("ensembl_division"):
+                self.request_index(organism)
+                return None  # recorded: its quantification waits for the index
             return (
-                f"no transcriptome index for {shorten(organism, 80)}: survey its Ensembl "
-                "division first (`manage.py survey ensembl --species …`)"
+                f"no transcriptome index for {shorten(organism, 80)} and none to be had: "
+                "give --ensembl-division to build one"
             )
         return None
+
+    def request_index(self, organism: str) -> None:
+        """Queue the Ensembl survey of the organism's species, unless one is queued,
+        running or done already."""
+        species = organism.lower().replace(" ", "_")
+        if not re.fullmatch(r"[a-z0-9_]{1,200}", species):
+            return  # not a name Ensembl could have: its runs wait, the reason says why
+        earlier = SurveyJob.objects.filter(source=SurveySource.ENSEMBL).exclude(
+            state=JobState.FAILED
+        )
+        if any(species in (job.parameters or {}).get("species", []) for job in earlier):
+            return
+        division = self.parameters["ensembl_division"]
+        job = SurveyJob.objects.create(
+            source=SurveySource.ENSEMBL,
+            parameters={"division": division, "species": [species], "release": None},
+        )
+        send_job(job)
+        print(f"queued survey job {job.pk}: Ensembl {division} for {species}", flush=True)
 
     def run_files(self, row: dict) -> list[DiscoveredFile] | None:
         """The run's FASTQs with their MD5s and sizes; None (refused) when ENA's
@@ -206,24 +245,16 @@ class EnaSurveyor(ExternalSourceSurveyor):
 
     @staticmethod
     def record_sample(row: dict, batch: Batch) -> None:
-        study, _ = Experiment.objects.get_or_create(
-            accession=row["study_accession"][:64] or row["secondary_study_accession"][:64],
-            defaults={
-                "source": SurveySource.ENA,
-                "alternate_accession": row["secondary_study_accession"][:64],
-                "title": row["study_title"][:1024],
-            },
-        )
-        organism = Organism.get_or_create_by_name(
-            row["scientific_name"], int(row["tax_id"]) if row["tax_id"].isdigit() else None
-        )
+        """The run's sample (its run accession stands in when ENA names none) and
+        study (none when ENA names none)."""
         sample, _ = Sample.objects.get_or_create(
-            accession=row["sample_accession"][:64] or row["secondary_sample_accession"][:64],
+            accession=(row["sample_accession"] or row["secondary_sample_accession"])[:64]
+            or batch.accession,
             defaults={
                 "source": SurveySource.ENA,
                 "alternate_accession": row["secondary_sample_accession"][:64],
                 "title": row["sample_title"][:1024],
-                "organism": organism,
+                "organism": batch.organism,
                 "platform": row["instrument_platform"][:64],
                 "attributes": {
                     "instrument_model": row["instrument_model"],
@@ -233,8 +264,18 @@ class EnaSurveyor(ExternalSourceSurveyor):
                 },
             },
         )
-        sample.experiments.add(study)
         sample.batches.add(batch)
+        accession = (row["study_accession"] or row["secondary_study_accession"])[:64]
+        if accession:
+            study, _ = Experiment.objects.get_or_create(
+                accession=accession,
+                defaults={
+                    "source": SurveySource.ENA,
+                    "alternate_accession": row["secondary_study_accession"][:64],
+                    "title": row["study_title"][:1024],
+                },
+            )
+            sample.experiments.add(study)
 
     def report(self, context: SurveyContext) -> SurveyContext:
         if self.skipped:

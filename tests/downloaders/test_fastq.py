@@ -74,3 +74,21 @@ def test_a_damaged_gzip_with_a_matching_md5_fails_clearly(ena):
     assert OriginalFile.objects.get().expected_checksums["md5"] == md5(broken).hexdigest()
     assert job.state == JobState.FAILED
     assert "SRR900002.fastq.gz is not a complete gzip file (truncated)" in job.failure_reason
+
+
+def test_a_quantification_waits_for_its_index_and_the_foreman_sends_it_then(ena):
+    from foreman.passes import Foreman
+
+    call_command("survey", "ena", "--run", "SRR900001", "--ensembl-division", "EnsemblFungi")
+    job = DownloaderJob.objects.get(downloader_task="fastq")
+    job.mark_started("test", "1")
+    assert run(job).state == JobState.SUCCEEDED
+    quant = ProcessorJob.objects.get(pipeline="salmon_quant")
+    assert quant.state == JobState.CREATED  # not sent: the organism has no index yet
+    report = Foreman(outbox_grace_s=0).run_pass()
+    quant.refresh_from_db()
+    assert quant.state == JobState.CREATED and report["processor waiting"] == 1
+    with_index()
+    Foreman(outbox_grace_s=0).run_pass()
+    quant.refresh_from_db()
+    assert quant.state == JobState.QUEUED

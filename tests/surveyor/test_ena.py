@@ -102,8 +102,8 @@ def test_runs_the_pipeline_cannot_use_are_skipped_with_the_reason(ena, capsys):
         "SRR910002": "library_source is 'GENOMIC', not TRANSCRIPTOMIC",
         "SRR910003": "instrument_platform is 'OXFORD_NANOPORE', not ILLUMINA",
         "SRR910004": "ENA has no FASTQ files for it",
-        "SRR910005": "no transcriptome index for 'Homo sapiens': survey its Ensembl division "
-        "first (`manage.py survey ensembl --species …`)",
+        "SRR910005": "no transcriptome index for 'Homo sapiens' and none to be had: "
+        "give --ensembl-division to build one",
     }
     assert Batch.objects.filter(source="ena").count() == 4
     out = capsys.readouterr().out
@@ -189,3 +189,17 @@ def test_a_paired_run_with_one_file_is_refused(ena):
     extra_run(ena, 1, layout="PAIRED", files=[("SRR910001_1.fastq.gz", b"x")])
     message, _ = failed_survey("--run", "SRR910001")
     assert "run SRR910001: a paired run needs _1 and _2 files, ENA lists 1" in message
+
+
+def test_without_an_index_the_ensembl_survey_is_queued_once_and_the_runs_recorded(ena):
+    survey("--study", STUDY, "--ensembl-division", "EnsemblFungi")
+    job = SurveyJob.objects.get(source="ena")
+    assert job.state == JobState.SUCCEEDED and not SkippedRun.objects.exists()
+    assert Batch.objects.filter(source="ena").count() == 4
+    [ensembl] = SurveyJob.objects.filter(source="ensembl")
+    assert ensembl.parameters == {
+        "division": "EnsemblFungi", "species": ["refinery_demonstrans"], "release": None,
+    }  # fmt: skip
+    assert ensembl.state == JobState.QUEUED
+    survey("--run", "SRR900001", "--ensembl-division", "EnsemblFungi")
+    assert SurveyJob.objects.filter(source="ensembl").count() == 1
