@@ -121,8 +121,14 @@ def fetch_index(context: QuantContext) -> QuantContext:
             tar.extractall(staging / "unpacked", filter="data")
         tarball.unlink()
         (staging / "ready").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        if not (target / "ready").is_file():  # not unpacked meanwhile by another job
+            shutil.rmtree(target, ignore_errors=True)
+            try:
+                staging.rename(target)
+            except OSError:
+                if not (target / "ready").is_file():
+                    raise
+        shutil.rmtree(staging, ignore_errors=True)
     tops = [p for p in (target / "unpacked").iterdir() if p.is_dir()]
     if len(tops) != 1 or not (tops[0] / "transcript_to_gene.tsv").is_file():
         raise JobError(f"the index {computed.filename} has no transcript_to_gene.tsv")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
@@ -159,6 +161,9 @@ def test_a_study_is_quantified_and_the_genes_ranked_as_simulated(world):
     assert set(Batch.objects.filter(source="ena").values_list("status", flat=True)) == {"processed"}
     assert not list(temporary_storage().list("downloader/"))  # the FASTQs are no longer needed
     assert Sample.objects.count() == 4
+    # One unpacked copy of the index served the four jobs, keyed by its SHA-256.
+    cache = Path(settings.REFINERY_WORK_DIR) / "index-cache"
+    assert [p.name for p in cache.iterdir()] == [index.computed_file.sha256]
 
 
 def test_a_run_mapping_badly_is_low_quality_not_failed(world, tmp_path):
