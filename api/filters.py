@@ -22,7 +22,9 @@ from rest_framework.exceptions import ValidationError
 from common.models import (
     Batch,
     DownloaderJob,
+    Experiment,
     ProcessorJob,
+    Sample,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -161,3 +163,66 @@ class DownloaderJobFilter(JobFilter):
 
 class ProcessorJobFilter(JobFilter):
     pipeline = choice_filter(ProcessorJob, "pipeline")
+
+
+QUALITY = (("good", "good"), ("low", "low"), ("unquantified", "unquantified"))
+QUALITY_ERRORS = {"invalid_choice": "not one of good, low, unquantified"}
+
+
+def by_quality(queryset, prefix: str, value: str):
+    """Samples (or studies with samples) whose runs' quantifications are of `value`."""
+    if not value:
+        return queryset
+    if value == "unquantified":
+        return queryset.filter(**{f"{prefix}batches__quantification__isnull": True}).distinct()
+    flag = {f"{prefix}batches__quantification__low_quality": value == "low"}
+    return queryset.filter(**flag).distinct()
+
+
+class SampleFilter(filters.FilterSet):
+    organism = filters.CharFilter(field_name="organism__scientific_name", lookup_expr="iexact")
+    study = filters.CharFilter(method="by_study")
+    platform = filters.CharFilter(field_name="platform", lookup_expr="iexact")
+    quality = filters.ChoiceFilter(
+        choices=QUALITY, method="by_quality", error_messages=QUALITY_ERRORS
+    )
+
+    class Meta:
+        model = Sample
+        fields: list[str] = []
+
+    def by_study(self, queryset, name, value):
+        return queryset.filter(
+            models.Q(experiments__accession__iexact=value)
+            | models.Q(experiments__alternate_accession__iexact=value)
+        ).distinct()
+
+    def by_quality(self, queryset, name, value):
+        return by_quality(queryset, "", value)
+
+
+class ExperimentFilter(filters.FilterSet):
+    organism = filters.CharFilter(method="by_organism")
+    study = filters.CharFilter(method="by_study")
+    platform = filters.CharFilter(method="by_platform")
+    quality = filters.ChoiceFilter(
+        choices=QUALITY, method="by_quality", error_messages=QUALITY_ERRORS
+    )
+
+    class Meta:
+        model = Experiment
+        fields: list[str] = []
+
+    def by_organism(self, queryset, name, value):
+        return queryset.filter(samples__organism__scientific_name__iexact=value).distinct()
+
+    def by_study(self, queryset, name, value):
+        return queryset.filter(
+            models.Q(accession__iexact=value) | models.Q(alternate_accession__iexact=value)
+        )
+
+    def by_platform(self, queryset, name, value):
+        return queryset.filter(samples__platform__iexact=value).distinct()
+
+    def by_quality(self, queryset, name, value):
+        return by_quality(queryset, "samples__", value)

@@ -18,8 +18,10 @@ from common.models import (
     Batch,
     ComputedFile,
     DownloaderJob,
+    Experiment,
     Organism,
     ProcessorJob,
+    Sample,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -41,6 +43,26 @@ class OrganismViewSet(ListViewSet):
     queryset = Organism.objects.all()
     serializer_class = serializers.OrganismSerializer
     filterset_class = filters.OrganismFilter
+
+
+class SampleViewSet(ListViewSet):
+    """RNA-seq samples, each run with its quantification's status and metrics."""
+
+    queryset = (
+        Sample.objects.select_related("organism")
+        .prefetch_related("experiments", "batches__quantification", "batches__processor_jobs")
+        .order_by("accession")
+    )
+    serializer_class = serializers.SampleSerializer
+    filterset_class = filters.SampleFilter
+
+
+class ExperimentViewSet(ListViewSet):
+    """Studies and their samples."""
+
+    queryset = Experiment.objects.prefetch_related("samples").order_by("accession")
+    serializer_class = serializers.ExperimentSerializer
+    filterset_class = filters.ExperimentFilter
 
 
 class TranscriptomeIndexViewSet(ListViewSet):
@@ -115,7 +137,7 @@ def api_root(request: Request) -> Response:
     """What the API serves."""
     names = [
         "organism", "transcriptomeindex", "computedfile", "batch", "surveyjob",
-        "downloaderjob", "processorjob",
+        "downloaderjob", "processorjob", "sample", "experiment",
     ]  # fmt: skip
     links = {name: reverse(f"api:{name}-list", request=request) for name in names}
     links["stats"] = reverse("api:stats", request=request)

@@ -17,7 +17,7 @@ from demo.gzip_files import write_gzipped
 if TYPE_CHECKING:
     from demo.organism import DemoOrganism
 
-__all__ = ["simulate_reads"]
+__all__ = ["simulate_paired_reads", "simulate_reads"]
 
 
 def _allocate(counts_for: Mapping[str, float], n_reads: int) -> dict[str, int]:
@@ -93,3 +93,44 @@ def simulate_reads(
     else:
         out_path.write_text(data, encoding="ascii")
     return out_path
+
+
+def simulate_paired_reads(
+    organism: DemoOrganism,
+    abundances: Mapping[str, float],
+    n_pairs: int,
+    out_paths: tuple[str | Path, str | Path],
+    read_length: int = 75,
+    fragment_length: int = 200,
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """Write ``n_pairs`` paired-end reads (gzipped ``_1``/``_2`` FASTQ) from fragments
+    of the given transcripts, at their relative abundances (as :func:`simulate_reads`).
+    Mate 1 reads the fragment's start, mate 2 the reverse complement of its end; half
+    the fragments (at random) come from the other strand, as from an unstranded
+    library. A transcript shorter than ``fragment_length`` gives fragments of its length."""
+    positive = {tid: w for tid, w in sorted(abundances.items()) if w > 0}
+    for tid in positive:
+        if len(organism.transcript_sequences[tid]) < read_length:
+            raise ValueError(f"transcript {tid} is shorter than the read length {read_length}")
+    rng = random.Random(seed)
+    counts = _allocate(positive, n_pairs)
+    order = [tid for tid in sorted(counts) for _ in range(counts[tid])]
+    rng.shuffle(order)
+    quality = "I" * read_length
+    mates: tuple[list[str], list[str]] = ([], [])
+    for number, tid in enumerate(order, start=1):
+        sequence = organism.transcript_sequences[tid]
+        size = min(fragment_length, len(sequence))
+        start = rng.randint(0, len(sequence) - size)
+        fragment = sequence[start : start + size]
+        if rng.random() < 0.5:
+            fragment = reverse_complement(fragment)
+        first, second = fragment[:read_length], reverse_complement(fragment[-read_length:])
+        for mate, read in zip(mates, (first, second), strict=True):
+            mate.append(f"@demo_pair_{number} {tid}\n{read}\n+\n{quality}\n")
+    paths = (Path(out_paths[0]), Path(out_paths[1]))
+    for path, lines in zip(paths, mates, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_gzipped("".join(lines), path)
+    return paths

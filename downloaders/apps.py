@@ -8,9 +8,11 @@ class DownloadersConfig(AppConfig):
     def ready(self) -> None:
         """Tell the runner which function runs each downloader task."""
         from common.models.choices import DownloaderTask
+        from downloaders.fastq import download_fastq
         from downloaders.files import download_files
         from downloaders.transcriptome import download_transcriptome
         from runner.registry import register_downloader
 
         register_downloader(DownloaderTask.TRANSCRIPTOME, download_transcriptome)
         register_downloader(DownloaderTask.FILES, download_files)
+        register_downloader(DownloaderTask.FASTQ, download_fastq)

@@ -37,6 +37,7 @@ from foreman.attempts import settle_failed
 from foreman.capacity import Budget
 from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
 from runner.dispatch.outbox import dispatch_now
+from runner.registry import wait_reason
 
 logger = logging.getLogger("refinery.foreman")
 
@@ -238,6 +239,9 @@ class Foreman:
             state=JobState.CREATED, created_at__lt=timezone.now() - self.outbox_grace
         )
         for job in paged(waiting, "created_at", min(self.page_size, room)):
+            if wait_reason(job):  # what it needs does not exist yet (an index, say)
+                report[f"{model.kind} waiting"] += 1
+                continue
             if not dispatch_now(job, self.dispatcher):
                 return  # the dispatcher refuses: try again next pass
             budget.spend(model.kind)

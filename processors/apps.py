@@ -10,6 +10,7 @@ class ProcessorsConfig(AppConfig):
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
         from processors.file_summary import summarise_files
+        from processors.salmon_quant import quantify_run, waits_for_index
         from processors.smoke_test import run_smoke_test
         from processors.transcriptome_index import build_long_index, build_short_index
         from runner.registry import register_pipeline
@@ -26,3 +27,9 @@ class ProcessorsConfig(AppConfig):
         )
         register_pipeline(ProcessorPipeline.FILE_SUMMARY, summarise_files, DownloaderTask.FILES)
         register_pipeline(ProcessorPipeline.SMOKE_TEST, run_smoke_test, DownloaderTask.FILES)
+        register_pipeline(
+            ProcessorPipeline.SALMON_QUANT,
+            quantify_run,
+            DownloaderTask.FASTQ,
+            waits_for=waits_for_index,
+        )

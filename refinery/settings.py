@@ -153,6 +153,12 @@ ENSEMBL_FTP_URL = os.environ.get("ENSEMBL_FTP_URL", "https://ftp.ensembl.org/pub
 ENSEMBL_GENOMES_FTP_URL = os.environ.get(
     "ENSEMBL_GENOMES_FTP_URL", "https://ftp.ensemblgenomes.ebi.ac.uk/pub"
 )
+# ENA's Portal API (the `filereport` endpoint lives under it) and the HTTPS base that
+# serves the paths ENA lists in `fastq_ftp` (their `ftp.sra.ebi.ac.uk` host is replaced).
+ENA_PORTAL_URL = os.environ.get("ENA_PORTAL_URL", "https://www.ebi.ac.uk/ena/portal/api")
+ENA_FASTQ_URL = os.environ.get("ENA_FASTQ_URL", "https://ftp.sra.ebi.ac.uk")
+# A quantification mapping fewer reads than this share is marked low quality.
+REFINERY_MIN_MAPPING_RATE = float(os.environ.get("REFINERY_MIN_MAPPING_RATE", "0.2"))
 REFINERY_HTTP_TIMEOUT_S = env_int("REFINERY_HTTP_TIMEOUT_S", 60)
 # A source's redirects stay on its own host, or go to one of these (exact names, or
 # ".example.org" for that domain's hosts). Loopback, private and link-local addresses

@@ -30,6 +30,8 @@ class Registered:
     surveyor: type | None = None
     # A pipeline: the downloader task that fetches its batches' files.
     downloader_task: str = ""
+    # A pipeline: why one of its jobs must wait before it is sent ("" when it may go).
+    waits_for: Callable[[Job], str] | None = None
 
 
 _SOURCES: dict[str, Registered] = {}
@@ -53,11 +55,19 @@ def register_downloader(task: str, work: Work) -> None:
     _TASKS[name] = Registered(name, work)
 
 
-def register_pipeline(pipeline: str, work: Work, downloader_task: str) -> None:
+def register_pipeline(
+    pipeline: str,
+    work: Work,
+    downloader_task: str,
+    waits_for: Callable[[Job], str] | None = None,
+) -> None:
     """`work(job)` runs a ProcessorJob of `pipeline`, whose batches' files the
-    downloader task `downloader_task` fetches."""
+    downloader task `downloader_task` fetches. `waits_for(job)`, if given, says why
+    a job must stay `created` for now (what it needs does not exist yet), or ""."""
     name = ProcessorPipeline(pipeline).value
-    _PIPELINES[name] = Registered(name, work, downloader_task=DownloaderTask(downloader_task))
+    _PIPELINES[name] = Registered(
+        name, work, downloader_task=DownloaderTask(downloader_task), waits_for=waits_for
+    )
 
 
 def _lookup(table: dict[str, Registered], name: str, what: str) -> Registered:
@@ -81,6 +91,16 @@ def surveyor_class(source: str) -> type:
 def downloader_task_for(pipeline: str) -> str:
     """The downloader task that fetches the files of a batch needing `pipeline`."""
     return _lookup(_PIPELINES, pipeline, "pipeline").downloader_task
+
+
+def wait_reason(job: Job) -> str:
+    """Why `job` must wait before it is sent ("" when it may be sent now)."""
+    if job.kind != JobKind.PROCESSOR:
+        return ""
+    registered = _PIPELINES.get(job.pipeline)
+    if registered is None or registered.waits_for is None:
+        return ""
+    return registered.waits_for(job)
 
 
 def work_for(job: Job) -> Work:

@@ -9,8 +9,10 @@ class SurveyorConfig(AppConfig):
         """Tell the runner which surveyor surveys each source."""
         from common.models.choices import SurveySource
         from runner.registry import register_source
+        from surveyor.ena import EnaSurveyor
         from surveyor.ensembl import EnsemblSurveyor
         from surveyor.local_files import LocalFilesSurveyor
 
         register_source(SurveySource.ENSEMBL, EnsemblSurveyor)
         register_source(SurveySource.LOCAL_FILES, LocalFilesSurveyor)
+        register_source(SurveySource.ENA, EnaSurveyor)

@@ -13,6 +13,7 @@ from common.models.job_kinds import (
 from common.models.jobs import Job, JobState
 from common.models.organisms import Organism
 from common.models.results import ComputedFile, Provenance, TranscriptomeIndex
+from common.models.samples import Experiment, Quantification, Sample, SkippedRun
 
 __all__ = [
     "JOB_MODELS",
@@ -21,6 +22,7 @@ __all__ = [
     "ComputedFile",
     "DownloaderJob",
     "DownloaderTask",
+    "Experiment",
     "Job",
     "JobKind",
     "JobState",
@@ -30,6 +32,9 @@ __all__ = [
     "ProcessorJob",
     "ProcessorPipeline",
     "Provenance",
+    "Quantification",
+    "Sample",
+    "SkippedRun",
     "SurveyJob",
     "SurveySource",
     "TranscriptomeIndex",

@@ -16,11 +16,13 @@ class JobKind(models.TextChoices):
 class SurveySource(models.TextChoices):
     ENSEMBL = "ensembl", "Ensembl genomes"
     LOCAL_FILES = "local_files", "files in a local folder"
+    ENA = "ena", "ENA read runs"
 
 
 class DownloaderTask(models.TextChoices):
     TRANSCRIPTOME = "transcriptome", "Ensembl genome and annotation"
     FILES = "files", "files at their URLs"
+    FASTQ = "fastq", "a run's FASTQ files from ENA"
 
 
 class ProcessorPipeline(models.TextChoices):
@@ -28,3 +30,4 @@ class ProcessorPipeline(models.TextChoices):
     TRANSCRIPTOME_INDEX_SHORT = "transcriptome_index_short", "Salmon index, k=23"
     FILE_SUMMARY = "file_summary", "file summary"
     SMOKE_TEST = "smoke_test", "smoke test"
+    SALMON_QUANT = "salmon_quant", "Salmon quantification of an RNA-seq run"

@@ -24,6 +24,7 @@ from common.models import JOB_MODELS, Job, JobState, PausedKind
 from common.models.jobs import UNFINISHED
 from common.secrets import redact
 from runner.dispatch.base import Dispatcher, DispatchError, get_dispatcher
+from runner.registry import wait_reason
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def send_job_now(job: Job) -> bool:
     capped. Returns whether it was sent."""
     if job.state != JobState.CREATED:
         return False
-    reason = hold_reason(job.kind)
+    reason = hold_reason(job.kind) or wait_reason(job)
     if reason:
         logger.info("%s stays created: %s; the Foreman will send it later", job, reason)
         return False
