@@ -11,10 +11,11 @@ from django.utils.text import Truncator
 
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
 from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
+from foreman.admin.operator import OperatorActionsMixin
 from runner.job_logs import read_log
 
 
-class JobAdmin(ReadOnlyAdmin):
+class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     """What every job kind's pages share: state, timing, the attempt chain, the log."""
 
     date_hierarchy = "created_at"
@@ -24,6 +25,7 @@ class JobAdmin(ReadOnlyAdmin):
     search_help_text = "a job id, a batch accession, or a dispatch id"
     common_fields = (
         "state",
+        "operator_buttons",
         "attempt_chain",
         "failure_reason",
         "no_retry",

@@ -85,6 +85,31 @@ def test_retry_makes_one_new_attempt_even_of_a_given_up_job():
         jobs("retry", f"processor:{job.retry.pk}")
 
 
+def test_a_succeeded_job_is_not_retried_and_a_dry_run_says_so():
+    ok = smoke_job("ok", state="running")
+    ok.mark_succeeded()
+    with pytest.raises(CommandError, match="is succeeded: only failed jobs can be retried"):
+        jobs("retry", f"processor:{ok.pk}", "--dry-run")
+    with pytest.raises(CommandError, match="only failed jobs can be retried"):
+        jobs("retry", f"processor:{ok.pk}")
+    ok.refresh_from_db()
+    assert not ok.retried and ProcessorJob.objects.count() == 1
+    bad = failed("bad")
+    assert f"processor:{bad.pk}" in jobs("retry", f"processor:{bad.pk}", "--dry-run")
+
+
+def test_cli_actions_are_recorded_with_the_user_and_host():
+    from foreman.actions import operator_name
+    from foreman.models import OperatorAction
+
+    bad = failed("bad")
+    jobs("retry", f"processor:{bad.pk}")
+    jobs("pause", "processor")
+    jobs("pause", "processor")  # already paused: nothing done, nothing recorded
+    recorded = list(OperatorAction.objects.order_by("id").values_list("action", "by"))
+    assert recorded == [("retry", operator_name()), ("pause", operator_name())]
+
+
 def test_bulk_retry_takes_failures_since_a_time_whose_reason_matches():
     timeouts = [failed(f"t{i}", "download timed out after 60 s") for i in range(3)]
     other = failed("other", "checksum mismatch")

@@ -245,7 +245,13 @@ class Command(BaseCommand):
         done = []
         for target in targets:
             if dry_run:
-                done.append((target, None))
+                refusal = actions.retry_refusal(target)
+                if refusal is None:
+                    done.append((target, None))
+                elif job:
+                    raise actions.OperatorError(refusal)
+                else:
+                    self.stderr.write(f"skipped {job_ref(target)}: {refusal}")
                 continue
             try:
                 done.append((target, actions.retry_job(target, ram_mb=ram)))
