@@ -12,6 +12,7 @@ from django.utils.text import Truncator
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
 from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
 from foreman.admin.operator import OperatorActionsMixin
+from foreman.cli_tables import span
 from runner.job_logs import read_log
 
 
@@ -28,15 +29,15 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
         "operator_buttons",
         "attempt_chain",
         "failure_reason",
-        "no_retry",
-        "interrupted",
+        "shown_no_retry",
+        "shown_interrupted",
         "log",
         "created_at",
         "dispatched_at",
         "start_time",
         "end_time",
         "heartbeat_at",
-        "duration",
+        "shown_duration",
         "worker_id",
         "worker_version",
         "dispatch_id",
@@ -51,6 +52,19 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
         if term.isascii() and term.isdigit() and int(term) < 2**63:
             results |= queryset.filter(pk=int(term))
         return results, duplicates
+
+    @admin.display(description="duration")
+    def shown_duration(self, job: Job) -> str:
+        return span(job.duration)
+
+    @admin.display(description="interrupted")
+    def shown_interrupted(self, job: Job) -> str:
+        # Words, not Django's boolean icons: a red "✗" on a succeeded job read as a failure.
+        return "yes: stopped by its worker (SIGTERM)" if job.interrupted else "no"
+
+    @admin.display(description="no retry")
+    def shown_no_retry(self, job: Job) -> str:
+        return "yes: no new attempt is made" if job.no_retry else "no"
 
     @admin.display(description="reason")
     def short_reason(self, job: Job) -> str:
@@ -116,7 +130,7 @@ class SurveyJobAdmin(JobAdmin):
         "source",
         "state",
         "created_at",
-        "duration",
+        "shown_duration",
         "num_retries",
         "short_reason",
     )
@@ -138,7 +152,7 @@ class DownloaderJobAdmin(BatchJobAdmin):
         "downloader_task",
         "state",
         "created_at",
-        "duration",
+        "shown_duration",
         "num_retries",
         "short_reason",
     )
@@ -154,7 +168,7 @@ class ProcessorJobAdmin(BatchJobAdmin):
         "pipeline",
         "state",
         "created_at",
-        "duration",
+        "shown_duration",
         "num_retries",
         "short_reason",
     )

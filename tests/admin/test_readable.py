@@ -1,0 +1,38 @@
+"""Readable job pages: durations as people say them, the same in the admin and
+the CLI, and no failure icon on a job that succeeded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from common.models import ProcessorJob
+from foreman.cli_tables import span
+from tests.foreman.helpers import smoke_job
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(3.5, "3.5 s"), (3, "3 s"), (0.04, "0 s"), (-1, "0 s"), (59.9, "59.9 s"),
+     (65, "1 min 05 s"), (2 * 3600 + 4 * 60 + 9, "2 h 04 min"), (50 * 3600, "50 h 00 min")],
+)  # fmt: skip
+def test_durations_read_as_people_say_them(seconds, text):
+    assert span(timedelta(seconds=seconds)) == text
+    assert span(None) == "-"
+
+
+@pytest.mark.django_db
+def test_a_succeeded_job_shows_no_failure_icon_and_a_readable_duration(admin_client):
+    job = smoke_job("ok", state="running")
+    job.mark_succeeded()
+    ProcessorJob.objects.filter(pk=job.pk).update(
+        end_time=job.start_time + timedelta(seconds=90, milliseconds=300)
+    )
+    html = admin_client.get(reverse("admin:common_processorjob_change", args=[job.pk]))
+    html = html.content.decode()
+    assert "icon-no.svg" not in html  # Django's red ✗ for a False boolean
+    assert "1 min 30 s" in html
+    listing = admin_client.get(reverse("admin:common_processorjob_changelist")).content.decode()
+    assert "1 min 30 s" in listing
