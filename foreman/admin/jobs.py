@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
+from foreman import log_text
 from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
 from foreman.admin.operator import OperatorActionsMixin
 from foreman.cli_tables import span
@@ -112,7 +114,23 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
         content = read_log(job)
         if content is None:
             return HttpResponseNotFound(f"{job} has no log yet")
-        return HttpResponse(content, content_type="text/plain; charset=utf-8")
+        if request.GET.get("raw"):
+            return HttpResponse(content, content_type="text/plain; charset=utf-8")
+        show_all = bool(request.GET.get("all"))
+        text = log_text.collapse_progress(content.decode("utf-8", "replace"))
+        shown, total = log_text.tail(text, None if show_all else log_text.TAIL_LINES)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Log of {job}",
+            "opts": self.model._meta,
+            "job": job,
+            "job_url": reverse(f"admin:common_{job._meta.model_name}_change", args=[job.pk]),
+            "text": shown,
+            "total": total,
+            "clipped": not show_all and total > log_text.TAIL_LINES,
+            "tail_lines": log_text.TAIL_LINES,
+        }
+        return TemplateResponse(request, "admin/foreman/job_log.html", context)
 
 
 class BatchJobAdmin(BatchLinks, JobAdmin):

@@ -36,3 +36,30 @@ def test_a_succeeded_job_shows_no_failure_icon_and_a_readable_duration(admin_cli
     assert "1 min 30 s" in html
     listing = admin_client.get(reverse("admin:common_processorjob_changelist")).content.decode()
     assert "1 min 30 s" in listing
+
+
+@pytest.mark.django_db
+def test_a_log_page_shows_the_tail_collapses_progress_and_links_back(admin_client, refinery_dirs):
+    import io
+
+    from common.storage import permanent_storage
+    from runner.job_logs import log_key
+
+    job = smoke_job("logged", state="running")
+    job.mark_failed("boom")
+    lines = [f"line {n}" for n in range(1, 601)]
+    progress = "index 10%\rindex 50%\rindex 100%"
+    content = "\n".join([*lines, progress]) + "\n"
+    permanent_storage().put_stream(io.BytesIO(content.encode()), log_key(job))
+    job.set_log_location(permanent_storage().location(log_key(job)))
+    url = reverse("admin:common_processorjob_log", args=[job.pk])
+    page = admin_client.get(url)
+    shown = page.context["text"]
+    assert shown.splitlines()[0] == "line 102" and shown.splitlines()[-1] == "index 100%"
+    assert len(shown.splitlines()) == 500 and "index 50%" not in shown
+    html = page.content.decode()
+    assert "the last 500 of 601 lines" in html and 'href="?all=1"' in html
+    assert reverse("admin:common_processorjob_change", args=[job.pk]) in html  # the way back
+    every = admin_client.get(url, {"all": 1}).context["text"]
+    assert every.splitlines()[0] == "line 1" and len(every.splitlines()) == 601
+    assert admin_client.get(url, {"raw": 1}).content == content.encode()
