@@ -171,6 +171,17 @@ def test_log_prints_a_jobs_output(tmp_path):
         jobs("log", f"processor:{other.pk}")
 
 
+def test_log_tail_prints_the_last_lines_with_progress_collapsed(tmp_path):
+    job = smoke_job()
+    log = tmp_path / "job.log"
+    log.write_bytes(b"one\ntwo\nthree\nindex 5%\rindex 100%\n")
+    job.set_log_location(str(log))
+    assert jobs("log", f"processor:{job.pk}", "--tail", "2") == "three\nindex 100%\n"
+    assert jobs("log", f"processor:{job.pk}", "--tail", "50").startswith("one\ntwo\n")
+    with pytest.raises(CommandError, match="--tail takes"):
+        jobs("log", f"processor:{job.pk}", "--tail", "0")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_log_follow_prints_the_output_live_until_the_job_ends(start_manage, manage):
     job = smoke_job("followed", sleep_s=1.5)
