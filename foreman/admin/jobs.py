@@ -17,6 +17,16 @@ from foreman.admin.operator import OperatorActionsMixin
 from foreman.cli_tables import span
 from runner.job_logs import read_log
 
+# Each state's colour and icon, on every list and page (failed red, running blue,
+# succeeded green); the icon says it too, for whoever does not see the colour.
+STATE_LOOKS = {
+    "created": ("#616161", "○"),
+    "queued": ("#6d4c41", "…"),
+    "running": ("#1565c0", "▶"),
+    "succeeded": ("#2e7d32", "✓"),
+    "failed": ("#c62828", "✗"),
+}
+
 
 class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     """What every job kind's pages share: state, timing, the attempt chain, the log."""
@@ -27,7 +37,7 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     show_full_result_count = False  # counting millions of finished jobs is slow
     search_help_text = "a job id, a batch accession, or a dispatch id"
     common_fields = (
-        "state",
+        "shown_state",
         "operator_buttons",
         "attempt_chain",
         "failure_reason",
@@ -54,6 +64,17 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
         if term.isascii() and term.isdigit() and int(term) < 2**63:
             results |= queryset.filter(pk=int(term))
         return results, duplicates
+
+    @admin.display(description="state", ordering="state")
+    def shown_state(self, job: Job) -> str:
+        colour, icon = STATE_LOOKS.get(job.state, ("inherit", ""))
+        return format_html(
+            '<span class="state state-{}" style="color: {}; font-weight: bold">{} {}</span>',
+            job.state,
+            colour,
+            icon,
+            job.state,
+        )
 
     @admin.display(description="duration")
     def shown_duration(self, job: Job) -> str:
@@ -146,7 +167,7 @@ class SurveyJobAdmin(JobAdmin):
     list_display = (
         "id",
         "source",
-        "state",
+        "shown_state",
         "created_at",
         "shown_duration",
         "num_retries",
@@ -168,7 +189,7 @@ class DownloaderJobAdmin(BatchJobAdmin):
     list_display = (
         "id",
         "downloader_task",
-        "state",
+        "shown_state",
         "created_at",
         "shown_duration",
         "num_retries",
@@ -184,7 +205,7 @@ class ProcessorJobAdmin(BatchJobAdmin):
     list_display = (
         "id",
         "pipeline",
-        "state",
+        "shown_state",
         "created_at",
         "shown_duration",
         "num_retries",

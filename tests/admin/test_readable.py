@@ -63,3 +63,24 @@ def test_a_log_page_shows_the_tail_collapses_progress_and_links_back(admin_clien
     every = admin_client.get(url, {"all": 1}).context["text"]
     assert every.splitlines()[0] == "line 1" and len(every.splitlines()) == 601
     assert admin_client.get(url, {"raw": 1}).content == content.encode()
+
+
+@pytest.mark.django_db
+def test_every_job_list_shows_state_with_colour_and_icon(admin_client):
+    from common.models import DownloaderJob
+
+    ok = smoke_job("ok", state="running")
+    ok.mark_succeeded()
+    bad = smoke_job("bad", state="running")
+    bad.mark_failed("boom")
+    smoke_job("run", state="running")
+    DownloaderJob.objects.create(downloader_task="files")
+    listing = admin_client.get(reverse("admin:common_processorjob_changelist")).content.decode()
+    failed = 'class="state state-failed" style="color: #c62828; font-weight: bold">✗ failed'
+    assert failed in listing
+    assert 'class="state state-succeeded" style="color: #2e7d32; font-weight: bold">✓' in listing
+    assert 'class="state state-running" style="color: #1565c0; font-weight: bold">▶' in listing
+    downloads = admin_client.get(reverse("admin:common_downloaderjob_changelist"))
+    assert "state-created" in downloads.content.decode()
+    page = admin_client.get(reverse("admin:common_processorjob_change", args=[ok.pk]))
+    assert "✓ succeeded" in page.content.decode() and "✗" not in page.content.decode()
