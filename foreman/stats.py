@@ -21,6 +21,7 @@ WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(d
 DEFAULT_WINDOW = "24h"
 STATES = [state.value for state in JobState]
 FAILURES_SHOWN = 50
+WORKERS_SHOWN = 100
 # A Foreman whose last pass is older than this is not alive (as `jobs status` says).
 FOREMAN_ALIVE_S = 300
 
@@ -110,10 +111,12 @@ def foreman_health(now: datetime) -> dict:
 
 
 def workers() -> list[dict]:
-    """Each running job: its worker and the worker's last heartbeat."""
+    """Each running job (the stalest first, at most WORKERS_SHOWN per kind): its
+    worker and the worker's last heartbeat."""
     running = []
     for kind, model in JOB_MODELS.items():
-        for job in model.objects.filter(state=JobState.RUNNING).order_by("heartbeat_at"):
+        running_jobs = model.objects.filter(state=JobState.RUNNING).order_by("heartbeat_at", "id")
+        for job in running_jobs[:WORKERS_SHOWN]:
             running.append(
                 {"job": f"{kind}:{job.pk}", "worker": job.worker_id,
                  "heartbeat_at": _iso(job.heartbeat_at), "started_at": _iso(job.start_time)}
