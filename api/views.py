@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.http import Http404
 from rest_framework import viewsets
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -25,6 +25,7 @@ from common.models import (
     SurveyJob,
     TranscriptomeIndex,
 )
+from foreman import stats as foreman_stats
 
 
 class ListViewSet(viewsets.ReadOnlyModelViewSet):
@@ -111,7 +112,14 @@ class ProcessorJobViewSet(ListViewSet):
 
 @api_view(["GET"])
 def stats(request: Request) -> Response:
-    """Jobs by kind and state, batches by status, and results: what the refinery holds."""
+    """Jobs by kind and state, batches by status, and results: what the refinery holds.
+    With `overview`, the figures of the admin's overview page for `?window=` (1h,
+    24h or 7d; 24h by default): counts per window, jobs finished per hour, runtimes
+    per pipeline, the Foreman's health, workers, queues, pauses, recent failures."""
+    try:
+        window = foreman_stats.parse_window(request.query_params.get("window"))
+    except foreman_stats.BadWindow as error:
+        raise ValidationError({"window": str(error)}) from None
     jobs = {
         kind: {
             row["state"]: row["n"] for row in model.objects.values("state").annotate(n=Count("id"))
@@ -128,6 +136,7 @@ def stats(request: Request) -> Response:
             "organisms": Organism.objects.count(),
             "transcriptome_indices": TranscriptomeIndex.objects.count(),
             "results": ComputedFile.objects.count(),
+            "overview": foreman_stats.overview(window),
         }
     )
 

@@ -22,16 +22,18 @@ def when(moment: datetime | None) -> str:
 
 
 def span(delta: timedelta | None) -> str:
+    """A duration as people read it: `3.5 s`, `4 min 05 s`, `2 h 04 min` (the
+    admin shows durations the same way)."""
     if delta is None:
         return "-"
-    seconds = int(delta.total_seconds())
+    seconds = max(delta.total_seconds(), 0.0)
     if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    minutes, seconds = divmod(seconds, 60)
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    minutes, seconds = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
+        return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return f"{hours} h {minutes:02d} min"
 
 
 def clip(text: str, width: int) -> str:

@@ -83,3 +83,26 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class OperatorAction(models.Model):
+    """An operator's retry, cancel, pause or resume, from the web or `manage.py
+    jobs`: who did it, when, to what, and what came of it."""
+
+    class Action(models.TextChoices):
+        RETRY = "retry"
+        CANCEL = "cancel"
+        PAUSE = "pause"
+        RESUME = "resume"
+
+    action = models.CharField(max_length=16, choices=Action.choices)
+    target = models.CharField(max_length=64, help_text="KIND:ID for a job, KIND for a kind")
+    by = models.CharField(max_length=255, help_text="the admin user, or user@host for the CLI")
+    at = models.DateTimeField(default=timezone.now)
+    outcome = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} by {self.by} at {self.at:%Y-%m-%d %H:%M:%S %Z}"

@@ -7,7 +7,7 @@ from django.contrib import admin
 
 from common.models import job_model
 from foreman.admin.base import ReadOnlyAdmin, admin_link
-from foreman.models import ForemanBeat, Notification
+from foreman.models import ForemanBeat, Notification, OperatorAction
 
 
 @admin.register(Notification)
@@ -39,4 +39,15 @@ class NotificationAdmin(ReadOnlyAdmin):
 class ForemanBeatAdmin(ReadOnlyAdmin):
     list_display = ("name", "beat_at", "passes", "last_pass_s", "started_at")
     readonly_fields = ("name", "started_at", "beat_at", "passes", "last_pass_s", "last_pass")
+    fields = readonly_fields
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    """Who retried, cancelled, paused or resumed what, and when (web and CLI)."""
+
+    list_display = ("at", "action", "target", "by", "outcome")
+    list_filter = ("action",)
+    search_fields = ("target", "by")
+    readonly_fields = ("at", "action", "target", "by", "outcome")
     fields = readonly_fields

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from common.models import DownloaderJob, Job, OriginalFile, ProcessorJob, SurveyJob
+from foreman import log_text
 from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
+from foreman.admin.operator import OperatorActionsMixin
+from foreman.cli_tables import span
 from runner.job_logs import read_log
 
+# Each state's colour and icon, on every list and page (failed red, running blue,
+# succeeded green); the icon says it too, for whoever does not see the colour.
+STATE_LOOKS = {
+    "created": ("#616161", "○"),
+    "queued": ("#6d4c41", "…"),
+    "running": ("#1565c0", "▶"),
+    "succeeded": ("#2e7d32", "✓"),
+    "failed": ("#c62828", "✗"),
+}
 
-class JobAdmin(ReadOnlyAdmin):
+
+class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     """What every job kind's pages share: state, timing, the attempt chain, the log."""
 
     date_hierarchy = "created_at"
@@ -23,18 +37,19 @@ class JobAdmin(ReadOnlyAdmin):
     show_full_result_count = False  # counting millions of finished jobs is slow
     search_help_text = "a job id, a batch accession, or a dispatch id"
     common_fields = (
-        "state",
+        "shown_state",
+        "operator_buttons",
         "attempt_chain",
         "failure_reason",
-        "no_retry",
-        "interrupted",
+        "shown_no_retry",
+        "shown_interrupted",
         "log",
         "created_at",
         "dispatched_at",
         "start_time",
         "end_time",
         "heartbeat_at",
-        "duration",
+        "shown_duration",
         "worker_id",
         "worker_version",
         "dispatch_id",
@@ -49,6 +64,30 @@ class JobAdmin(ReadOnlyAdmin):
         if term.isascii() and term.isdigit() and int(term) < 2**63:
             results |= queryset.filter(pk=int(term))
         return results, duplicates
+
+    @admin.display(description="state", ordering="state")
+    def shown_state(self, job: Job) -> str:
+        colour, icon = STATE_LOOKS.get(job.state, ("inherit", ""))
+        return format_html(
+            '<span class="state state-{}" style="color: {}; font-weight: bold">{} {}</span>',
+            job.state,
+            colour,
+            icon,
+            job.state,
+        )
+
+    @admin.display(description="duration")
+    def shown_duration(self, job: Job) -> str:
+        return span(job.duration)
+
+    @admin.display(description="interrupted")
+    def shown_interrupted(self, job: Job) -> str:
+        # Words, not Django's boolean icons: a red "✗" on a succeeded job read as a failure.
+        return "yes: stopped by its worker (SIGTERM)" if job.interrupted else "no"
+
+    @admin.display(description="no retry")
+    def shown_no_retry(self, job: Job) -> str:
+        return "yes: no new attempt is made" if job.no_retry else "no"
 
     @admin.display(description="reason")
     def short_reason(self, job: Job) -> str:
@@ -96,7 +135,23 @@ class JobAdmin(ReadOnlyAdmin):
         content = read_log(job)
         if content is None:
             return HttpResponseNotFound(f"{job} has no log yet")
-        return HttpResponse(content, content_type="text/plain; charset=utf-8")
+        if request.GET.get("raw"):
+            return HttpResponse(content, content_type="text/plain; charset=utf-8")
+        show_all = bool(request.GET.get("all"))
+        text = log_text.collapse_progress(content.decode("utf-8", "replace"))
+        shown, total = log_text.tail(text, None if show_all else log_text.TAIL_LINES)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Log of {job}",
+            "opts": self.model._meta,
+            "job": job,
+            "job_url": reverse(f"admin:common_{job._meta.model_name}_change", args=[job.pk]),
+            "text": shown,
+            "total": total,
+            "clipped": not show_all and total > log_text.TAIL_LINES,
+            "tail_lines": log_text.TAIL_LINES,
+        }
+        return TemplateResponse(request, "admin/foreman/job_log.html", context)
 
 
 class BatchJobAdmin(BatchLinks, JobAdmin):
@@ -112,9 +167,9 @@ class SurveyJobAdmin(JobAdmin):
     list_display = (
         "id",
         "source",
-        "state",
+        "shown_state",
         "created_at",
-        "duration",
+        "shown_duration",
         "num_retries",
         "short_reason",
     )
@@ -134,9 +189,9 @@ class DownloaderJobAdmin(BatchJobAdmin):
     list_display = (
         "id",
         "downloader_task",
-        "state",
+        "shown_state",
         "created_at",
-        "duration",
+        "shown_duration",
         "num_retries",
         "short_reason",
     )
@@ -150,9 +205,9 @@ class ProcessorJobAdmin(BatchJobAdmin):
     list_display = (
         "id",
         "pipeline",
-        "state",
+        "shown_state",
         "created_at",
-        "duration",
+        "shown_duration",
         "num_retries",
         "short_reason",
     )

@@ -46,8 +46,11 @@ def test_a_failed_job_links_its_retry_log_and_batches(admin_client, history):
     assert reverse("admin:common_processorjob_change", args=[retry.pk]) in html
     assert "salmon exited with code 1: out of disk" in html
     assert "refinery_demonstrans" in html
-    log = admin_client.get(reverse("admin:common_processorjob_log", args=[failed.pk]))
+    log_url = reverse("admin:common_processorjob_log", args=[failed.pk])
+    log = admin_client.get(log_url, {"raw": 1})
     assert log.status_code == 200 and log.content == b"salmon said hello\n"
+    page = admin_client.get(log_url).content.decode()
+    assert "salmon said hello" in page and "all 1 lines" in page
 
 
 def test_history_is_read_only(admin_client, history):

@@ -110,6 +110,31 @@ def test_retry_makes_one_new_attempt_even_of_a_given_up_job():
         jobs("retry", f"processor:{job.retry.pk}")
 
 
+def test_a_succeeded_job_is_not_retried_and_a_dry_run_says_so():
+    ok = smoke_job("ok", state="running")
+    ok.mark_succeeded()
+    with pytest.raises(CommandError, match="is succeeded: only failed jobs can be retried"):
+        jobs("retry", f"processor:{ok.pk}", "--dry-run")
+    with pytest.raises(CommandError, match="only failed jobs can be retried"):
+        jobs("retry", f"processor:{ok.pk}")
+    ok.refresh_from_db()
+    assert not ok.retried and ProcessorJob.objects.count() == 1
+    bad = failed("bad")
+    assert f"processor:{bad.pk}" in jobs("retry", f"processor:{bad.pk}", "--dry-run")
+
+
+def test_cli_actions_are_recorded_with_the_user_and_host():
+    from foreman.actions import operator_name
+    from foreman.models import OperatorAction
+
+    bad = failed("bad")
+    jobs("retry", f"processor:{bad.pk}")
+    jobs("pause", "processor")
+    jobs("pause", "processor")  # already paused: nothing done, nothing recorded
+    recorded = list(OperatorAction.objects.order_by("id").values_list("action", "by"))
+    assert recorded == [("retry", operator_name()), ("pause", operator_name())]
+
+
 def test_bulk_retry_takes_failures_since_a_time_whose_reason_matches():
     timeouts = [failed(f"t{i}", "download timed out after 60 s") for i in range(3)]
     other = failed("other", "checksum mismatch")
@@ -169,6 +194,17 @@ def test_log_prints_a_jobs_output(tmp_path):
     other = smoke_job("nolog")
     with pytest.raises(CommandError, match="has no log yet"):
         jobs("log", f"processor:{other.pk}")
+
+
+def test_log_tail_prints_the_last_lines_with_progress_collapsed(tmp_path):
+    job = smoke_job()
+    log = tmp_path / "job.log"
+    log.write_bytes(b"one\ntwo\nthree\nindex 5%\rindex 100%\n")
+    job.set_log_location(str(log))
+    assert jobs("log", f"processor:{job.pk}", "--tail", "2") == "three\nindex 100%\n"
+    assert jobs("log", f"processor:{job.pk}", "--tail", "50").startswith("one\ntwo\n")
+    with pytest.raises(CommandError, match="--tail takes"):
+        jobs("log", f"processor:{job.pk}", "--tail", "0")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from common.models import JOB_MODELS, JobState, PausedKind, job_model
 from common.models.jobs import FINISHED, UNFINISHED
-from foreman import actions, cli_tables, job_summaries
+from foreman import actions, cli_tables, job_summaries, log_text
 from foreman.heartbeat import health
 from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
 from foreman.models import Notification
@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   manage.py jobs list --state failed --since 1d
   manage.py jobs show processor:12
   manage.py jobs log processor:12 --follow
+  manage.py jobs log processor:12 --tail 50
   manage.py jobs retry processor:12
   manage.py jobs retry --failed-since 2026-05-01 --reason 'timed out|503'
   manage.py jobs cancel downloader:7
@@ -69,6 +70,12 @@ class Command(BaseCommand):
         p.add_argument("job", help=JOB_HELP)
         p.add_argument("--kind", help=f"the kind, when JOB is a bare id ({KIND_HELP})")
         p.add_argument("--follow", "-f", action="store_true", help="keep printing until it ends")
+        p.add_argument(
+            "--tail",
+            type=int,
+            metavar="N",
+            help="only the last N lines, progress bars collapsed to their last state",
+        )
         p.add_argument(
             "--poll", type=float, default=0.5, help="seconds between reads (default 0.5)"
         )
@@ -157,12 +164,18 @@ class Command(BaseCommand):
         detail = job_summaries.job_detail(found)
         self.out(job_summaries.to_json(detail) if json else cli_tables.render_detail(detail))
 
-    def do_log(self, job, kind, follow, poll, **_):
+    def do_log(self, job, kind, follow, poll, tail, **_):
+        if tail is not None and (tail < 1 or follow):
+            raise CommandError("--tail takes a number of lines of at least 1, without --follow")
         found = find_job(job, parse_kind(kind) if kind else None)
         if not follow:
             content = read_log(found)
             if content is None:
                 raise CommandError(f"{job_ref(found)} has no log yet ({found.state})")
+            if tail:
+                text = log_text.collapse_progress(content.decode("utf-8", "replace"))
+                self.stdout.write(log_text.tail(text, tail)[0], ending="")
+                return
             self._write_bytes(content)
             return
         self._follow(found, max(0.05, poll))
@@ -245,7 +258,13 @@ class Command(BaseCommand):
         done = []
         for target in targets:
             if dry_run:
-                done.append((target, None))
+                refusal = actions.retry_refusal(target)
+                if refusal is None:
+                    done.append((target, None))
+                elif job:
+                    raise actions.OperatorError(refusal)
+                else:
+                    self.stderr.write(f"skipped {job_ref(target)}: {refusal}")
                 continue
             try:
                 done.append((target, actions.retry_job(target, ram_mb=ram)))
