@@ -41,7 +41,6 @@ class DownloaderContext(JobContext, total=False):
 
     original: OriginalFile  # the file being downloaded now
     staged: Path | None  # where it was fetched, in the work directory; None when already stored
-    fetched: list[OriginalFile]  # the files this attempt fetched (not found already stored)
     processor_jobs: list[ProcessorJob]  # created on success
 
 
@@ -54,7 +53,6 @@ def temp_key(job: DownloaderJob, original: OriginalFile) -> str:
 def require_files(context: DownloaderContext) -> DownloaderContext:
     if not context["original_files"]:
         raise JobError("the job's batches list no files to download", no_retry=True)
-    context["fetched"] = []
     return context
 
 
@@ -103,7 +101,6 @@ def store_file(context: DownloaderContext) -> DownloaderContext:
     finally:
         staged.unlink(missing_ok=True)
     original.record_download(stored.key, stored.size, stored.sha256)
-    context["fetched"].append(original)
     print(f"{original.filename}: {stored.size} bytes, sha256 {stored.sha256}", flush=True)
     return context
 

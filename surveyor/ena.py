@@ -103,8 +103,6 @@ class EnaSurveyor(ExternalSourceSurveyor):
         return run_pipeline(
             self.job,
             [self.discover, self.record_batches, self.record_samples, self.report],
-            surveyor=self,
-            survey_result=self.result,
         )
 
     def discover_batches(self) -> Iterable[DiscoveredBatch]:

@@ -109,9 +109,7 @@ def batch_problems(batch: DiscoveredBatch) -> list[str]:
 class SurveyContext(JobContext, total=False):
     """A survey's job_context."""
 
-    surveyor: ExternalSourceSurveyor
     discovered: list[DiscoveredBatch]
-    survey_result: SurveyResult
 
 
 class ExternalSourceSurveyor:
@@ -182,8 +180,6 @@ class ExternalSourceSurveyor:
         return run_pipeline(
             self.job,
             [self.discover, self.record_batches, self.report],
-            surveyor=self,
-            survey_result=self.result,
         )
 
     def discover(self, context: SurveyContext) -> SurveyContext:

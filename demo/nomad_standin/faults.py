@@ -93,13 +93,7 @@ class FaultInjection(StandinState):
         none, for a test that needs the lost allocation alone.
         Returns the lost allocation IDs."""
         with self._lock:
-            allocs = [
-                a
-                for a in self._allocs.values()
-                if a.key == (namespace, job_id) and not a.terminal()
-            ]
-            if not allocs:
-                raise ValueError(f"job {job_id!r} has no live allocation")
+            allocs = self._live_allocations(namespace, job_id)
             for a in allocs:
                 self._lose(a)
             if replace:
@@ -110,6 +104,16 @@ class FaultInjection(StandinState):
             self._unblock()
             self._cond.notify_all()
             return [a.id for a in allocs]
+
+    def _live_allocations(self, namespace: str, job_id: str) -> list:
+        """The job's allocations that have not ended (call with the lock held);
+        a ValueError when there is none."""
+        allocs = [
+            a for a in self._allocs.values() if a.key == (namespace, job_id) and not a.terminal()
+        ]
+        if not allocs:
+            raise ValueError(f"job {job_id!r} has no live allocation")
+        return allocs
 
     def finish_allocation(
         self,
@@ -126,13 +130,7 @@ class FaultInjection(StandinState):
         for memory with ``oom_killed``, as the docker driver reports it). The restart
         and reschedule policies apply as for a real process. Returns the allocation ID."""
         with self._lock:
-            allocs = [
-                a
-                for a in self._allocs.values()
-                if a.key == (namespace, job_id) and not a.terminal()
-            ]
-            if not allocs:
-                raise ValueError(f"job {job_id!r} has no live allocation")
+            allocs = self._live_allocations(namespace, job_id)
             a = allocs[-1]
             if not a.virtual:
                 raise ValueError("this allocation runs a real process; use run_children=False")
