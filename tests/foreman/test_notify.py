@@ -3,6 +3,7 @@ holds up nobody else's writes."""
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -65,3 +66,19 @@ def test_refinery_notify_timeout_s_bounds_a_webhook_call(operators, settings):
     assert 1 <= took < 6, f"the webhook call took {took:.1f} s"
     notification = Notification.objects.get()
     assert notification.delivered_at is None and "timed out" in notification.last_error
+
+
+def test_a_foreman_killed_after_claiming_leaves_the_notification_to_the_next_one(operators):
+    """Killed between the claim and the send: the claim expires and another pass
+    sends it (nothing is lost, nothing stays claimed for ever)."""
+    _smtp, webhook = operators
+    job = smoke_job("given-up")
+    job.mark_failed("boom", no_retry=True)
+    notify.record(job)
+    [claimed] = notify.claim_pending()  # ... and the process dies here
+    assert notify.claim_pending() == []
+    Notification.objects.filter(pk=claimed.pk).update(
+        claimed_until=claimed.claimed_until - timedelta(hours=1)  # the lease ran out
+    )
+    assert notify.deliver_pending() == 1
+    assert len(webhook.posts) == 1 and Notification.objects.get().delivered_at is not None
