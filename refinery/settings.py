@@ -175,6 +175,27 @@ EMAIL_PORT = env_int("REFINERY_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("REFINERY_EMAIL_FROM", "refinery@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- the lab's own sequencers -------------------------------------------------------
+# A run's completion marker must be this old (by ctime: a copy to NFS keeps mtime).
+REFINERY_ILLUMINA_GRACE_S = env_int("REFINERY_ILLUMINA_GRACE_S", 900)
+# Globs (relative to the run folder) the run archive leaves out, e.g. "Thumbnail_Images/*".
+REFINERY_ILLUMINA_ARCHIVE_EXCLUDE = env_list("REFINERY_ILLUMINA_ARCHIVE_EXCLUDE")
+# How run archives are compressed: "zstd" (default: multi-threaded, fast at level 3)
+# or "gzip" (through isal when installed, for tools that only read gzip).
+REFINERY_ARCHIVE_CODEC = os.environ.get("REFINERY_ARCHIVE_CODEC", "zstd")
+# Each gets a signed JSON POST on every change of a run's state (see the README).
+REFINERY_RUN_WEBHOOKS = env_list("REFINERY_RUN_WEBHOOKS")
+REFINERY_WEBHOOK_SECRET = os.environ.get("REFINERY_WEBHOOK_SECRET", "")
+# bcl2fastq pipeline: which converter ("auto", "builtin", "bcl-convert", "bcl2fastq"),
+# and whether clusters that failed the filter are written too.
+REFINERY_BCL_ENGINE = os.environ.get("REFINERY_BCL_ENGINE", "auto")
+REFINERY_BCL_INCLUDE_NON_PF = env_bool("REFINERY_BCL_INCLUDE_NON_PF", False)
+# Nanopore: complete pod5 files per batch, and the basecaller.
+REFINERY_POD5_BATCH_FILES = env_int("REFINERY_POD5_BATCH_FILES", 10)
+REFINERY_DORADO = os.environ.get("REFINERY_DORADO", "dorado")
+REFINERY_DORADO_MODEL = os.environ.get("REFINERY_DORADO_MODEL", "hac")
+REFINERY_DORADO_OUTPUT = os.environ.get("REFINERY_DORADO_OUTPUT", "fastq")
+
 # --- foreman -------------------------------------------------------------------
 # The Foreman's loop (`manage.py foreman`): seconds between passes, and how many
 # jobs one query of a pass reads at a time.

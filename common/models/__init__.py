@@ -13,6 +13,13 @@ from common.models.job_kinds import (
 from common.models.jobs import Job, JobState
 from common.models.organisms import Organism
 from common.models.results import ComputedFile, Provenance, TranscriptomeIndex
+from common.models.runs import (
+    Platform,
+    RunState,
+    RunStateChange,
+    SequencingRun,
+    WebhookDelivery,
+)
 from common.models.samples import Experiment, Quantification, Sample, SkippedRun
 
 __all__ = [
@@ -29,14 +36,19 @@ __all__ = [
     "Organism",
     "OriginalFile",
     "PausedKind",
+    "Platform",
     "ProcessorJob",
     "ProcessorPipeline",
     "Provenance",
     "Quantification",
+    "RunState",
+    "RunStateChange",
     "Sample",
+    "SequencingRun",
     "SkippedRun",
     "SurveyJob",
     "SurveySource",
     "TranscriptomeIndex",
+    "WebhookDelivery",
     "job_model",
 ]

@@ -26,6 +26,14 @@ class Batch(LengthChecked):
     pipeline_required = models.CharField(max_length=64, choices=ProcessorPipeline.choices)
     status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.NEW)
     metadata = models.JSONField(default=dict, blank=True)
+    sequencing_run = models.ForeignKey(
+        "common.SequencingRun",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="batches",
+        help_text="the lab's own run this batch comes from",
+    )
     survey_job = models.ForeignKey(
         "common.SurveyJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="batches"
     )

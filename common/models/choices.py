@@ -17,12 +17,16 @@ class SurveySource(models.TextChoices):
     ENSEMBL = "ensembl", "Ensembl genomes"
     LOCAL_FILES = "local_files", "files in a local folder"
     ENA = "ena", "ENA read runs"
+    ILLUMINA_RUNS = "illumina_runs", "Illumina run folders"
+    NANOPORE_RUNS = "nanopore_runs", "Nanopore (MinKNOW) run folders"
 
 
 class DownloaderTask(models.TextChoices):
     TRANSCRIPTOME = "transcriptome", "Ensembl genome and annotation"
     FILES = "files", "files at their URLs"
     FASTQ = "fastq", "a run's FASTQ files from ENA"
+    ILLUMINA_RUN = "illumina_run", "an Illumina run folder, archived"
+    POD5_BATCH = "pod5_batch", "a batch of a Nanopore run's pod5 files"
 
 
 class ProcessorPipeline(models.TextChoices):
@@ -31,3 +35,6 @@ class ProcessorPipeline(models.TextChoices):
     FILE_SUMMARY = "file_summary", "file summary"
     SMOKE_TEST = "smoke_test", "smoke test"
     SALMON_QUANT = "salmon_quant", "Salmon quantification of an RNA-seq run"
+    ILLUMINA_RUN_ARCHIVE = "illumina_run_archive", "Illumina run archive, verified"
+    BCL2FASTQ = "bcl2fastq", "Illumina base calls to demultiplexed FASTQ"
+    BASECALLING = "basecalling", "Nanopore basecalling with Dorado"

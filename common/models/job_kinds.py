@@ -70,6 +70,9 @@ class DownloaderJob(Job):
     def new_attempt_fields(self) -> dict:
         return {**super().new_attempt_fields(), "downloader_task": self.downloader_task}
 
+    def run_rule_name(self) -> str:
+        return self.downloader_task
+
     def copy_relations_from(self, other: Job) -> None:
         self.batches.set(other.batches.all())
 
@@ -85,6 +88,9 @@ class ProcessorJob(Job):
 
     def new_attempt_fields(self) -> dict:
         return {**super().new_attempt_fields(), "pipeline": self.pipeline}
+
+    def run_rule_name(self) -> str:
+        return self.pipeline
 
     def copy_relations_from(self, other: Job) -> None:
         self.batches.set(other.batches.all())

@@ -15,6 +15,7 @@ from typing import ClassVar
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from common.models.runs import follow_job, follows_runs
 from common.secrets import redact
 
 FAILURE_REASON_MAX = 4000
@@ -124,11 +125,18 @@ class Job(models.Model):
     def _transition(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
         """Move from one of `from_states` to `to_state`, atomically. Returns whether
         this call made the change; the instance is refreshed either way."""
-        changed = (
-            type(self)
-            .objects.filter(pk=self.pk, state__in=from_states)
-            .update(state=to_state, **fields)
-        )
+        update = type(self).objects.filter(pk=self.pk, state__in=from_states).update
+        if self.follows_runs():
+            # The run's state moves with the job's, in the same transaction.
+            with transaction.atomic():
+                changed = update(state=to_state, **fields)
+                if changed:
+                    self.state = to_state
+                    for name, value in fields.items():
+                        setattr(self, name, value)
+                    follow_job(self, to_state)
+        else:
+            changed = update(state=to_state, **fields)
         if changed:  # we wrote exactly these values: no need to read them back
             for name, value in fields.items():
                 setattr(self, name, value)
@@ -252,16 +260,27 @@ class Job(models.Model):
         Returns whether this call settled it (false when another process did, or it
         was retried meanwhile)."""
         now = timezone.now()
-        settled = (
-            type(self)
-            .objects.filter(
-                pk=self.pk, state=JobState.FAILED, retried=False, given_up_at__isnull=True
+        with transaction.atomic():
+            settled = (
+                type(self)
+                .objects.filter(
+                    pk=self.pk, state=JobState.FAILED, retried=False, given_up_at__isnull=True
+                )
+                .update(given_up_at=now)
             )
-            .update(given_up_at=now)
-        )
-        if settled:
-            self.given_up_at = now
+            if settled:
+                self.given_up_at = now
+                if self.follows_runs():
+                    follow_job(self, "given_up")
         return bool(settled)
+
+    def run_rule_name(self) -> str:
+        """The task or pipeline name `common.models.runs.JOB_RULES` knows this job by."""
+        return ""
+
+    def follows_runs(self) -> bool:
+        """Whether this job's changes move a sequencing run's state."""
+        return follows_runs(self.kind, self.run_rule_name())
 
     def new_attempt_fields(self) -> dict:
         """The fields a retry of this attempt starts with (its kind adds its own)."""
