@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from api import views
+from api import datasets, views
 
 router = SimpleRouter()
 router.register("organisms", views.OrganismViewSet)
@@ -12,6 +12,7 @@ router.register("results", views.ComputedFileViewSet)
 router.register("batches", views.BatchViewSet)
 router.register("samples", views.SampleViewSet)
 router.register("experiments", views.ExperimentViewSet)
+router.register("datasets", datasets.DatasetViewSet, basename="dataset")
 router.register("jobs/survey", views.SurveyJobViewSet)
 router.register("jobs/downloader", views.DownloaderJobViewSet)
 router.register("jobs/processor", views.ProcessorJobViewSet)

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
     "common",
     "runner",
@@ -320,7 +321,19 @@ REST_FRAMEWORK = {
     # `?format=` is a filter of /api/results/, not a choice of renderer: a client
     # chooses JSON or the browsable API with its Accept header.
     "URL_FORMAT_OVERRIDE": None,
+    # Reading is open; writing (asking for a dataset) needs a session or a token
+    # (`manage.py drf_create_token USER` prints one).
+    # Token first: an anonymous write is answered 401 with `WWW-Authenticate: Token`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "datasets": os.environ.get("REFINERY_API_DATASET_RATE", "100/hour"),
+    },
 }
+# The most samples and experiments one dataset may name.
+REFINERY_DATASET_MAX_SAMPLES = env_int("REFINERY_DATASET_MAX_SAMPLES", 5000)
 
 # Error reports (the debug page, the admins' email) and logs mask secrets by one
 # rule: common/secrets.py.

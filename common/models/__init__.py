@@ -3,6 +3,7 @@
 from common.models.batches import Batch, BatchStatus, OriginalFile
 from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
 from common.models.control import PausedKind
+from common.models.datasets import Dataset, DatasetState, DatasetValue
 from common.models.job_kinds import (
     JOB_MODELS,
     DownloaderJob,
@@ -27,6 +28,9 @@ __all__ = [
     "Batch",
     "BatchStatus",
     "ComputedFile",
+    "Dataset",
+    "DatasetState",
+    "DatasetValue",
     "DownloaderJob",
     "DownloaderTask",
     "Experiment",

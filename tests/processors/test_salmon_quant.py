@@ -7,13 +7,17 @@ PostgreSQL the storage is S3 (moto), on SQLite local folders."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
+from rest_framework.test import APIClient
 
 from common.models import (
     Batch,
@@ -164,6 +168,31 @@ def test_a_study_is_quantified_and_the_genes_ranked_as_simulated(world):
     # One unpacked copy of the index served the four jobs, keyed by its SHA-256.
     cache = Path(settings.REFINERY_WORK_DIR) / "index-cache"
     assert [p.name for p in cache.iterdir()] == [index.computed_file.sha256]
+    check_dataset_matches(quantifications)
+
+
+def check_dataset_matches(quantifications) -> None:
+    """The study's TPMs as a dataset, asked for and downloaded through the API
+    (streamed from local folders; on S3 a redirect to a presigned URL), are the
+    per-sample results exactly."""
+    user = get_user_model().objects.create_user("analyst")
+    client = APIClient()
+    client.force_authenticate(user)
+    asked = client.post("/api/datasets/", {"experiments": [STUDY], "value": "tpm"}, format="json")
+    assert asked.status_code == 201, asked.json()
+    job = ProcessorJob.objects.get(batches__dataset__id=asked.json()["id"])
+    assert run(job).state == JobState.SUCCEEDED, job.failure_reason
+    response = client.get(f"/api/datasets/{asked.json()['id']}/download/?file=tsv")
+    if response.status_code == 302:
+        body = requests.get(response["Location"], timeout=30).content
+    else:
+        assert response.status_code == 200
+        body = b"".join(response.streaming_content)
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(body).decode()), delimiter="\t"))
+    for quantification in quantifications:
+        [sample] = quantification.batch.samples.all()
+        expected = dict(zip(quantification.gene_ids, quantification.tpm, strict=True))
+        assert {r["gene_id"]: float(r[sample.accession]) for r in rows} == expected
 
 
 def test_a_run_mapping_badly_is_low_quality_not_failed(world, tmp_path):
