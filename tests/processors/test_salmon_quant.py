@@ -29,10 +29,11 @@ from common.models import (
     TranscriptomeIndex,
 )
 from common.storage import permanent_storage, temporary_storage
-from demo.ena_server import EnaServer, ServedRun
+from demo.ena_server import EnaServer
 from demo.gzip_files import gzip_file
-from demo.organism import DEMO_SCIENTIFIC_NAME, DEMO_TAXONOMY_ID, generate_organism
-from demo.reads import simulate_paired_reads, simulate_reads
+from demo.organism import generate_organism
+from demo.reads import simulate_reads
+from demo.rnaseq_study import expressed_transcripts, study_runs
 from tests.ena_fixtures import STUDY
 from tests.processors.test_transcriptome_index import GENOME_NAME, GTF_NAME, run, stage_batches
 
@@ -77,35 +78,9 @@ def world(tmp_path, settings, refinery_dirs, request):
         lengths=["long"],
     )
     assert run(jobs["long"]).state == JobState.SUCCEEDED
-    single = [
-        gene.transcript_ids[0]
-        for gene in organism.genes.values()
-        if len(gene.transcript_ids) == 1
-        and organism.transcripts[gene.transcript_ids[0]].biotype == "protein_coding"
-        and len(organism.transcript_sequences[gene.transcript_ids[0]]) >= 300
-    ][:8]
-    assert len(single) == 8
-    abundances = {tid: 2.0**i for i, tid in enumerate(single)}
-    runs = []
-    for number in range(1, 5):
-        reads = tmp_path / "reads"
-        if number <= 2:
-            path = simulate_reads(organism, abundances, N_READS, seed=number, gzipped=True,
-                                  out_path=reads / f"SRR90000{number}.fastq.gz")  # fmt: skip
-            paths = [path]
-        else:
-            paths = simulate_paired_reads(
-                organism, abundances, N_READS // 2, seed=number,
-                out_paths=(reads / f"SRR90000{number}_1.fastq.gz",
-                           reads / f"SRR90000{number}_2.fastq.gz"),
-            )  # fmt: skip
-        served = ServedRun(
-            run=f"SRR90000{number}", study=STUDY, sample=f"SAMN9000000{number}",
-            experiment=f"SRX90000{number}", scientific_name=DEMO_SCIENTIFIC_NAME,
-            tax_id=DEMO_TAXONOMY_ID, files=[(p.name, p.read_bytes()) for p in paths],
-            layout="PAIRED" if number > 2 else "SINGLE", read_count=N_READS,
-        )  # fmt: skip
-        runs.append(served)
+    abundances = expressed_transcripts(organism)
+    assert len(abundances) == 8
+    runs = study_runs(organism, tmp_path / "reads", reads=N_READS, study=STUDY)
     server = EnaServer(runs).start()
     settings.ENA_PORTAL_URL, settings.ENA_FASTQ_URL = server.portal_url, server.fastq_url
     yield organism, abundances, server
