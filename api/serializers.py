@@ -12,8 +12,6 @@ from common.models import (
     Organism,
     ProcessorJob,
     Provenance,
-    Quantification,
-    Sample,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -121,48 +119,6 @@ class ProcessorJobSerializer(Redacted, serializers.ModelSerializer):
     class Meta:
         model = ProcessorJob
         fields = [*JOB_FIELDS, "pipeline", "batches"]
-
-
-class RunSerializer(serializers.ModelSerializer):
-    """A sample's run and its quantification: status and metrics (not the genes)."""
-
-    quantification = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Batch
-        fields = ["accession", "status", "quantification"]
-
-    def get_quantification(self, batch) -> dict:
-        try:
-            found = batch.quantification
-        except Quantification.DoesNotExist:
-            jobs = [j for j in batch.processor_jobs.all() if j.pipeline == "salmon_quant"]
-            latest = max(jobs, key=lambda j: j.pk, default=None)
-            return {"status": latest.state if latest else "not started"}
-        return {
-            "status": "low quality" if found.low_quality else "quantified",
-            "mapping_rate": found.mapping_rate,
-            "library_type": found.library_type,
-            "reads_processed": found.reads_processed,
-            "low_quality": found.low_quality,
-            "genes": len(found.gene_ids),
-            "processor_job": found.processor_job_id,
-        }
-
-
-class SampleSerializer(serializers.ModelSerializer):
-    organism = serializers.StringRelatedField()
-    studies = serializers.SlugRelatedField(
-        source="experiments", slug_field="accession", many=True, read_only=True
-    )
-    runs = RunSerializer(source="batches", many=True, read_only=True)
-
-    class Meta:
-        model = Sample
-        fields = [
-            "id", "accession", "alternate_accession", "title", "organism", "platform",
-            "attributes", "studies", "runs", "created_at",
-        ]  # fmt: skip
 
 
 class ExperimentSerializer(serializers.ModelSerializer):

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api import filters, serializers
+from api.samples import SampleSerializer, attach_studies_and_runs
 from common.models import (
     JOB_MODELS,
     Batch,
@@ -49,13 +50,13 @@ class OrganismViewSet(ListViewSet):
 class SampleViewSet(ListViewSet):
     """RNA-seq samples, each run with its quantification's status and metrics."""
 
-    queryset = (
-        Sample.objects.select_related("organism")
-        .prefetch_related("experiments", "batches__quantification", "batches__processor_jobs")
-        .order_by("accession")
-    )
-    serializer_class = serializers.SampleSerializer
+    queryset = Sample.objects.select_related("organism").order_by("accession")
+    serializer_class = SampleSerializer
     filterset_class = filters.SampleFilter
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else attach_studies_and_runs(page)
 
 
 class ExperimentViewSet(ListViewSet):

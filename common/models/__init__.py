@@ -21,7 +21,7 @@ from common.models.runs import (
     SequencingRun,
     WebhookDelivery,
 )
-from common.models.samples import Experiment, Quantification, Sample, SkippedRun
+from common.models.samples import Experiment, GeneSet, Quantification, Sample, SkippedRun
 
 __all__ = [
     "JOB_MODELS",
@@ -34,6 +34,7 @@ __all__ = [
     "DownloaderJob",
     "DownloaderTask",
     "Experiment",
+    "GeneSet",
     "Job",
     "JobKind",
     "JobState",

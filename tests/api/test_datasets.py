@@ -54,10 +54,10 @@ def study(refinery_dirs):
             )  # fmt: skip
             sample.batches.add(batch)
             job = ProcessorJob.objects.create(pipeline="salmon_quant")
-            Quantification.objects.create(
+            Quantification.of_genes(
                 batch=batch, processor_job=job, transcriptome_index=index, mapping_rate=0.9,
                 library_type="U", reads_processed=1000, gene_ids=GENES, counts=counts, tpm=tpm,
-            )  # fmt: skip
+            ).save()  # fmt: skip
     Sample.objects.create(source="ena", accession="SAMN9", organism=index.organism)
     human = Organism.objects.create(scientific_name="Homo sapiens", taxonomy_id=9606)
     Sample.objects.create(source="ena", accession="SAMH1", organism=human)

@@ -216,7 +216,7 @@ class Command(BaseCommand):
             self.say(
                 f"   {batch.accession}  {batch.metadata.get('layout', ''):<7} "
                 f"{quantification.reads_processed:>6} reads, "
-                f"{quantification.mapping_rate:.0%} mapped, {len(quantification.gene_ids)} genes"
+                f"{quantification.mapping_rate:.0%} mapped, {quantification.gene_set.size} genes"
             )
         return len(rows)
 
