@@ -1,8 +1,7 @@
 """Datasets through the API: `POST /api/datasets/` asks for one (an authenticated
 user or token, throttled), `GET /api/datasets/<id>/` says where it is, and
 `GET /api/datasets/<id>/download/?file=tsv|parquet` fetches the matrix once it is
-ready: streamed from local storage, or a redirect to a short-lived presigned
-URL on S3."""
+ready (api/downloads.py: who may, and how)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import uuid
 
 from django.conf import settings
 from django.db import transaction
-from django.http import FileResponse, HttpResponseRedirect
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -19,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.throttling import ScopedRateThrottle
 
+from api.downloads import check_may_download, download_response
 from common.models import (
     Batch,
     ComputedFile,
@@ -33,7 +32,6 @@ from common.models import (
     Sample,
     SurveySource,
 )
-from common.storage import LocalStorage, permanent_storage
 from runner.dispatch.outbox import send_job
 
 ACCESSION_MAX = 64
@@ -185,6 +183,7 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None):
         """The matrix: `?file=tsv` (gzip TSV, the default) or `?file=parquet`."""
+        check_may_download(request)
         dataset = self.get_object()
         kind = request.query_params.get("file", "tsv")
         if kind not in ("tsv", "parquet"):
@@ -195,16 +194,8 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewset
                 {"detail": f"the dataset is {dataset.state}, not ready: ask again later"},
                 status=status.HTTP_409_CONFLICT,
             )
-        storage = permanent_storage()
-        if isinstance(storage, LocalStorage):
-            response = FileResponse(
-                storage.path(computed.key).open("rb"),
-                as_attachment=True,
-                filename=f"dataset-{dataset.pk}.{'tsv.gz' if kind == 'tsv' else 'parquet'}",
-            )
-            response["Digest"] = f"sha-256={computed.sha256}"
-            return response
-        return HttpResponseRedirect(storage.url(computed.key, expires_s=3600))
+        name = f"dataset-{dataset.pk}.{'tsv.gz' if kind == 'tsv' else 'parquet'}"
+        return download_response(computed, name)
 
 
 @transaction.atomic

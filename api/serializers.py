@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from common.models import (
     Batch,
@@ -58,14 +59,21 @@ class ProvenanceSerializer(Redacted, serializers.ModelSerializer):
 
 class ComputedFileSerializer(serializers.ModelSerializer):
     location = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
     provenance = ProvenanceSerializer(read_only=True)
 
     class Meta:
         model = ComputedFile
         fields = [
-            "id", "filename", "format", "size", "sha256", "location", "processor_job",
-            "batches", "provenance", "created_at",
+            "id", "filename", "format", "size", "sha256", "location", "download_url",
+            "processor_job", "batches", "provenance", "created_at",
         ]  # fmt: skip
+
+    def get_download_url(self, computed: ComputedFile) -> str:
+        """Where to fetch the file (authenticated, unless results are public)."""
+        return reverse(
+            "api:computedfile-download", args=[computed.pk], request=self.context.get("request")
+        )
 
     def get_location(self, computed: ComputedFile) -> str:
         from common.storage import permanent_storage

@@ -6,13 +6,14 @@ from __future__ import annotations
 from django.db.models import Count
 from django.http import Http404
 from rest_framework import viewsets
-from rest_framework.decorators import api_view
+from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api import filters, serializers
+from api.downloads import check_may_download, download_response
 from api.samples import SampleSerializer, attach_studies_and_runs
 from common.models import (
     JOB_MODELS,
@@ -83,6 +84,13 @@ class ComputedFileViewSet(ListViewSet):
     queryset = ComputedFile.objects.select_related("provenance").prefetch_related("batches")
     serializer_class = serializers.ComputedFileSerializer
     filterset_class = filters.ComputedFileFilter
+
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None):
+        """The file: streamed from local storage, or a redirect to a presigned S3
+        URL. Authenticated users only, unless REFINERY_PUBLIC_DOWNLOADS is set."""
+        check_may_download(request)
+        return download_response(self.get_object())
 
 
 class BatchViewSet(ListViewSet):

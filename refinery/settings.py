@@ -332,6 +332,11 @@ REST_FRAMEWORK = {
         "datasets": os.environ.get("REFINERY_API_DATASET_RATE", "100/hour"),
     },
 }
+# Results (indices, archives, FASTQ, datasets) may be downloaded by authenticated
+# users only, unless this says they are public; S3 downloads are presigned URLs
+# valid this long.
+REFINERY_PUBLIC_DOWNLOADS = env_bool("REFINERY_PUBLIC_DOWNLOADS", False)
+REFINERY_DOWNLOAD_URL_EXPIRES_S = env_int("REFINERY_DOWNLOAD_URL_EXPIRES_S", 3600)
 # The most samples and experiments one dataset may name.
 REFINERY_DATASET_MAX_SAMPLES = env_int("REFINERY_DATASET_MAX_SAMPLES", 5000)
 

@@ -111,20 +111,21 @@ def test_a_dataset_of_an_experiment_matches_the_per_sample_results(study, user_c
     assert response["Location"].endswith(f"/api/datasets/{dataset_id}/")
     anonymous = APIClient()
     assert anonymous.get(f"/api/datasets/{dataset_id}/").json()["state"] == "queued"
-    assert anonymous.get(f"/api/datasets/{dataset_id}/download/").status_code == 409
+    assert user_client.get(f"/api/datasets/{dataset_id}/download/").status_code == 409
 
     build(dataset_id)
     shown = anonymous.get(f"/api/datasets/{dataset_id}/").json()
     assert shown["state"] == "ready" and shown["genes"] == 3
     assert shown["samples"] == ["SAMN1", "SAMN2", "SAMN3"]
     tsv = next(f for f in shown["files"] if f["format"] == "tsv.gz")
-    table = read_tsv(anonymous, tsv["url"])
+    assert anonymous.get(tsv["url"]).status_code == 401, "downloads need a user"
+    table = read_tsv(user_client, tsv["url"])
     for accession, runs in study.items():
         for row, gene in enumerate(GENES):
             expected = sum(counts[row] for counts, _ in runs)
             assert table[gene][accession] == expected, (gene, accession)
 
-    parquet = anonymous.get(f"/api/datasets/{dataset_id}/download/?file=parquet")
+    parquet = user_client.get(f"/api/datasets/{dataset_id}/download/?file=parquet")
     frame = pq.read_table(io.BytesIO(b"".join(parquet.streaming_content))).to_pydict()
     assert frame["gene_id"] == GENES
     assert frame["SAMN2"] == [3.0, 4.0, 5.0]
@@ -136,7 +137,7 @@ def test_tpm_of_a_sample_in_two_runs_is_their_mean(study, user_client):
     )
     dataset_id = response.json()["id"]
     build(dataset_id)
-    table = read_tsv(APIClient(), f"/api/datasets/{dataset_id}/download/?file=tsv")
+    table = read_tsv(user_client, f"/api/datasets/{dataset_id}/download/?file=tsv")
     assert [table[g]["SAMN2"] for g in GENES] == [3e5, 3.5e5, 3.5e5]
     assert table["ENSG1"]["SAMN3"] == 1.0 / 3, "values read back exactly as stored"
     assert "SAMN1" not in table["ENSG1"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 from pathlib import Path
 
@@ -158,8 +159,9 @@ def check_dataset_matches(quantifications) -> None:
     job = ProcessorJob.objects.get(batches__dataset__id=asked.json()["id"])
     assert run(job).state == JobState.SUCCEEDED, job.failure_reason
     response = client.get(f"/api/datasets/{asked.json()['id']}/download/?file=tsv")
-    if response.status_code == 302:
+    if response.status_code == 302:  # S3: a presigned URL
         body = requests.get(response["Location"], timeout=30).content
+        assert hashlib.sha256(body).hexdigest() == response["X-Checksum-SHA256"]
     else:
         assert response.status_code == 200
         body = b"".join(response.streaming_content)

@@ -21,6 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
 
 from common.models import (
     Dataset,
@@ -169,6 +170,7 @@ class Command(BaseCommand):
         failed = [j for j in jobs if j.state != JobState.SUCCEEDED]
         home = settings.REFINERY_HOME
         manage = f"REFINERY_HOME={home} .venv/bin/python manage.py"
+        token, _ = Token.objects.get_or_create(user=dataset.created_by)
         self.say(
             f"\nDone in {elapsed:.0f} s. Everything lives under {home}.\n"
             "Next:\n"
@@ -176,7 +178,7 @@ class Command(BaseCommand):
             f"  the admin:  {manage} createsuperuser\n"
             f"              {manage} runserver --insecure, then http://127.0.0.1:8000/admin/\n"
             f"  the API:    curl http://127.0.0.1:8000/api/samples/?study=PRJNA900001\n"
-            f"  the dataset: curl -o dataset.tsv.gz "
+            f"  the dataset: curl -o dataset.tsv.gz -H 'Authorization: Token {token}' "
             f"'http://127.0.0.1:8000/api/datasets/{dataset.pk}/download/?file=tsv'"
         )
         problems = []
@@ -233,10 +235,14 @@ class Command(BaseCommand):
 
 
 def ask_for_dataset(study: str) -> Dataset:
-    """What POST /api/datasets/ does with {"experiments": [study], "value": "tpm"}."""
+    """What POST /api/datasets/ does with {"experiments": [study], "value": "tpm"},
+    asked by a `demo` user (whose API token the summary prints)."""
+    from django.contrib.auth import get_user_model
+
     from api.datasets import DatasetRequestSerializer, create_dataset
 
+    user, _ = get_user_model().objects.get_or_create(username="demo")
     asked = DatasetRequestSerializer(data={"experiments": [study], "value": "tpm"})
     if not asked.is_valid():
         raise CommandError(f"the demo's dataset cannot be built: {asked.errors}")
-    return create_dataset(asked.validated_data, user=None)
+    return create_dataset(asked.validated_data, user=user)
