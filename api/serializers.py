@@ -19,10 +19,36 @@ from common.models import (
 from common.secrets import redact_data
 
 JOB_FIELDS = [
-    "id", "state", "created_at", "dispatched_at", "start_time", "end_time", "heartbeat_at",
-    "worker_id", "worker_version", "failure_reason", "no_retry", "num_retries", "retried_job",
-    "ram_mb", "dispatch_id",
+    "id", "state", "attempt", "created_at", "dispatched_at", "start_time", "end_time",
+    "duration", "duration_s", "heartbeat_at", "worker_id", "worker_version", "failure_reason",
+    "no_retry", "interrupted", "exit_code", "retried", "retried_job", "given_up_at",
+    "num_retries", "ram_mb", "dispatch_id",
 ]  # fmt: skip
+
+
+class JobFields(serializers.Serializer):
+    """What every job kind shows beyond its columns, in the CLI's words: `attempt`
+    counts from 1 (`jobs list`'s TRY), `duration` reads as in the admin."""
+
+    attempt = serializers.SerializerMethodField()
+    duration = serializers.SerializerMethodField()
+    duration_s = serializers.SerializerMethodField()
+
+    def get_attempt(self, job) -> int:
+        return job.num_retries + 1
+
+    def get_duration(self, job) -> str | None:
+        from foreman.cli_tables import span
+
+        return span(job.duration) if job.duration else None
+
+    def get_duration_s(self, job) -> float | None:
+        return round(job.duration.total_seconds(), 3) if job.duration else None
+
+
+def labelled(field: str):
+    """A choice column's human label, beside its name."""
+    return serializers.CharField(source=f"get_{field}_display", read_only=True)
 
 
 class Redacted:
@@ -105,28 +131,31 @@ class BatchSerializer(Redacted, serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class SurveyJobSerializer(Redacted, serializers.ModelSerializer):
+class SurveyJobSerializer(Redacted, JobFields, serializers.ModelSerializer):
     redacted_fields = ("failure_reason", "parameters")
+    source_label = labelled("source")
 
     class Meta:
         model = SurveyJob
-        fields = [*JOB_FIELDS, "source", "parameters"]
+        fields = [*JOB_FIELDS, "source", "source_label", "parameters"]
 
 
-class DownloaderJobSerializer(Redacted, serializers.ModelSerializer):
+class DownloaderJobSerializer(Redacted, JobFields, serializers.ModelSerializer):
     redacted_fields = ("failure_reason",)
+    downloader_task_label = labelled("downloader_task")
 
     class Meta:
         model = DownloaderJob
-        fields = [*JOB_FIELDS, "downloader_task", "batches"]
+        fields = [*JOB_FIELDS, "downloader_task", "downloader_task_label", "batches"]
 
 
-class ProcessorJobSerializer(Redacted, serializers.ModelSerializer):
+class ProcessorJobSerializer(Redacted, JobFields, serializers.ModelSerializer):
     redacted_fields = ("failure_reason",)
+    pipeline_label = labelled("pipeline")
 
     class Meta:
         model = ProcessorJob
-        fields = [*JOB_FIELDS, "pipeline", "batches"]
+        fields = [*JOB_FIELDS, "pipeline", "pipeline_label", "batches"]
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
