@@ -22,9 +22,7 @@ def retried_job():
     job = smoke_job("oom", state="running")
     job.set_exit_code(137)
     job.mark_failed("killed by the kernel (out of memory)")
-    ProcessorJob.objects.filter(pk=job.pk).update(
-        end_time=job.start_time + timedelta(seconds=125)
-    )
+    ProcessorJob.objects.filter(pk=job.pk).update(end_time=job.start_time + timedelta(seconds=125))
     job.refresh_from_db()
     job.give_up()
     retry = job.create_retry()

@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob, SurveyJob
-from foreman.models import ForemanBeat, Notification
 from foreman.heartbeat import record_beat
+from foreman.models import ForemanBeat, Notification
 from foreman.passes import Foreman
 from tests.foreman.helpers import smoke_job
 
