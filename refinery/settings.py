@@ -110,6 +110,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Dates with seconds and the time zone everywhere (refinery/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["refinery.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
