@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "common",
     "runner",
     "surveyor",
@@ -320,6 +322,25 @@ REST_FRAMEWORK = {
     # `?format=` is a filter of /api/results/, not a choice of renderer: a client
     # chooses JSON or the browsable API with its Accept header.
     "URL_FORMAT_OVERRIDE": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The OpenAPI schema at /api/schema/, and Swagger UI at /api/docs/ served from this
+# server (the sidecar's files: no CDN, works offline).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Data Refinery",
+    "DESCRIPTION": "Read-only: organisms, transcriptome indices, results, batches, samples, "
+    "studies, job history, statistics and the lab's sequencing runs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name for each set of choices that several fields share.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "common.models.jobs.JobState",
+        "RunStateEnum": "common.models.runs.RunState",
+        "ProcessorPipelineEnum": "common.models.choices.ProcessorPipeline",
+    },
 }
 
 # Error reports (the debug page, the admins' email) and logs mask secrets by one
