@@ -14,7 +14,6 @@ from common.models import (
     Job,
     Organism,
     ProcessorJob,
-    ProcessorPipeline,
     Provenance,
     Quantification,
     RunStateChange,
@@ -24,6 +23,7 @@ from common.models import (
     TranscriptomeIndex,
 )
 from common.secrets import redact_data
+from foreman.run_archives import archive_of, storage_url
 
 JOB_FIELDS = [
     "id", "state", "created_at", "dispatched_at", "start_time", "end_time", "heartbeat_at",
@@ -182,15 +182,6 @@ class ExperimentSerializer(serializers.ModelSerializer):
 # --- the lab's sequencing runs ----------------------------------------------------------
 
 
-def storage_url(key: str) -> str:
-    """Where a stored result is, as a URL: `s3://bucket/key` on S3, `file:///…` in a
-    local folder. Not a presigned link: whoever reads it needs access to the storage."""
-    from common.storage import LocalStorage, permanent_storage
-
-    storage = permanent_storage()
-    return storage.url(key) if isinstance(storage, LocalStorage) else storage.location(key)
-
-
 class JobRefSerializer(serializers.Serializer):
     kind = serializers.CharField()
     id = serializers.IntegerField()
@@ -310,17 +301,6 @@ class RunArchiveSerializer(serializers.Serializer):
 class RunLinksSerializer(serializers.Serializer):
     api = serializers.URLField()
     admin = serializers.URLField()
-
-
-def archive_of(run: SequencingRun) -> ComputedFile | None:
-    """The run's archive: the newest result of its `illumina_run_archive` batch."""
-    files = [
-        computed
-        for batch in run.batches.all()
-        if batch.pipeline_required == ProcessorPipeline.ILLUMINA_RUN_ARCHIVE
-        for computed in batch.computed_files.all()
-    ]
-    return max(files, key=lambda f: f.pk, default=None)
 
 
 RUN_FIELDS = [

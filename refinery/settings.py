@@ -188,6 +188,16 @@ REFINERY_ARCHIVE_CODEC = os.environ.get("REFINERY_ARCHIVE_CODEC", "zstd")
 # Each gets a signed JSON POST on every change of a run's state (see the README).
 REFINERY_RUN_WEBHOOKS = env_list("REFINERY_RUN_WEBHOOKS")
 REFINERY_WEBHOOK_SECRET = os.environ.get("REFINERY_WEBHOOK_SECRET", "")
+# Seconds to wait for a webhook to connect, and then to answer.
+REFINERY_WEBHOOK_TIMEOUT_S = env_int("REFINERY_WEBHOOK_TIMEOUT_S", 10)
+# A failed delivery is tried again after this many seconds, then twice as long each
+# time (at most an hour), and given up after REFINERY_WEBHOOK_MAX_ATTEMPTS attempts
+# or once its change is older than REFINERY_WEBHOOK_GIVE_UP_S.
+REFINERY_WEBHOOK_RETRY_S = env_int("REFINERY_WEBHOOK_RETRY_S", 30)
+REFINERY_WEBHOOK_MAX_ATTEMPTS = env_int("REFINERY_WEBHOOK_MAX_ATTEMPTS", 50)
+REFINERY_WEBHOOK_GIVE_UP_S = env_int("REFINERY_WEBHOOK_GIVE_UP_S", 24 * 3600)
+# Where people reach this refinery's web pages: the webhooks' links start with it.
+REFINERY_PUBLIC_URL = os.environ.get("REFINERY_PUBLIC_URL", "http://127.0.0.1:8000")
 # bcl2fastq pipeline: which converter ("auto", "builtin", "bcl-convert", "bcl2fastq"),
 # and whether clusters that failed the filter are written too.
 REFINERY_BCL_ENGINE = os.environ.get("REFINERY_BCL_ENGINE", "auto")
