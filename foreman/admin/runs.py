@@ -6,8 +6,10 @@ their jobs, deliveries with the Foreman."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
@@ -218,19 +220,19 @@ class SequencingRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="webhook deliveries")
     def webhook_deliveries(self, run: SequencingRun) -> str:
-        counts = dict(
-            WebhookDelivery.objects.filter(state_change__run=run)
-            .values_list("delivered_at__isnull")
-            .annotate(n=Count("id"))
+        counts = WebhookDelivery.objects.filter(state_change__run=run).aggregate(
+            total=Count("id"), delivered=Count("delivered_at")
         )
-        if not counts:
+        if not counts["total"]:
             return "-"
-        url = reverse("admin:common_webhookdelivery_changelist") + f"?q={run.run_id}"
+        url = (
+            reverse("admin:common_webhookdelivery_changelist") + "?" + urlencode({"q": run.run_id})
+        )
         return format_html(
             '<a href="{}">{} delivered, {} not yet</a>',
             url,
-            counts.get(False, 0),
-            counts.get(True, 0),
+            counts["delivered"],
+            counts["total"] - counts["delivered"],
         )
 
     @admin.display(description="in the API")
@@ -250,6 +252,20 @@ class DeliveryStatusFilter(admin.SimpleListFilter):
         if self.value() in webhooks.STATUSES:
             return queryset.filter(webhooks.status_query(self.value()))
         return queryset
+
+
+class Shown:
+    """An object as a page's title and breadcrumbs show it: its text redacted (a
+    delivery's text names its URL, which may hold a token)."""
+
+    def __init__(self, obj) -> None:
+        self._obj = obj
+
+    def __str__(self) -> str:
+        return redact(str(self._obj))
+
+    def __getattr__(self, name: str):
+        return getattr(self._obj, name)
 
 
 @admin.register(WebhookDelivery)
@@ -286,6 +302,23 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "shown_body",
     )
     readonly_fields = fields
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        titles = {"subtitle": redact(str(obj))} if obj else {}
+        response = super().change_view(request, object_id, form_url,
+                                       {**titles, **(extra_context or {})})  # fmt: skip
+        context = getattr(response, "context_data", None) or {}
+        if context.get("original") is not None:
+            context["original"] = Shown(context["original"])
+        return response
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        titles = (
+            {"title": f"Change history: {redact(str(obj))}", "object": Shown(obj)} if obj else {}
+        )
+        return super().history_view(request, object_id, {**titles, **(extra_context or {})})
 
     @admin.display(description="run")
     def run_link(self, delivery: WebhookDelivery) -> str:
