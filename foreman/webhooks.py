@@ -58,6 +58,8 @@ EVENT_HEADER = "X-Refinery-Event"
 GAVE_UP = "gave up"
 BACKOFF_CAP_S = 3600
 PAGE = 50
+# A pass sends at most this many pages; what is left waits for the next pass.
+MAX_PAGES_PER_PASS = 20
 # The most of a receiver's answer read (then the connection is closed): an
 # answer is a status, not content the refinery needs.
 RESPONSE_READ_MAX = 4096
@@ -284,8 +286,9 @@ _warned_no_secret = False
 
 
 def deliver_due() -> Counter:
-    """Send the due deliveries (one claimed page), recording each outcome as it
-    comes; returns how many were delivered and how many failed."""
+    """Send the due deliveries, a claimed page at a time (each page may free the
+    next change of a run just delivered), recording each outcome as it comes;
+    returns how many were delivered and how many failed."""
     global _warned_no_secret
     report: Counter = Counter()
     secret = settings.REFINERY_WEBHOOK_SECRET
@@ -299,19 +302,23 @@ def deliver_due() -> Counter:
         return report
     _warned_no_secret = False
     held: dict[str, datetime] = {}  # URL that failed this pass -> its next attempt
-    for delivery in claim_due():
-        if delivery.url in held:  # its URL failed (an earlier one of its run, maybe): later
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                next_attempt_at=held[delivery.url]
-            )
-            continue
-        try:
-            post(delivery, body(delivery.state_change), secret)
-        except DeliveryError as error:
-            held[delivery.url] = record_failure(delivery, str(error))
-            hold_back(delivery.url, held[delivery.url], timezone.now())
-            report["webhooks failed"] += 1
-            continue
-        record_delivered(delivery)
-        report["webhooks delivered"] += 1
+    for _page in range(MAX_PAGES_PER_PASS):
+        claimed = claim_due()
+        if not claimed:
+            break
+        for delivery in claimed:
+            if delivery.url in held:  # its URL failed (an earlier one of its run, maybe)
+                WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                    next_attempt_at=held[delivery.url]
+                )
+                continue
+            try:
+                post(delivery, body(delivery.state_change), secret)
+            except DeliveryError as error:
+                held[delivery.url] = record_failure(delivery, str(error))
+                hold_back(delivery.url, held[delivery.url], timezone.now())
+                report["webhooks failed"] += 1
+                continue
+            record_delivered(delivery)
+            report["webhooks delivered"] += 1
     return report
