@@ -337,3 +337,15 @@ def test_the_foremans_pass_delivers_them(receiver):
     new_run().move_to("complete", "")
     report = Foreman(dispatcher=FakeDispatcher(), outbox_grace_s=0).run_pass()
     assert report["webhooks delivered"] == 1 and len(receiver.delivered()) == 1
+
+
+def test_manage_py_check_warns_of_webhooks_without_a_secret(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.REFINERY_RUN_WEBHOOKS = ["https://hooks.example.org/x"]
+    settings.REFINERY_WEBHOOK_SECRET = ""
+    with pytest.raises(SystemCheckError, match="REFINERY_WEBHOOK_SECRET is empty"):
+        call_command("check", "--fail-level", "WARNING")
+    settings.REFINERY_WEBHOOK_SECRET = SECRET
+    call_command("check", "--fail-level", "WARNING")
