@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
@@ -66,6 +67,8 @@ RESPONSE_READ_MAX = 4096
 # Beyond the send's own timeouts (connect, then read), before another Foreman
 # may take a claimed delivery.
 CLAIM_MARGIN_S = 30
+
+WITH_URL = re.compile(r"with url: \S+")
 
 STATUSES = ("pending", "failing", "delivered", "given up")
 GIVEN_UP = Q(delivered_at__isnull=True, last_error__startswith=GAVE_UP)
@@ -161,7 +164,7 @@ def post(delivery: WebhookDelivery, raw: bytes, secret: str) -> None:
         )
     except requests.Timeout:
         raise DeliveryError(f"no answer within {timeout} s") from None
-    except requests.RequestException as error:
+    except (requests.RequestException, ValueError) as error:  # refused, reset, a bad URL…
         raise DeliveryError(
             f"{type(error).__name__}: {describe_error(error, delivery.url)}"
         ) from None
@@ -181,12 +184,13 @@ def post(delivery: WebhookDelivery, raw: bytes, secret: str) -> None:
 def describe_error(error: Exception, url: str) -> str:
     """The error's text without the URL's secrets: requests' messages repeat the
     host and the path (`…with url: /hook?token=…`)."""
-    text = str(error)
+    text = str(error).replace(url, shown_url(url))
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     if target and target != "/":
         text = text.replace(target, "/…")
-    return redact(text.replace(url, shown_url(url)))[:500]
+    text = WITH_URL.sub("with url: /…", text)  # the path as urllib3 wrote it (quoted)
+    return redact(text)[:500]
 
 
 # --- when ----------------------------------------------------------------------------------
