@@ -185,6 +185,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
 class JobRefSerializer(serializers.Serializer):
     kind = serializers.CharField()
     id = serializers.IntegerField()
+    url = serializers.URLField(help_text="the job under /api/jobs/")
 
 
 class RunStateChangeSerializer(Redacted, serializers.ModelSerializer):
@@ -202,7 +203,9 @@ class RunStateChangeSerializer(Redacted, serializers.ModelSerializer):
     def get_job(self, change: RunStateChange) -> dict | None:
         if change.job_id is None:
             return None
-        return {"kind": change.job_kind, "id": change.job_id}
+        path = reverse(f"api:{change.job_kind}job-detail", args=[change.job_id])
+        url = self.context["request"].build_absolute_uri(path)
+        return {"kind": change.job_kind, "id": change.job_id, "url": url}
 
 
 class RunJobSerializer(Redacted, serializers.Serializer):

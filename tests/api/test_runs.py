@@ -98,8 +98,13 @@ def test_a_run_by_its_run_id_with_history_batches_jobs_results_and_archive(clien
     ]
     assert history[0]["job"] is None  # what the survey saw
     assert history[0]["reason"] == "CopyComplete.txt older than the grace period"
-    assert history[1]["job"] == {"kind": "downloader", "id": runs["first"].pk}
-    assert history[2]["job"] == {"kind": "processor", "id": runs["process"].pk}
+    first, process = runs["first"].pk, runs["process"].pk
+    assert history[1]["job"] == {
+        "kind": "downloader", "id": first,
+        "url": f"http://testserver/api/jobs/downloader/{first}/",
+    }  # fmt: skip
+    assert history[2]["job"]["id"] == process and history[2]["job"]["kind"] == "processor"
+    assert client.get(history[2]["job"]["url"]).json()["pipeline"] == "illumina_run_archive"
     assert all(h["at"].endswith(("Z", "+00:00")) for h in history)  # with a time zone
 
     batches = {b["variant"]: b for b in run["batches"]}
