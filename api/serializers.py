@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
@@ -10,13 +11,17 @@ from common.models import (
     ComputedFile,
     DownloaderJob,
     Experiment,
+    Job,
     Organism,
     ProcessorJob,
     Provenance,
+    RunStateChange,
+    SequencingRun,
     SurveyJob,
     TranscriptomeIndex,
 )
 from common.secrets import redact_data
+from foreman.run_archives import archive_of, storage_url
 
 JOB_FIELDS = [
     "id", "state", "attempt", "created_at", "dispatched_at", "start_time", "end_time",
@@ -164,3 +169,192 @@ class ExperimentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Experiment
         fields = ["id", "accession", "alternate_accession", "title", "samples", "created_at"]
+
+
+# --- the lab's sequencing runs ----------------------------------------------------------
+
+
+class JobRefSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.IntegerField()
+    url = serializers.URLField(help_text="the job under /api/jobs/")
+
+
+class RunStateChangeSerializer(Redacted, serializers.ModelSerializer):
+    """One change of a run's state: when (with its time zone), from what, to what,
+    why, and the job that caused it (none for what a survey saw)."""
+
+    redacted_fields = ("reason",)
+    job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RunStateChange
+        fields = ["old_state", "new_state", "reason", "at", "job"]
+
+    @extend_schema_field(JobRefSerializer(allow_null=True))
+    def get_job(self, change: RunStateChange) -> dict | None:
+        if change.job_id is None:
+            return None
+        path = reverse(f"api:{change.job_kind}job-detail", args=[change.job_id])
+        url = self.context["request"].build_absolute_uri(path)
+        return {"kind": change.job_kind, "id": change.job_id, "url": url}
+
+
+class RunJobSerializer(Redacted, serializers.Serializer):
+    """A batch's job: the latest attempt of one chain, and how many attempts it took."""
+
+    redacted_fields = ("failure_reason",)
+    kind = serializers.CharField()
+    id = serializers.IntegerField()
+    name = serializers.CharField(help_text="the downloader task or processor pipeline")
+    state = serializers.CharField()
+    attempts = serializers.IntegerField(help_text="attempts in this job's chain, this one included")
+    attempt_ids = serializers.ListField(child=serializers.IntegerField(), help_text="first first")
+    failure_reason = serializers.CharField()
+    given_up = serializers.BooleanField(help_text="failed, and the refinery will not retry it")
+    created_at = serializers.DateTimeField()
+    start_time = serializers.DateTimeField(allow_null=True)
+    end_time = serializers.DateTimeField(allow_null=True)
+
+
+def latest_attempts(jobs: list[Job]) -> list[dict]:
+    """Each chain of attempts among `jobs` (every attempt of a batch's jobs of one
+    kind: retries keep their batches), as its latest attempt and the chain's ids."""
+    by_id = {job.pk: job for job in jobs}
+    chains = []
+    for job in jobs:
+        if job.retried:
+            continue
+        chain, attempt = [job.pk], job
+        while attempt.retried_job_id in by_id:
+            attempt = by_id[attempt.retried_job_id]
+            chain.insert(0, attempt.pk)
+        chains.append(
+            {
+                "kind": job.kind,
+                "id": job.pk,
+                "name": job.run_rule_name(),
+                "state": job.state,
+                "attempts": len(chain),
+                "attempt_ids": chain,
+                "failure_reason": job.failure_reason,
+                "given_up": job.given_up_at is not None,
+                "created_at": job.created_at,
+                "start_time": job.start_time,
+                "end_time": job.end_time,
+            }
+        )
+    return sorted(chains, key=lambda c: (c["created_at"], c["kind"], c["id"]))
+
+
+class RunResultSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ComputedFile
+        fields = ["id", "filename", "format", "size", "sha256", "url", "processor_job",
+                  "created_at"]  # fmt: skip
+
+    def get_url(self, computed: ComputedFile) -> str:
+        return storage_url(computed.key)
+
+
+class RunBatchSerializer(Redacted, serializers.ModelSerializer):
+    redacted_fields = ("metadata",)
+    jobs = serializers.SerializerMethodField()
+    results = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = ["id", "accession", "variant", "pipeline_required", "status", "metadata",
+                  "jobs", "results"]  # fmt: skip
+
+    @extend_schema_field(RunJobSerializer(many=True))
+    def get_jobs(self, batch: Batch) -> list[dict]:
+        chains = [
+            *latest_attempts(list(batch.downloader_jobs.all())),
+            *latest_attempts(list(batch.processor_jobs.all())),
+        ]
+        chains.sort(key=lambda c: (c["created_at"], c["kind"], c["id"]))
+        return RunJobSerializer(chains, many=True).data
+
+    @extend_schema_field(RunResultSerializer(many=True))
+    def get_results(self, batch: Batch) -> list[dict]:
+        files = sorted(batch.computed_files.all(), key=lambda f: f.pk)
+        return RunResultSerializer(files, many=True).data
+
+
+class RunArchiveSerializer(serializers.Serializer):
+    url = serializers.CharField(help_text="s3://bucket/key, or a file:// URL for local storage")
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    result = serializers.IntegerField(help_text="its id under /api/results/")
+    processor_job = serializers.IntegerField()
+
+
+class RunLinksSerializer(serializers.Serializer):
+    api = serializers.URLField()
+    admin = serializers.URLField()
+
+
+RUN_FIELDS = [
+    "run_id", "platform", "flowcell", "instrument_id", "instrument_type", "run_number",
+    "run_date", "location", "lanes", "state", "state_reason", "state_changed_at",
+]  # fmt: skip
+
+
+class SequencingRunSerializer(Redacted, serializers.ModelSerializer):
+    """A run in a list: what it is and the state it is in."""
+
+    redacted_fields = ("state_reason",)
+    url = serializers.HyperlinkedIdentityField(
+        view_name="api:sequencingrun-detail", lookup_field="run_id"
+    )
+
+    class Meta:
+        model = SequencingRun
+        fields = [*RUN_FIELDS, "url"]
+
+
+class SequencingRunDetailSerializer(SequencingRunSerializer):
+    """One run with its history, batches, jobs, results and archive."""
+
+    redacted_fields = ("state_reason", "metadata")
+    history = RunStateChangeSerializer(source="state_changes", many=True, read_only=True)
+    batches = RunBatchSerializer(many=True, read_only=True)
+    archive = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SequencingRun
+        fields = [
+            *RUN_FIELDS, "read_structure", "tiles", "sample_sheet", "sample_sheet_sha256",
+            "metadata", "survey_job", "history", "batches", "archive", "links", "url",
+        ]  # fmt: skip
+
+    @extend_schema_field(RunArchiveSerializer(allow_null=True))
+    def get_archive(self, run: SequencingRun) -> dict | None:
+        computed = archive_of(run)
+        if computed is None:
+            return None
+        return {
+            "url": storage_url(computed.key),
+            "filename": computed.filename,
+            "size": computed.size,
+            "sha256": computed.sha256,
+            "result": computed.pk,
+            "processor_job": computed.processor_job_id,
+        }
+
+    @extend_schema_field(RunLinksSerializer)
+    def get_links(self, run: SequencingRun) -> dict:
+        request = self.context["request"]
+        return {
+            "api": request.build_absolute_uri(
+                reverse("api:sequencingrun-detail", kwargs={"run_id": run.run_id})
+            ),
+            "admin": request.build_absolute_uri(
+                reverse("admin:common_sequencingrun_change", args=[run.pk])
+            ),
+        }

@@ -1,6 +1,7 @@
 """The REST API's URLs, under /api/."""
 
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from api import datasets, views
@@ -16,10 +17,13 @@ router.register("datasets", datasets.DatasetViewSet, basename="dataset")
 router.register("jobs/survey", views.SurveyJobViewSet)
 router.register("jobs/downloader", views.DownloaderJobViewSet)
 router.register("jobs/processor", views.ProcessorJobViewSet)
+router.register("runs", views.SequencingRunViewSet)
 
 app_name = "api"
 urlpatterns = [
     path("", views.api_root, name="root"),
     path("stats/", views.stats, name="stats"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),
 ]

@@ -14,7 +14,8 @@ downloaders, then surveys. For each kind it:
 4. dispatches `created` jobs (left by the outbox, or held back for capacity or
    a pause) within the caps.
 
-Then it delivers pending notifications. Every query reads a partial index of
+Then it delivers pending notifications, and the webhooks owed for changes of the
+sequencing runs' states (foreman/webhooks.py). Every query reads a partial index of
 unfinished jobs or of failed jobs nobody settled yet, a page at a time, so a
 database of millions of finished jobs costs a pass nothing.
 """
@@ -32,7 +33,7 @@ from django.utils import timezone
 
 from common.models import Job, JobState, job_model
 from common.models.choices import JobKind
-from foreman import notify
+from foreman import notify, webhooks
 from foreman.attempts import settle_failed
 from foreman.capacity import Budget
 from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
@@ -103,6 +104,7 @@ class Foreman:
         delivered = notify.deliver_pending()
         if delivered:
             report["notifications delivered"] += delivered
+        report.update(webhooks.deliver_due())
         return report
 
     # --- running and queued jobs ------------------------------------------------------------

@@ -28,6 +28,18 @@ STATE_LOOKS = {
 }
 
 
+def state_badge(state: str, looks: dict[str, tuple[str, str]] = STATE_LOOKS) -> str:
+    """A state in its colour, with its icon."""
+    colour, icon = looks.get(state, ("inherit", ""))
+    return format_html(
+        '<span class="state state-{}" style="color: {}; font-weight: bold">{} {}</span>',
+        state,
+        colour,
+        icon,
+        state,
+    )
+
+
 class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     """What every job kind's pages share: state, timing, the attempt chain, the log."""
 
@@ -70,14 +82,7 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def shown_state(self, job: Job) -> str:
-        colour, icon = STATE_LOOKS.get(job.state, ("inherit", ""))
-        return format_html(
-            '<span class="state state-{}" style="color: {}; font-weight: bold">{} {}</span>',
-            job.state,
-            colour,
-            icon,
-            job.state,
-        )
+        return state_badge(job.state)
 
     @admin.display(description="duration")
     def shown_duration(self, job: Job) -> str:
