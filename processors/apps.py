@@ -9,6 +9,7 @@ class ProcessorsConfig(AppConfig):
         """Tell the runner which function runs each pipeline, and which downloader
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
+        from processors.basecalling import basecall_batch, why_dorado_cannot_run
         from processors.file_summary import summarise_files
         from processors.salmon_quant import quantify_run, waits_for_index
         from processors.smoke_test import run_smoke_test
@@ -32,4 +33,11 @@ class ProcessorsConfig(AppConfig):
             quantify_run,
             DownloaderTask.FASTQ,
             waits_for=waits_for_index,
+        )
+        register_pipeline(
+            ProcessorPipeline.BASECALLING,
+            basecall_batch,
+            DownloaderTask.POD5_BATCH,
+            runs_here=why_dorado_cannot_run,
+            needs="a GPU worker with Dorado (REFINERY_DORADO) or a basecalling engine",
         )

@@ -32,6 +32,10 @@ class Registered:
     downloader_task: str = ""
     # A pipeline: why one of its jobs must wait before it is sent ("" when it may go).
     waits_for: Callable[[Job], str] | None = None
+    # A pipeline that only some machines can run: why this one cannot ("" when it
+    # can; a local worker then leaves its jobs queued for others), and what they need.
+    runs_here: Callable[[], str] | None = None
+    needs: str = ""
 
 
 _SOURCES: dict[str, Registered] = {}
@@ -60,13 +64,23 @@ def register_pipeline(
     work: Work,
     downloader_task: str,
     waits_for: Callable[[Job], str] | None = None,
+    runs_here: Callable[[], str] | None = None,
+    needs: str = "",
 ) -> None:
     """`work(job)` runs a ProcessorJob of `pipeline`, whose batches' files the
     downloader task `downloader_task` fetches. `waits_for(job)`, if given, says why
-    a job must stay `created` for now (what it needs does not exist yet), or ""."""
+    a job must stay `created` for now (what it needs does not exist yet), or "".
+    `runs_here()`, if given, says why this machine cannot run the pipeline's jobs
+    (a tool it lacks), or "": local workers leave them queued for a machine that
+    has what they `need`."""
     name = ProcessorPipeline(pipeline).value
     _PIPELINES[name] = Registered(
-        name, work, downloader_task=DownloaderTask(downloader_task), waits_for=waits_for
+        name,
+        work,
+        downloader_task=DownloaderTask(downloader_task),
+        waits_for=waits_for,
+        runs_here=runs_here,
+        needs=needs,
     )
 
 
@@ -101,6 +115,39 @@ def wait_reason(job: Job) -> str:
     if registered is None or registered.waits_for is None:
         return ""
     return registered.waits_for(job)
+
+
+def pipeline_checks_here() -> dict[str, str]:
+    """Each pipeline that only some machines can run, with why this one cannot
+    ("" when it can): a worker checks at start."""
+    return {
+        name: registered.runs_here()
+        for name, registered in _PIPELINES.items()
+        if registered.runs_here is not None
+    }
+
+
+def queued_waits() -> list[str]:
+    """What queued jobs of pipelines only some machines run wait for, one line per
+    pipeline that has any (for `manage.py jobs status`)."""
+    from common.models import JobState, ProcessorJob
+
+    lines = []
+    for name, registered in _PIPELINES.items():
+        if registered.runs_here is None:
+            continue
+        queued = ProcessorJob.objects.filter(state=JobState.QUEUED, pipeline=name).count()
+        if not queued:
+            continue
+        here = registered.runs_here()
+        needs = registered.needs or "a worker that can run them"
+        where = (
+            f"not this machine: {here}"
+            if here
+            else "this machine can run them: start `manage.py worker` here"
+        )
+        lines.append(f"{queued} queued {name} job(s) wait for {needs}; {where}")
+    return lines
 
 
 def work_for(job: Job) -> Work:

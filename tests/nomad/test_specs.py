@@ -183,6 +183,9 @@ def test_bad_scheduled_surveys_are_clear_errors(settings, surveys, message):
 
 
 def test_gpu_pipelines_get_their_own_parents_with_a_gpu_device(settings):
+    # Basecalling (Dorado) needs a GPU by default.
+    assert settings.REFINERY_NOMAD_GPU_PIPELINES == ["basecalling"]
+    settings.REFINERY_NOMAD_GPU_PIPELINES = []
     assert [w.name for w in worker_classes()] == ["survey", "downloader", "processor"]
     assert not any("Devices" in job["TaskGroups"][0]["Tasks"][0]["Resources"] for job in all_jobs())
     settings.REFINERY_NOMAD_GPU_PIPELINES = ["transcriptome_index_long"]
