@@ -33,21 +33,10 @@ from demo.nanopore_run import (
     write_partial_pod5,
 )
 from surveyor.models import Pod5File
-from surveyor.nanopore_runs import NanoporeRunsSurveyor
 from surveyor.nanopore_scan import scan_nanopore_root
+from tests.nanopore import survey_nanopore as survey
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def survey(*paths: Path) -> SurveyJob:
-    """One survey, run here as `manage.py survey nanopore_runs` runs it in its child."""
-    job = SurveyJob.objects.create(
-        source="nanopore_runs", parameters={"paths": [str(p) for p in paths]}
-    )
-    assert job.mark_started("test-worker", "test")
-    NanoporeRunsSurveyor(job).survey()
-    job.refresh_from_db()
-    return job
 
 
 def batched_files() -> dict[str, list[str]]:
