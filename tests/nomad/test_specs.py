@@ -43,6 +43,7 @@ def parents(jobs: list[dict]) -> dict[str, dict]:
 
 
 def test_one_parameterized_job_per_kind_and_ram_tier(settings, cluster_env):
+    settings.REFINERY_NOMAD_GPU_PIPELINES = []  # the GPU tier: see the GPU test below
     settings.REFINERY_NOMAD_REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/"
     settings.REFINERY_NOMAD_IMAGE_TAG = "v7"
     jobs = all_jobs()
