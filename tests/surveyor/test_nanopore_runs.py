@@ -33,6 +33,7 @@ from demo.nanopore_run import (
     write_partial_pod5,
 )
 from surveyor.models import Pod5File
+from surveyor.nanopore_runs import NanoporeRunsSurveyor
 from surveyor.nanopore_scan import scan_nanopore_root
 from tests.nanopore import survey_nanopore as survey
 
@@ -229,3 +230,40 @@ def test_the_scan_reads_no_metadata_file_that_is_a_link(tmp_path):
     assert scan.runs[0].report is None
     assert any("cannot read it" in s.why for s in scan.skipped if s.path == str(report))
     assert Counter(r.protocol_run_id for r in scan.runs) == {run.protocol_run_id: 1}
+
+
+def test_a_survey_that_dies_recording_a_batch_leaves_no_part_of_it(
+    tmp_path, refinery_dirs, settings, monkeypatch
+):
+    """A batch, its files' claims, its files and its job are one transaction: a
+    survey stopped inside it (here by an error on the batch's second file) leaves
+    nothing of that batch, and the next survey batches those files."""
+    settings.REFINERY_POD5_BATCH_FILES = 2
+    run = make_nanopore_run(tmp_path / "minknow", files=4)
+    real_add_file = NanoporeRunsSurveyor.add_file
+    added = []
+
+    def dies_on_the_second_file(found):
+        added.append(found.filename)
+        if len(added) == 2:
+            raise RuntimeError("killed")
+        return real_add_file(found)
+
+    monkeypatch.setattr(NanoporeRunsSurveyor, "add_file", staticmethod(dies_on_the_second_file))
+    job = SurveyJob.objects.create(
+        source="nanopore_runs", parameters={"paths": [str(tmp_path / "minknow")]}
+    )
+    assert job.mark_started("test-worker", "test")
+    NanoporeRunsSurveyor(job).survey()
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and "killed" in job.failure_reason
+    assert not Batch.objects.exists() and not OriginalFile.objects.exists()
+    assert not DownloaderJob.objects.exists()
+    assert not Pod5File.objects.filter(batch__isnull=False).exists()
+
+    monkeypatch.undo()
+    survey(tmp_path / "minknow")
+    assert [len(files) for files in batched_files().values()] == [2, 2]
+    assert sorted(OriginalFile.objects.values_list("filename", flat=True)) == sorted(
+        p.name for p in run.pod5_files
+    )
