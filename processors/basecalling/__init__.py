@@ -1,5 +1,6 @@
 """The `basecalling` pipeline: a batch of a Nanopore run's pod5 files basecalled
-with Dorado into one gzip FASTQ per pod5 file.
+with Dorado into one gzip FASTQ per pod5 file (or, with REFINERY_DORADO_OUTPUT=bam,
+one unaligned BAM per pod5 file: Dorado's own output without `--emit-fastq`).
 
     dorado basecaller <REFINERY_DORADO_MODEL> <folder of the batch's pod5> --emit-fastq
 
@@ -39,7 +40,7 @@ from runner.work_dirs import work_path
 
 __all__ = ["basecall_batch", "check_basecalls", "why_dorado_cannot_run"]
 
-OUTPUTS = ("fastq",)
+OUTPUTS = {"fastq": ".fastq.gz", "bam": ".bam"}  # REFINERY_DORADO_OUTPUT → file ending
 
 
 class BasecallingContext(ProcessorContext, total=False):
@@ -53,8 +54,8 @@ def output_format() -> str:
     value = (settings.REFINERY_DORADO_OUTPUT or "fastq").lower()
     if value not in OUTPUTS:
         raise JobError(
-            f"REFINERY_DORADO_OUTPUT is {value!r}: this refinery writes {', '.join(OUTPUTS)} "
-            "(one gzip FASTQ per pod5 file)",
+            f"REFINERY_DORADO_OUTPUT is {value!r}: use fastq (one gzip FASTQ per pod5 "
+            "file) or bam (one unaligned BAM per pod5 file)",
             no_retry=True,
         )
     return value
@@ -105,18 +106,20 @@ def link_pod5_folder(context: BasecallingContext) -> BasecallingContext:
 
 
 def basecall(context: BasecallingContext) -> BasecallingContext:
-    """Dorado over the folder; its calls split into one gzip FASTQ per pod5 file,
+    """Dorado over the folder; its calls split into one output per pod5 file,
     checked against the input's reads."""
-    model = context["parameters"]["model"]
-    command = basecaller_command(context["dorado"], model, context["pod5_folder"], fastq=True)
+    model, output = context["parameters"]["model"], context["parameters"]["output"]
+    fastq = output == "fastq"
+    command = basecaller_command(context["dorado"], model, context["pod5_folder"], fastq=fastq)
     context["commands"].append(command)
     print("$ " + " ".join(command), flush=True)
-    calls = work_path(context["work_dir"], "calls.fastq")
+    calls = work_path(context["work_dir"], f"calls.{output}")
     result = run_basecaller(command, calls, work_path(context["work_dir"], "dorado.log"))
-    out = work_path(context["work_dir"], "fastq")
+    out = work_path(context["work_dir"], "calls")
     out.mkdir()
     outputs = {
-        name: out / (name.removesuffix(".pod5") + ".fastq.gz") for name in context["expected_reads"]
+        name: out / (name.removesuffix(".pod5") + OUTPUTS[output])
+        for name in context["expected_reads"]
     }
     split_calls(calls, outputs)
     calls.unlink()
@@ -126,7 +129,7 @@ def basecall(context: BasecallingContext) -> BasecallingContext:
             f"Dorado reports {result.called} read(s) basecalled but wrote {summary.records}"
         )
     for path in outputs.values():
-        add_computed_file(context, path, "fastq.gz")
+        add_computed_file(context, path, OUTPUTS[output].lstrip("."))
     context["parameters"].update(
         summary.as_parameters(),
         dorado_reported={"basecalled": result.called, "filtered": result.filtered},

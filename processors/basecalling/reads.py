@@ -1,5 +1,5 @@
-"""Basecalls and the reads they came from: Dorado's FASTQ split into one gzip
-FASTQ per pod5 file, and the check that every read of the input is accounted
+"""Basecalls and the reads they came from: Dorado's FASTQ (or BAM) split into
+one gzip FASTQ (or BAM) per pod5 file, and the check that every read of the input is accounted
 for (called, or among the reads Dorado reports it filtered out).
 
 `check_basecalls` is the one check of a batch's output, whoever basecalled it:
@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from isal import igzip
 
+from processors.basecalling import bam
 from runner.pipeline import JobError
 
 SHOWN_IDS = 5
@@ -39,11 +40,11 @@ class FastqRecord:
 
     @property
     def read_id(self) -> str:
-        return self.header.split(b"\t", 1)[0].split(b" ", 1)[0].decode("ascii", "replace")
+        return self.header.split(None, 1)[0].decode("ascii", "replace") if self.header else ""
 
     def tags(self) -> dict[str, str]:
         found = {}
-        for part in self.header.split(b"\t")[1:]:
+        for part in self.header.split()[1:]:  # tab-separated; spaces read too
             pieces = part.decode("utf-8", "replace").split(":", 2)
             if len(pieces) == 3:
                 found[pieces[0]] = pieces[2]
@@ -82,25 +83,86 @@ def read_ids_of_pod5(path: Path) -> list[str]:
 
 
 def split_calls(calls: Path, outputs: dict[str, Path]) -> None:
-    """Write each record of Dorado's FASTQ `calls` into the gzip FASTQ of the pod5
-    file its `fn:Z:` names (`outputs`: pod5 file name → FASTQ path). Every output
-    is written, empty if no read of its pod5 file was called."""
+    """Write each record of Dorado's output `calls` (FASTQ, or BAM when the outputs
+    end in .bam) into the output of the pod5 file its `fn:Z:` names (`outputs`:
+    pod5 file name → path: gzip FASTQ, or BAM). Every output is written, empty if
+    no read of its pod5 file was called."""
+    if all(path.suffix == ".bam" for path in outputs.values()):
+        split_bam(calls, outputs)
+        return
     handles = {name: igzip.open(path, "wb", compresslevel=1) for name, path in outputs.items()}
     try:
         with open(calls, "rb") as stream:
             for record in fastq_records(stream, "Dorado's output"):
                 source = record.tags().get("fn", "")
                 if source not in handles:
-                    raise JobError(
-                        f"Dorado's output has read {record.read_id} from {source!r}, which is "
-                        "not a pod5 file of this batch"
-                    )
+                    raise JobError(not_in_batch(record.read_id, source))
                 record.write(handles[source])
     except BadCalls as error:
         raise JobError(str(error)) from None
     finally:
         for handle in handles.values():
             handle.close()
+
+
+def not_in_batch(read_id: str, source: object) -> str:
+    return (
+        f"Dorado's output has read {read_id[:40]!r} from {str(source)[:200]!r}, which is not "
+        "a pod5 file of this batch"
+    )
+
+
+def split_bam(calls: Path, outputs: dict[str, Path]) -> None:
+    """split_calls for BAM: each output has the input's header and its records."""
+    try:
+        stream, header = bam.open_bam(calls)
+    except bam.BadBam as error:
+        raise JobError(f"Dorado's output is not BAM: {error}") from None
+    writers = {name: bam.BgzfWriter(path) for name, path in outputs.items()}
+    try:
+        for writer in writers.values():
+            writer.write(header)
+        for record in bam.bam_records(stream):
+            source = record.tags.get("fn", "")
+            if source not in writers:
+                raise JobError(not_in_batch(record.read_id, source))
+            writers[source].write(record.raw)
+    except (bam.BadBam, OSError, EOFError) as error:
+        raise JobError(f"Dorado's output cannot be read as BAM: {error}") from None
+    finally:
+        stream.close()
+        for writer in writers.values():
+            writer.close()
+
+
+@dataclass
+class Call:
+    """One record of a basecaller's output: what the check needs of it."""
+
+    read_id: str
+    tags: dict[str, object]
+    bases: int
+    qscore: float
+
+
+def calls_in(path: Path, where: str) -> Iterator[Call]:
+    """The records of a gzip FASTQ or a BAM file (by its name's ending)."""
+    if path.suffix == ".bam":
+        stream, _header = bam.open_bam(path)
+        with stream:
+            for record in bam.bam_records(stream):
+                qscore = record.tags.get("qs", 0.0)
+                yield Call(
+                    record.read_id,
+                    record.tags,
+                    record.sequence_length,
+                    float(qscore) if isinstance(qscore, int | float) else 0.0,
+                )
+        return
+    with igzip.open(path, "rb") as stream:
+        for record in fastq_records(stream, where):
+            tags = record.tags()
+            yield Call(record.read_id, tags, len(record.sequence), record_qscore(record, tags))
 
 
 @dataclass
@@ -157,11 +219,12 @@ def check_basecalls(
     expected: dict[str, list[str]], fastqs: dict[str, Path], reported_filtered: int | None
 ) -> BasecallSummary:
     """Check a batch's basecalls: `expected` gives each pod5 file's read ids,
-    `fastqs` its gzip FASTQ, `reported_filtered` how many reads the basecaller
-    says it filtered out. Every FASTQ record must be a read of its own pod5 file
-    (or a part of one, `pi:Z:`), no read id twice, and the input reads without a
-    call must be no more than the basecaller reports filtered. JobError (with
-    `no_retry` for outputs that are not FASTQ) says what does not add up."""
+    `fastqs` its gzip FASTQ (or BAM: a path ending in .bam), `reported_filtered`
+    how many reads the basecaller says it filtered out. Every record must be a
+    read of its own pod5 file (or a part of one, `pi:Z:`), no read id twice, and
+    the input reads without a call must be no more than the basecaller reports
+    filtered. JobError (with `no_retry` for outputs that cannot be read) says
+    what does not add up."""
     if set(fastqs) != set(expected):
         missing = sorted(set(expected) - set(fastqs))
         extra = sorted(set(fastqs) - set(expected))
@@ -176,26 +239,25 @@ def check_basecalls(
         wanted = set(ids)
         stats = per_file[name] = FileCalls(reads_in=len(wanted))
         called: set[str] = set()
-        where = f"the FASTQ of {name} ({os.path.basename(fastqs[name])})"
+        where = f"the basecalls of {name} ({os.path.basename(fastqs[name])})"
         try:
-            with igzip.open(fastqs[name], "rb") as stream:
-                for record in fastq_records(stream, where):
-                    read_id, tags = record.read_id, record.tags()
-                    parent = tags.get("pi", read_id)
-                    if tags.get("fn", name) != name or parent not in wanted:
-                        raise JobError(
-                            f"{where} has read {read_id[:40]!r}, which is not a read of {name}"
-                        )
-                    if read_id in seen_ids:
-                        raise JobError(f"{where}: read {read_id} is called twice")
-                    seen_ids.add(read_id)
-                    called.add(parent)
-                    stats.records += 1
-                    stats.bases += len(record.sequence)
-                    stats.qscore_sum += record_qscore(record, tags)
-                    if "RG" in tags:
-                        stats.models.add(tags["RG"].split("_", 1)[-1])
-        except (BadCalls, OSError, EOFError) as error:
+            for call in calls_in(fastqs[name], where):
+                read_id, tags = call.read_id, call.tags
+                parent = tags.get("pi", read_id)
+                if tags.get("fn", name) != name or parent not in wanted:
+                    raise JobError(
+                        f"{where} has read {read_id[:40]!r}, which is not a read of {name}"
+                    )
+                if read_id in seen_ids:
+                    raise JobError(f"{where}: read {read_id} is called twice")
+                seen_ids.add(read_id)
+                called.add(parent)
+                stats.records += 1
+                stats.bases += call.bases
+                stats.qscore_sum += call.qscore
+                if isinstance(tags.get("RG"), str):
+                    stats.models.add(tags["RG"].split("_", 1)[-1])
+        except (BadCalls, bam.BadBam, OSError, EOFError) as error:
             raise JobError(f"{where} cannot be read: {error}", no_retry=True) from None
         stats.called = len(called)
         uncalled.extend(sorted(wanted - called))

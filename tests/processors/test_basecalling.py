@@ -31,6 +31,7 @@ from common.models import (
 from common.storage import permanent_storage
 from demo.nanopore_run import add_pod5, finish_run, make_nanopore_run, new_run
 from foreman.passes import Foreman
+from processors.basecalling import bam
 from processors.basecalling.reads import fastq_records
 from runner.nomad.specs import parent_for
 from runner.registry import work_for
@@ -232,3 +233,29 @@ def test_a_run_basecalled_before_it_completes_is_basecalled_when_it_completes(
     recorded.refresh_from_db()
     assert recorded.state == RunState.BASECALLED
     assert recorded.metadata["complete"] is True
+
+
+def test_bam_output_is_one_unaligned_bam_per_pod5_file(tmp_path, refinery_dirs, dorado, settings):
+    """REFINERY_DORADO_OUTPUT=bam: Dorado runs without --emit-fastq and writes
+    unaligned BAM (the stand-in writes it as Dorado does: BGZF, an @RG header line,
+    the same tags); it is split into one BAM per pod5 file and checked the same way."""
+    settings.REFINERY_DORADO_OUTPUT = "bam"
+    run = downloaded_run(tmp_path, files=2, reads=3, batch_files=2)
+    (job,) = run_queued_jobs()
+    assert job.state == JobState.SUCCEEDED, job.failure_reason
+    provenance = job.provenance
+    assert "--emit-fastq" not in provenance.commands[0]
+    assert provenance.parameters["output"] == "bam"
+    assert provenance.parameters["reads_called"] == 6
+    for result in ComputedFile.objects.all():
+        assert result.format == "bam" and result.filename.endswith(".bam")
+        local = tmp_path / result.filename
+        with permanent_storage().open(result.key) as stream:
+            local.write_bytes(stream.read())
+        assert local.read_bytes().endswith(bam.BGZF_EOF)
+        records, header = bam.open_bam(local)
+        with records:
+            read_ids = [r.read_id for r in bam.bam_records(records)]
+        assert b"@RG\tID:" in header and b"PN:dorado" in header
+        assert read_ids == run.read_ids[result.filename.replace(".bam", ".pod5")]
+    assert SequencingRun.objects.get().state == RunState.BASECALLED
