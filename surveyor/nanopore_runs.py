@@ -168,6 +168,8 @@ class NanoporeRunsSurveyor(ExternalSourceSurveyor):
             )
             return
         run = self.record_run(found)
+        if run is None:
+            return
         self.runs_seen.append(run)
         complete = self.complete_files(run, found)
         size = batch_size()
@@ -195,9 +197,10 @@ class NanoporeRunsSurveyor(ExternalSourceSurveyor):
                 },
             )
 
-    def record_run(self, found: RunFolder) -> SequencingRun:
+    def record_run(self, found: RunFolder) -> SequencingRun | None:
         """The run's row, created (with its first history entry) or brought up to
-        date; `complete` once its final summary is there."""
+        date; `complete` once its final summary is there. None for a copy of a run
+        recorded from another folder (its files are that folder's)."""
         fields = run_fields(found)
         run = SequencingRun.objects.filter(
             platform=Platform.NANOPORE, run_id=found.protocol_run_id
@@ -229,7 +232,7 @@ class NanoporeRunsSurveyor(ExternalSourceSurveyor):
                 str(found.path),
                 f"run {run.run_id} was found in {run.location} before: this copy is left out",
             )
-            return run
+            return None
         metadata = {**run.metadata, **fields.pop("metadata")}
         for name, value in fields.items():
             setattr(run, name, value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 from collections import Counter
 from pathlib import Path
@@ -267,3 +268,16 @@ def test_a_survey_that_dies_recording_a_batch_leaves_no_part_of_it(
     assert sorted(OriginalFile.objects.values_list("filename", flat=True)) == sorted(
         p.name for p in run.pod5_files
     )
+
+
+def test_a_copy_of_a_recorded_run_in_another_folder_is_left_out(tmp_path, refinery_dirs):
+    run = make_nanopore_run(tmp_path / "minknow", files=2)
+    survey(tmp_path / "minknow")
+    copy = tmp_path / "copy" / "demo_group" / "demo_sample" / run.folder.name
+    shutil.copytree(run.folder, copy)
+    output = call_command_output("survey", "nanopore_runs", str(tmp_path / "copy"))
+    assert f"skipped {copy}: run {run.protocol_run_id} was found in {run.folder} before" in output
+    assert SequencingRun.objects.get().location == str(run.folder)
+    assert Pod5File.objects.count() == 2 and Batch.objects.count() == 1
+    for original in OriginalFile.objects.all():
+        assert original.source_url.startswith(f"file://{run.folder}/")
