@@ -172,6 +172,7 @@ class NanoporeRunsSurveyor(ExternalSourceSurveyor):
             return
         self.runs_seen.append(run)
         complete = self.complete_files(run, found)
+        self.compare_with_summary(found)
         size = batch_size()
         chunks = [complete[i : i + size] for i in range(0, len(complete), size)]
         if chunks and len(chunks[-1]) < size and not found.complete:
@@ -289,6 +290,19 @@ class NanoporeRunsSurveyor(ExternalSourceSurveyor):
                     "(truncated or damaged): not batched",
                 )
         return complete
+
+    def compare_with_summary(self, found: RunFolder) -> None:
+        """Say so when the final summary counts more or fewer pod5 files than the
+        folder holds (files moved away, or left out as unreadable)."""
+        said = (found.final_summary or {}).get("pod5_files_in_final_dest", "")
+        if not said.isdigit() or int(said) == len(found.pod5):
+            return
+        message = (
+            f"{found.path}: {found.final_summary_name} counts {said} pod5 file(s) in "
+            f"pod5_files_in_final_dest; the survey found {len(found.pod5)}"
+        )
+        logger.warning("nanopore_runs: %s", message)
+        print(f"note: {message}", flush=True)
 
     # --- recording --------------------------------------------------------------------------------
 

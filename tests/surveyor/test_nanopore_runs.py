@@ -183,6 +183,8 @@ def test_hostile_folders_are_reported_and_skipped_and_the_rest_goes_on(tmp_path,
         listener.close()
     assert f"skipped {good.pod5_folder / 'FAX00001_link_0.pod5'}: a link to" in output
     assert "not JSON" in output
+    # The socket and the FIFO are not counted: the summary's 2 files against the 2 read.
+    assert "pod5_files_in_final_dest" not in output
     runs = {r.flowcell: r for r in SequencingRun.objects.all()}
     assert set(runs) == {"FAX00001", "FAX00003"}  # the linked run is not ours
     assert runs["FAX00003"].run_id == bad_json.protocol_run_id
@@ -281,3 +283,15 @@ def test_a_copy_of_a_recorded_run_in_another_folder_is_left_out(tmp_path, refine
     assert Pod5File.objects.count() == 2 and Batch.objects.count() == 1
     for original in OriginalFile.objects.all():
         assert original.source_url.startswith(f"file://{run.folder}/")
+
+
+def test_a_finished_run_missing_files_its_summary_counts_is_noted(tmp_path, refinery_dirs):
+    run = make_nanopore_run(tmp_path / "minknow", files=3)
+    run.pod5_files[1].unlink()  # moved away after the run
+    output = call_command_output("survey", "nanopore_runs", str(tmp_path / "minknow"))
+    assert (
+        f"note: {run.folder}: final_summary_FAX00001_{run.short_id}_"
+        f"{run.acquisition_id[:8]}.txt counts 3 pod5 file(s) in pod5_files_in_final_dest; "
+        "the survey found 2"
+    ) in output
+    assert Batch.objects.get().original_files.count() == 2
