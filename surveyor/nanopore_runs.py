@@ -103,7 +103,7 @@ def run_fields(run: RunFolder) -> dict:
         for key in ("acquisition_stopped", "processing_stopped", "pod5_files_in_final_dest"):
             if key in summary:
                 metadata[key] = summary[key]
-    return {
+    fields = {
         "flowcell": run.says(
             "flow_cell_id", ("protocol_run_info", "flow_cell", "flow_cell_id"), "flow_cell_id"
         )
@@ -116,6 +116,9 @@ def run_fields(run: RunFolder) -> dict:
         "location": str(run.path),
         "metadata": {k: v for k, v in metadata.items() if v not in ("", None)},
     }
+    for name in ("flowcell", "instrument_id", "instrument_type"):  # columns of 64
+        fields[name] = fields[name][: SequencingRun._meta.get_field(name).max_length]
+    return fields
 
 
 class NanoporeRunsSurveyor(ExternalSourceSurveyor):

@@ -29,6 +29,9 @@ RUN_FOLDER = re.compile(
     r"^(?P<date>\d{8})_(?P<time>\d{4})_(?P<device>[A-Za-z0-9-]+)_(?P<flowcell>[A-Za-z0-9-]+)"
     r"_(?P<short_id>[0-9a-fA-F]{8})$"
 )
+# A protocol run id (a UUID); a value the run's files give that is not one is ignored.
+RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{0,63}$")
+MAX_VALUE = 200  # characters kept of any other value the run's files give
 # Where MinKNOW puts pod5 files (barcoded runs add one folder per barcode below).
 POD5_FOLDERS = ("pod5", "pod5_pass", "pod5_fail", "pod5_skip")
 MAX_METADATA_BYTES = 4 * 1024 * 1024
@@ -89,19 +92,20 @@ class RunFolder:
             _dig(self.report, "protocol_run_info", "run_id"),
             self.pod5_run_info.get("protocol_run_id"),
         ):
-            if isinstance(value, str) and value.strip():
+            if isinstance(value, str) and RUN_ID.match(value.strip()):
                 return value.strip()
         return ""
 
     def says(self, summary_key: str, report_path: tuple[str, ...], pod5_key: str) -> str:
-        """What the final summary, else the report, else the pod5 run info says."""
+        """What the final summary, else the report, else the pod5 run info says (a
+        text without control characters, cut to MAX_VALUE characters)."""
         for value in (
             (self.final_summary or {}).get(summary_key),
             _dig(self.report, *report_path) if report_path else None,
             self.pod5_run_info.get(pod5_key) if pod5_key else None,
         ):
-            if isinstance(value, str) and value.strip():
-                return value.strip()
+            if isinstance(value, str) and value.strip() and control_character(value) is None:
+                return value.strip()[:MAX_VALUE]
         return ""
 
 

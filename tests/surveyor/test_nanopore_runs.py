@@ -295,3 +295,26 @@ def test_a_finished_run_missing_files_its_summary_counts_is_noted(tmp_path, refi
         "the survey found 2"
     ) in output
     assert Batch.objects.get().original_files.count() == 2
+
+
+def test_values_a_run_s_files_should_not_hold_are_not_recorded(tmp_path, refinery_dirs):
+    """A final summary whose run id is a path, a report with a huge flow cell id
+    holding a control character: the run is recorded from what is sound."""
+    run = make_nanopore_run(tmp_path / "minknow", files=1)
+    summary = next(run.folder.glob("final_summary_*.txt"))
+    summary.write_text(
+        summary.read_text()
+        .replace(f"protocol_run_id={run.protocol_run_id}", "protocol_run_id=../../etc/passwd")
+        .replace("flow_cell_id=FAX00001", "flow_cell_id=")
+    )
+    report = next(run.folder.glob("report_*.json"))
+    document = json.loads(report.read_text())
+    document["protocol_run_info"]["flow_cell"]["flow_cell_id"] = "F\x1b[2J" + "X" * 10_000
+    document["protocol_run_info"]["device"]["device_type"] = "M" * 500
+    report.write_text(json.dumps(document))
+    survey(tmp_path / "minknow")
+    recorded = SequencingRun.objects.get()
+    assert recorded.run_id == run.protocol_run_id  # from the report
+    assert recorded.flowcell == "FAX00001"  # from the folder's name
+    assert recorded.instrument_type == "M" * 64
+    assert Batch.objects.get().accession == run.protocol_run_id
