@@ -259,3 +259,16 @@ def test_bam_output_is_one_unaligned_bam_per_pod5_file(tmp_path, refinery_dirs, 
         assert b"@RG\tID:" in header and b"PN:dorado" in header
         assert read_ids == run.read_ids[result.filename.replace(".bam", ".pod5")]
     assert SequencingRun.objects.get().state == RunState.BASECALLED
+
+
+def test_the_whole_path_with_s3_storage(tmp_path, s3_storage, dorado):
+    """The same path with temporary and permanent storage on the S3 server."""
+    run = downloaded_run(tmp_path, files=2, reads=3, batch_files=2)
+    assert all(f.temp_key for f in OriginalFile.objects.all())
+    (job,) = run_queued_jobs()
+    assert job.state == JobState.SUCCEEDED, job.failure_reason
+    results = {r.filename: r for r in ComputedFile.objects.all()}
+    for pod5_path in run.pod5_files:
+        records = fastq_of(results[pod5_path.name.replace(".pod5", ".fastq.gz")])
+        assert [r.read_id for r in records] == run.read_ids[pod5_path.name]
+    assert SequencingRun.objects.get().state == RunState.BASECALLED
