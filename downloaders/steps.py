@@ -157,16 +157,19 @@ def queue_processor_jobs(context: DownloaderContext) -> DownloaderContext:
     return context
 
 
-def run_downloader(job: DownloaderJob, checks: Iterable[Step] = ()) -> DownloaderContext:
+def run_downloader(
+    job: DownloaderJob, checks: Iterable[Step] = (), after_store: Iterable[Step] = ()
+) -> DownloaderContext:
     """The whole downloader: every file of every batch fetched once, checked by
-    the task's `checks` and stored, then the processors queued."""
+    the task's `checks` and stored (then the task's `after_store` steps, which
+    may record what the checks found), then the processors queued."""
     return run_pipeline(
         job,
         [
             start_job,
             prepare_job_dir,
             require_files,
-            for_each_file([fetch_file, *checks, store_file]),
+            for_each_file([fetch_file, *checks, store_file, *after_store]),
             queue_processor_jobs,
         ],
     )

@@ -3,7 +3,8 @@ attempt gets.
 
 A job killed for memory often records no reason at all: the kernel's OOM killer
 sends SIGKILL, and the supervisor records exit code 137. An attempt that started
-and then died that way, or with no reason, is retried one step up its ladder
+and then died that way, or with no reason, or that says it ran out of GPU memory
+("CUDA out of memory"), is retried one step up its ladder
 (`REFINERY_RAM_LADDERS_MB`). An attempt that never started is not escalated:
 memory cannot have been its problem.
 """
@@ -18,13 +19,20 @@ from common.models.choices import JobKind
 OOM_EXIT_CODE = 128 + 9
 # What mark_failed records when given no reason.
 NO_REASON = ("", "failed without a reason")
+# A GPU's memory is not the kernel's to watch: a job that ran out of it says so in
+# its reason (the basecalling processor, when Dorado reports it).
+OUT_OF_GPU_MEMORY = "CUDA out of memory"
 
 
 def ran_out_of_memory(job: Job) -> bool:
-    """Whether this failed attempt looks killed for memory."""
+    """Whether this failed attempt looks killed for memory (or ran out of a GPU's)."""
     if job.start_time is None or job.interrupted:
         return False
-    return job.exit_code == OOM_EXIT_CODE or job.failure_reason.strip() in NO_REASON
+    return (
+        job.exit_code == OOM_EXIT_CODE
+        or job.failure_reason.strip() in NO_REASON
+        or OUT_OF_GPU_MEMORY in job.failure_reason
+    )
 
 
 def ram_ladder(job: Job) -> list[int]:

@@ -9,6 +9,7 @@ class ProcessorsConfig(AppConfig):
         """Tell the runner which function runs each pipeline, and which downloader
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
+        from processors.basecalling import basecall_batch, why_dorado_cannot_run
         from processors.dataset_matrix import build_dataset
         from processors.file_summary import summarise_files
         from processors.salmon_quant import quantify_run, waits_for_index
@@ -35,3 +36,10 @@ class ProcessorsConfig(AppConfig):
             waits_for=waits_for_index,
         )
         register_pipeline(ProcessorPipeline.DATASET_MATRIX, build_dataset, None)
+        register_pipeline(
+            ProcessorPipeline.BASECALLING,
+            basecall_batch,
+            DownloaderTask.POD5_BATCH,
+            runs_here=why_dorado_cannot_run,
+            needs="a GPU worker with Dorado (REFINERY_DORADO) or a basecalling engine",
+        )

@@ -236,6 +236,9 @@ REFINERY_RAM_LADDERS_MB = {
     "processor": {
         "transcriptome_index_long": _INDEX_LADDER_MB,
         "transcriptome_index_short": _INDEX_LADDER_MB,
+        # Dorado: a retry after "CUDA out of memory" goes one step up, to a larger
+        # REFINERY_PROCESSOR_GPU_<RAM> tier.
+        "basecalling": [8192, 16384, 32768, 65536],
         "default": [1024, 2048, 4096, 8192, 16384],
     },
 }
@@ -296,8 +299,8 @@ if os.environ.get("REFINERY_NOMAD_RAM_TIERS_MB"):
     except ValueError as _error:
         raise ImproperlyConfigured(f"REFINERY_NOMAD_RAM_TIERS_MB is not JSON: {_error}") from None
 # Processor pipelines that need a GPU: their jobs go to REFINERY_PROCESSOR_GPU_<RAM>,
-# which asks Nomad for one nvidia/gpu device. None of today's pipelines do.
-REFINERY_NOMAD_GPU_PIPELINES = env_list("REFINERY_NOMAD_GPU_PIPELINES")
+# which asks Nomad for one nvidia/gpu device. Basecalling (Dorado) does.
+REFINERY_NOMAD_GPU_PIPELINES = env_list("REFINERY_NOMAD_GPU_PIPELINES", "basecalling")
 # Seconds Nomad waits after SIGTERM before SIGKILL (run_job needs
 # REFINERY_KILL_GRACE_S to stop its job; Nomad clients allow at most 30 s by default).
 REFINERY_NOMAD_KILL_TIMEOUT_S = env_int("REFINERY_NOMAD_KILL_TIMEOUT_S", 30)

@@ -32,6 +32,10 @@ class Registered:
     downloader_task: str = ""
     # A pipeline: why one of its jobs must wait before it is sent ("" when it may go).
     waits_for: Callable[[Job], str] | None = None
+    # A pipeline that only some machines can run: why this one cannot ("" when it
+    # can; a local worker then leaves its jobs queued for others), and what they need.
+    runs_here: Callable[[], str] | None = None
+    needs: str = ""
 
 
 _SOURCES: dict[str, Registered] = {}
@@ -60,15 +64,26 @@ def register_pipeline(
     work: Work,
     downloader_task: str | None,
     waits_for: Callable[[Job], str] | None = None,
+    runs_here: Callable[[], str] | None = None,
+    needs: str = "",
 ) -> None:
     """`work(job)` runs a ProcessorJob of `pipeline`, whose batches' files the
     downloader task `downloader_task` fetches (None: its batches have no files to
     fetch, and its jobs are created directly, as a dataset's are). `waits_for(job)`,
     if given, says why a job must stay `created` for now (what it needs does not
-    exist yet), or ""."""
+    exist yet), or "". `runs_here()`, if given, says why this machine cannot run
+    the pipeline's jobs (a tool it lacks), or "": local workers leave them queued
+    for a machine that has what they `need`."""
     name = ProcessorPipeline(pipeline).value
     task = DownloaderTask(downloader_task).value if downloader_task else ""
-    _PIPELINES[name] = Registered(name, work, downloader_task=task, waits_for=waits_for)
+    _PIPELINES[name] = Registered(
+        name,
+        work,
+        downloader_task=task,
+        waits_for=waits_for,
+        runs_here=runs_here,
+        needs=needs,
+    )
 
 
 def _lookup(table: dict[str, Registered], name: str, what: str) -> Registered:
@@ -105,6 +120,39 @@ def wait_reason(job: Job) -> str:
     if registered is None or registered.waits_for is None:
         return ""
     return registered.waits_for(job)
+
+
+def pipeline_checks_here() -> dict[str, str]:
+    """Each pipeline that only some machines can run, with why this one cannot
+    ("" when it can): a worker checks at start."""
+    return {
+        name: registered.runs_here()
+        for name, registered in _PIPELINES.items()
+        if registered.runs_here is not None
+    }
+
+
+def queued_waits() -> list[str]:
+    """What queued jobs of pipelines only some machines run wait for, one line per
+    pipeline that has any (for `manage.py jobs status`)."""
+    from common.models import JobState, ProcessorJob
+
+    lines = []
+    for name, registered in _PIPELINES.items():
+        if registered.runs_here is None:
+            continue
+        queued = ProcessorJob.objects.filter(state=JobState.QUEUED, pipeline=name).count()
+        if not queued:
+            continue
+        here = registered.runs_here()
+        needs = registered.needs or "a worker that can run them"
+        where = (
+            f"not this machine: {here}"
+            if here
+            else "this machine can run them: start `manage.py worker` here"
+        )
+        lines.append(f"{queued} queued {name} job(s) wait for {needs}; {where}")
+    return lines
 
 
 def work_for(job: Job) -> Work:

@@ -12,7 +12,9 @@ class SurveyorConfig(AppConfig):
         from surveyor.ena import EnaSurveyor
         from surveyor.ensembl import EnsemblSurveyor
         from surveyor.local_files import LocalFilesSurveyor
+        from surveyor.nanopore_runs import NanoporeRunsSurveyor
 
         register_source(SurveySource.ENSEMBL, EnsemblSurveyor)
         register_source(SurveySource.LOCAL_FILES, LocalFilesSurveyor)
         register_source(SurveySource.ENA, EnaSurveyor)
+        register_source(SurveySource.NANOPORE_RUNS, NanoporeRunsSurveyor)

@@ -181,13 +181,24 @@ class Job(models.Model):
         return self._transition((JobState.CREATED, JobState.QUEUED), JobState.RUNNING, **fields)
 
     @classmethod
-    def claim_next(cls, worker_id: str, worker_version: str, dispatch_id: str) -> Job | None:
+    def claim_next(
+        cls,
+        worker_id: str,
+        worker_version: str,
+        dispatch_id: str,
+        skip_pipelines: tuple[str, ...] = (),
+    ) -> Job | None:
         """Take the oldest queued job of this kind for a worker (queued → running),
         or None when none waits. One statement: on PostgreSQL the candidate row is
         locked with SKIP LOCKED, so workers never wait on each other; on SQLite the
         statement runs under the database's write lock. Either way the state
-        condition makes two workers unable to take the same job."""
+        condition makes two workers unable to take the same job. Processor jobs of
+        `skip_pipelines` (which this worker cannot run) are left for others."""
         table = connection.ops.quote_name(cls._meta.db_table)
+        skip_sql, skip_params = "", []
+        if skip_pipelines:
+            holes = ", ".join(["%s"] * len(skip_pipelines))
+            skip_sql, skip_params = f"AND pipeline NOT IN ({holes}) ", list(skip_pipelines)
         skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         # The partial index's condition is repeated literally so SQLite uses it.
@@ -196,10 +207,10 @@ class Job(models.Model):
             f"UPDATE {table} SET state = 'running', worker_id = %s, worker_version = %s, "
             "start_time = %s, heartbeat_at = %s, dispatch_id = %s "
             f"WHERE id = (SELECT id FROM {table} WHERE state IN ({unfinished}) "
-            f"AND state = 'queued' ORDER BY created_at, id LIMIT 1{skip_locked}) "
+            f"AND state = 'queued' {skip_sql}ORDER BY created_at, id LIMIT 1{skip_locked}) "
             "AND state = 'queued' RETURNING *"
         )
-        params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255]]
+        params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255], *skip_params]
         # raw() turns the returned row into a model instance with Django's converters.
         claimed = list(cls.objects.raw(sql, params))
         return claimed[0] if claimed else None

@@ -234,8 +234,27 @@ JOB_RULES: dict[tuple[str, str, str], str] = {
     (JobKind.PROCESSOR, ProcessorPipeline.BCL2FASTQ, "given_up"): S.FAILED,
     (JobKind.DOWNLOADER, DownloaderTask.POD5_BATCH, "given_up"): S.FAILED,
     (JobKind.PROCESSOR, ProcessorPipeline.BASECALLING, "running"): S.BASECALLING,
+    (JobKind.PROCESSOR, ProcessorPipeline.BASECALLING, "succeeded"): S.BASECALLED,
     (JobKind.PROCESSOR, ProcessorPipeline.BASECALLING, "given_up"): S.FAILED,
 }
+
+
+def basecalling_finished(run: SequencingRun) -> bool:
+    """A Nanopore run is basecalled once it is complete (its final summary was
+    seen: the survey records `metadata["complete"]`, since the run may already be
+    `basecalling` then) and every one of its batches is processed."""
+    from common.models.batches import BatchStatus
+
+    if not run.metadata.get("complete"):
+        return False
+    batches = run.batches.all()
+    return batches.exists() and not batches.exclude(status=BatchStatus.PROCESSED).exists()
+
+
+# A rule whose target state is here applies only when the condition holds for the
+# run, read under a lock on the run's row: two jobs of one run finishing at once
+# check one after the other, so the last one sees the other's batch processed.
+RULE_CONDITIONS = {S.BASECALLED: basecalling_finished}
 
 # Names whose jobs may move a run: other jobs skip the lookup entirely.
 FOLLOWED = {(kind, name) for kind, name, _ in JOB_RULES}
@@ -257,5 +276,10 @@ def follow_job(job, event: str) -> None:
         reason = f"{job.kind} job {job.pk} ({name}) gave up: {job.failure_reason}"
     else:
         reason = f"{job.kind} job {job.pk} ({name}) {event}"
+    condition = RULE_CONDITIONS.get(target)
     for run in runs:
+        if condition is not None:
+            run = SequencingRun.objects.select_for_update().get(pk=run.pk)
+            if not condition(run):
+                continue
         run.move_to(target, reason, job=job)

@@ -49,16 +49,23 @@ def new_claim_id(worker_id: str) -> str:
 
 
 def claim_next_job(
-    worker_id: str, worker_version: str, kinds: tuple[str, ...] = CLAIM_ORDER
+    worker_id: str,
+    worker_version: str,
+    kinds: tuple[str, ...] = CLAIM_ORDER,
+    skip_pipelines: tuple[str, ...] = (),
 ) -> Job | None:
     """Atomically take the oldest queued job (processors first) and mark it
-    running for this worker. Safe with any number of workers."""
+    running for this worker; processor jobs of `skip_pipelines` (which this
+    machine cannot run) stay queued for others. Safe with any number of workers."""
     for kind in kinds:
-        job = _claim_one(job_model(kind), worker_id, worker_version)
+        skip = skip_pipelines if kind == JobKind.PROCESSOR else ()
+        job = _claim_one(job_model(kind), worker_id, worker_version, skip)
         if job is not None:
             return job
     return None
 
 
-def _claim_one(model: type[Job], worker_id: str, worker_version: str) -> Job | None:
-    return model.claim_next(worker_id, worker_version, new_claim_id(worker_id))
+def _claim_one(
+    model: type[Job], worker_id: str, worker_version: str, skip: tuple[str, ...] = ()
+) -> Job | None:
+    return model.claim_next(worker_id, worker_version, new_claim_id(worker_id), skip)

@@ -43,6 +43,7 @@ def parents(jobs: list[dict]) -> dict[str, dict]:
 
 
 def test_one_parameterized_job_per_kind_and_ram_tier(settings, cluster_env):
+    settings.REFINERY_NOMAD_GPU_PIPELINES = []  # the GPU tier: see the GPU test below
     settings.REFINERY_NOMAD_REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/"
     settings.REFINERY_NOMAD_IMAGE_TAG = "v7"
     jobs = all_jobs()
@@ -183,6 +184,9 @@ def test_bad_scheduled_surveys_are_clear_errors(settings, surveys, message):
 
 
 def test_gpu_pipelines_get_their_own_parents_with_a_gpu_device(settings):
+    # Basecalling (Dorado) needs a GPU by default.
+    assert settings.REFINERY_NOMAD_GPU_PIPELINES == ["basecalling"]
+    settings.REFINERY_NOMAD_GPU_PIPELINES = []
     assert [w.name for w in worker_classes()] == ["survey", "downloader", "processor"]
     assert not any("Devices" in job["TaskGroups"][0]["Tasks"][0]["Resources"] for job in all_jobs())
     settings.REFINERY_NOMAD_GPU_PIPELINES = ["transcriptome_index_long"]

@@ -16,6 +16,7 @@ from foreman.heartbeat import health
 from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
 from foreman.models import Notification
 from runner.job_logs import local_log_file, read_log
+from runner.registry import queued_waits
 
 STATES = [state.value for state in JobState]
 KIND_HELP = f"one of {', '.join(JOB_MODELS)}"
@@ -222,6 +223,7 @@ manage.py jobs status || alert       (exits 1 when the Foreman is not alive)
                             "reason": p.reason} for p in paused],
                 "foreman": {"alive": alive, "said": line},
                 "undelivered_notifications": undelivered,
+                "waiting": queued_waits(),
             }))  # fmt: skip
             self._fail_unless_alive(alive, line)
             return
@@ -232,6 +234,8 @@ manage.py jobs status || alert       (exits 1 when the Foreman is not alive)
         ))  # fmt: skip
         for p in paused:
             self.out(f"{p}, by {p.paused_by or '?'}" + (f": {p.reason}" if p.reason else ""))
+        for waiting in queued_waits():
+            self.out(waiting)
         self.out(("" if alive else "NOT ALIVE: ") + line)
         if undelivered:
             self.out(f"{undelivered} notification(s) not delivered yet")

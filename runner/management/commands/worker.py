@@ -15,6 +15,7 @@ from common.models.choices import JobKind
 from common.secrets import redact
 from common.version import refinery_version, worker_identity
 from runner.dispatch.local import CLAIM_ORDER, claim_next_job
+from runner.registry import pipeline_checks_here
 from runner.supervisor import Supervisor
 
 logger = logging.getLogger("refinery.worker")
@@ -64,13 +65,21 @@ manage.py worker --until-idle            (stop once nothing is left to run)
             f"worker {worker_id} (refinery {version}): up to {concurrency} job(s) of "
             f"{', '.join(kinds)}; database {database}"
         )
+        checks = pipeline_checks_here() if JobKind.PROCESSOR in kinds else {}
+        for pipeline, why in checks.items():
+            self.stdout.write(
+                f"worker {worker_id}: leaves {pipeline} jobs queued for others: {why}"
+                if why
+                else f"worker {worker_id}: takes {pipeline} jobs (what they need is here)"
+            )
+        skip = tuple(pipeline for pipeline, why in checks.items() if why)
         ran, failures = 0, 0
         while not self.stopping:
             try:
                 supervisor.poll()
                 claimed = 0
                 while supervisor.busy < concurrency and not self.stopping:
-                    job = claim_next_job(worker_id, version, kinds)
+                    job = claim_next_job(worker_id, version, kinds, skip)
                     if job is None:
                         break
                     supervisor.launch(job)
