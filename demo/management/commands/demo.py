@@ -31,6 +31,7 @@ from common.models import (
     JobState,
     ProcessorJob,
     Quantification,
+    SequencingRun,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -65,6 +66,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         with tempfile.TemporaryDirectory(prefix="refinery-demo-") as folder:
             organism = self.refine_demo_organism(Path(folder), genes, workers)
             self.quantify_study(organism, Path(folder) / "study", workers)
+            self.find_nanopore_run(Path(folder) / "minknow", workers)
         self.summarise(time.monotonic() - started)
 
     def refine_demo_organism(self, source: Path, genes: int, workers: int):
@@ -123,6 +125,20 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         self.stdout.write(text)
         self.stdout.flush()
 
+    def find_nanopore_run(self, root: Path, workers: int) -> None:
+        """A finished MinKNOW run folder: found, its pod5 files batched, checked
+        and stored; basecalling runs only where Dorado is (or on an engine)."""
+        from demo.nanopore_run import make_nanopore_run
+
+        run = make_nanopore_run(root, files=3)
+        self.say(
+            f"\n8. A Nanopore run in MinKNOW's layout (3 pod5 files of synthetic signal) at "
+            f"{run.folder}"
+        )
+        self.say("   Surveying it:")
+        call_command("survey", "nanopore_runs", str(root))
+        self.run_workers(workers)
+
     def run_workers(self, count: int, **sources: str) -> None:
         """Worker processes, as an operator would run them, until no job is left;
         `sources` are the stand-ins' URLs, for the workers' settings."""
@@ -162,7 +178,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
             raise CommandError(f"a worker failed: see {log.name}")
 
     def summarise(self, elapsed: float) -> None:
-        self.say("\n8. What the refinery did:")
+        self.say("\n9. What the refinery did:")
         jobs = [*SurveyJob.objects.all(), *DownloaderJob.objects.all(), *ProcessorJob.objects.all()]
         for job in sorted(jobs, key=lambda j: j.created_at):
             what = getattr(job, "pipeline", "") or getattr(job, "downloader_task", "") or job.source
@@ -172,7 +188,8 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         indices = self.show_indices()
         quantified = self.show_quantifications()
         dataset = self.show_dataset()
-        failed = [j for j in jobs if j.state != JobState.SUCCEEDED]
+        waiting = self.show_nanopore_run()
+        failed = [j for j in jobs if j.state != JobState.SUCCEEDED and j not in waiting]
         home = settings.REFINERY_HOME
         manage = f"REFINERY_HOME={home} .venv/bin/python manage.py"
         token, _ = Token.objects.get_or_create(user=dataset.created_by)
@@ -200,7 +217,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
 
     def show_indices(self) -> list[TranscriptomeIndex]:
         indices = list(TranscriptomeIndex.objects.select_related("computed_file__provenance"))
-        self.say("\n9. The transcriptome indices:")
+        self.say("\n10. The transcriptome indices:")
         storage = permanent_storage()
         for index in indices:
             result = index.computed_file
@@ -216,7 +233,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         return indices
 
     def show_quantifications(self) -> int:
-        self.say("\n10. The study's runs, quantified:")
+        self.say("\n11. The study's runs, quantified:")
         rows = Quantification.objects.select_related("batch").order_by("batch__accession")
         for quantification in rows:
             batch = quantification.batch
@@ -229,7 +246,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
 
     def show_dataset(self) -> Dataset:
         dataset = Dataset.objects.select_related("matrix_file").get(pk=self.dataset.pk)
-        self.say(f"\n11. Dataset {dataset.pk}: {dataset.state}")
+        self.say(f"\n12. Dataset {dataset.pk}: {dataset.state}")
         if dataset.matrix_file is not None:
             location = permanent_storage().location(dataset.matrix_file.key)
             self.say(
@@ -237,6 +254,36 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
                 f"{dataset.value}, in {location}"
             )
         return dataset
+
+    def show_nanopore_run(self) -> list[ProcessorJob]:
+        """The Nanopore run and its batches; returns the basecalling jobs that wait
+        for Dorado (not a failure of the demo: most machines have no GPU)."""
+        from runner.registry import pipeline_checks_here
+
+        run = SequencingRun.objects.get(platform="nanopore")
+        self.say(
+            f"\n13. Nanopore run {run.run_id} ({run.flowcell} on {run.instrument_id}): {run.state}"
+        )
+        for batch in run.batches.order_by("variant"):
+            files = batch.metadata.get("pod5_files") or {}
+            reads = sum(entry.get("reads", 0) for entry in files.values())
+            self.say(
+                f"   batch {batch.variant}: {len(files)} pod5 file(s), {reads} reads, "
+                + batch.status
+            )
+        waiting = list(
+            ProcessorJob.objects.filter(pipeline="basecalling").exclude(state=JobState.SUCCEEDED)
+        )
+        why = pipeline_checks_here().get("basecalling", "")
+        if waiting:
+            self.say(
+                f"   Basecalling waits: {len(waiting)} job(s) queued for a GPU worker with Dorado "
+                f"or a basecalling engine ({why or 'none ran'}). Install Dorado and set "
+                "REFINERY_DORADO, or run `manage.py basecall_engine` on a GPU server."
+            )
+        else:
+            self.say("   Basecalled with Dorado (REFINERY_DORADO).")
+        return waiting
 
 
 def ask_for_dataset(study: str) -> Dataset:
