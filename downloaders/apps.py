@@ -10,9 +10,11 @@ class DownloadersConfig(AppConfig):
         from common.models.choices import DownloaderTask
         from downloaders.fastq import download_fastq
         from downloaders.files import download_files
+        from downloaders.illumina_run import download_illumina_run
         from downloaders.transcriptome import download_transcriptome
         from runner.registry import register_downloader
 
         register_downloader(DownloaderTask.TRANSCRIPTOME, download_transcriptome)
         register_downloader(DownloaderTask.FILES, download_files)
         register_downloader(DownloaderTask.FASTQ, download_fastq)
+        register_downloader(DownloaderTask.ILLUMINA_RUN, download_illumina_run)

@@ -10,6 +10,7 @@ class ProcessorsConfig(AppConfig):
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
         from processors.file_summary import summarise_files
+        from processors.illumina_run_archive import archive_run
         from processors.salmon_quant import quantify_run, waits_for_index
         from processors.smoke_test import run_smoke_test
         from processors.transcriptome_index import build_long_index, build_short_index
@@ -32,4 +33,7 @@ class ProcessorsConfig(AppConfig):
             quantify_run,
             DownloaderTask.FASTQ,
             waits_for=waits_for_index,
+        )
+        register_pipeline(
+            ProcessorPipeline.ILLUMINA_RUN_ARCHIVE, archive_run, DownloaderTask.ILLUMINA_RUN
         )
