@@ -55,7 +55,7 @@ def write_run_folder(
     seed: int = 1,
 ) -> Path:
     """A complete run folder `parent/run_id`; its size is about
-    lanes × tiles × cycles × clusters bytes of base calls."""
+    lanes * tiles * cycles * clusters bytes of base calls."""
     rng = random.Random(seed)
     root = parent / run_id
     calls = root / "Data" / "Intensities" / "BaseCalls"

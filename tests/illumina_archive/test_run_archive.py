@@ -124,7 +124,7 @@ def test_a_file_touched_after_the_walk_fails_too(run_folder, storage):
 
     walked = walk_run(run_folder)
     os.utime(run_folder / "RunInfo.xml", ns=(1, 1))
-    with pytest.raises(FileChanged, match="RunInfo.xml changed before it was read"):
+    with pytest.raises(FileChanged, match=r"RunInfo.xml changed before it was read"):
         archive(run_folder, storage, walked=walked)
     assert list(storage.list()) == []
 
@@ -150,7 +150,7 @@ def test_a_fifo_is_refused_without_blocking(run_folder, storage):
 
 def test_a_device_file_is_refused(run_folder, storage):
     os.symlink("/dev/null", run_folder / "null")  # a link out: refused as one
-    with pytest.raises(UnsafeEntry, match="null is a symbolic link"):
+    with pytest.raises(UnsafeEntry, match=r"null is a symbolic link"):
         archive(run_folder, storage)
     (run_folder / "null").unlink()
     try:
@@ -196,18 +196,18 @@ def test_verification_names_a_file_whose_bytes_differ_from_the_manifest(run_fold
     damaged = json.loads(json.dumps(manifest))
     entry = next(e for e in damaged["files"] if e["path"] == "RunInfo.xml")
     entry["sha256"] = "0" * 64
-    with pytest.raises(ArchiveMismatch, match="RunInfo.xml: SHA-256 .* in the archive, 0{64}"):
+    with pytest.raises(ArchiveMismatch, match=r"RunInfo.xml: SHA-256 .* in the archive, 0{64}"):
         verify_archive(storage.open("a/run.tar"), damaged)
     damaged = json.loads(json.dumps(manifest))
     damaged["files"].append({**entry, "path": "Extra.txt"})
-    with pytest.raises(ArchiveMismatch, match="Extra.txt listed in the manifest but not in"):
+    with pytest.raises(ArchiveMismatch, match=r"Extra.txt listed in the manifest but not in"):
         verify_archive(storage.open("a/run.tar"), damaged)
 
 
 def test_a_truncated_or_corrupt_archive_is_damaged(run_folder, storage, tmp_path):
     manifest = archive(run_folder, storage).manifest
     body = storage.path("a/run.tar").read_bytes()
-    with pytest.raises(ArchiveMismatch, match="damaged|not in the archive"):
+    with pytest.raises(ArchiveMismatch, match=r"damaged|not in the archive"):
         verify_archive(io.BytesIO(body[: len(body) // 2]), manifest)
     flipped = bytearray(body)
     flipped[len(body) // 2] ^= 0xFF
@@ -224,7 +224,7 @@ def test_restore_refuses_a_folder_that_is_not_empty(run_folder, storage, tmp_pat
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
-    with pytest.raises(ArchiveError, match="is not an empty folder"):
+    with pytest.raises(ArchiveError, match=r"is not an empty folder"):
         restore_archive(storage.open("a/run.tar"), manifest, dest)
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
 
@@ -255,7 +255,7 @@ def test_restore_refuses_paths_out_of_the_folder(tmp_path):
         restore_archive(io.BytesIO(body), manifest, tmp_path / "dest")
     absolute = tarfile.TarInfo("/tmp/escaped.txt")
     absolute.size = 4
-    with pytest.raises(ArchiveMismatch, match="absolute"):
+    with pytest.raises(ArchiveMismatch, match=r"absolute"):
         restore_archive(io.BytesIO(hostile_archive([(absolute, b"evil")])), hostile_manifest(),
                         tmp_path / "dest")  # fmt: skip
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "dest").exists()
@@ -265,7 +265,7 @@ def test_restore_refuses_a_link_that_leads_out_then_a_file_through_it(tmp_path):
     link = tarfile.TarInfo(f"{RUN_ID}/out")
     link.type, link.linkname = tarfile.SYMTYPE, "../.."
     manifest = hostile_manifest(links=[{"path": "out", "target": "../..", "mtime_ns": 0}])
-    with pytest.raises(ArchiveMismatch, match="out: a link to '../..' would lead out"):
+    with pytest.raises(ArchiveMismatch, match=r"out: a link to '../..' would lead out"):
         restore_archive(io.BytesIO(hostile_archive([(link, b"")])), manifest, tmp_path / "dest")
     through = tarfile.TarInfo(f"{RUN_ID}/out/escaped.txt")
     through.size = 4
@@ -279,6 +279,6 @@ def test_restore_refuses_a_link_that_leads_out_then_a_file_through_it(tmp_path):
 def test_restore_refuses_a_member_the_manifest_does_not_list(run_folder, storage, tmp_path):
     extra = tarfile.TarInfo(f"{RUN_ID}/planted.sh")
     extra.size = 2
-    with pytest.raises(ArchiveMismatch, match="planted.sh is in the archive but not in its"):
+    with pytest.raises(ArchiveMismatch, match=r"planted.sh is in the archive but not in its"):
         restore_archive(io.BytesIO(hostile_archive([(extra, b"hi")])), hostile_manifest(),
                         tmp_path / "dest")  # fmt: skip
