@@ -263,7 +263,10 @@ def codec_version(codec: str) -> dict[str, str]:
     if codec == "zstd":
         import zstandard
 
-        return {"zstandard": zstandard.__version__, "zstd": zstandard.ZSTD_VERSION_STRING}
+        return {
+            "zstandard": zstandard.__version__,
+            "zstd": ".".join(map(str, zstandard.ZSTD_VERSION)),
+        }
     import isal
 
     return {"isal": isal.__version__}

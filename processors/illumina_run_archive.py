@@ -101,14 +101,16 @@ def copy_and_verify_archive(context: ArchiveContext) -> ArchiveContext:
                 f"{checked.archive_size} bytes; {archive.sha256} and {archive.size} were recorded "
                 "when the archive was written"
             )
-    except (ArchiveError, StorageError) as error:
+    except BaseException as error:
         for key in keys:
             try:
                 storage.delete(key)
             except StorageError:
                 logger.warning("could not remove %s after a failed verification", key)
-        reason = error.reason if isinstance(error, ArchiveError) else str(error)
-        raise JobError(f"{archive.filename}: {reason}") from None
+        if isinstance(error, ArchiveError | StorageError):
+            reason = error.reason if isinstance(error, ArchiveError) else str(error)
+            raise JobError(f"{archive.filename}: {reason}") from None
+        raise
     copied = dataclasses.replace(copied, sha256=checked.archive_sha256)
     add_stored_result(context, copied, archive.raw_format)
     add_stored_result(context, stored_manifest, "json")
