@@ -102,7 +102,7 @@ def test_the_temporary_copy_goes_once_every_batch_of_the_run_is_done(
     storage_kind, run_folder, settings
 ):
     settings.REFINERY_ARCHIVE_CODEC = "gzip"
-    run, job = make_run_rows(run_folder, fastq=False)
+    _run, job = make_run_rows(run_folder, fastq=False)
     assert run_downloader(job).state == JobState.SUCCEEDED
     assert len(temp_keys()) == 2 and temp_keys()[0].endswith(".manifest.json") is False
     processor = run_processor(ProcessorJob.objects.get())
@@ -114,7 +114,7 @@ def test_the_temporary_copy_goes_once_every_batch_of_the_run_is_done(
 
 def test_excluded_globs_are_left_out_of_the_archive(refinery_dirs, run_folder, settings):
     settings.REFINERY_ILLUMINA_ARCHIVE_EXCLUDE = ["Thumbnail_Images"]
-    run, job = make_run_rows(run_folder, fastq=False)
+    _run, job = make_run_rows(run_folder, fastq=False)
     assert run_downloader(job).state == JobState.SUCCEEDED
     manifest_file = OriginalFile.objects.get(source_url__endswith="#manifest")
     manifest = json.load(temporary_storage().open(manifest_file.temp_key))
@@ -145,7 +145,7 @@ def test_a_file_growing_during_the_archive_fails_the_attempt_and_the_retry_succe
         size = log.stat().st_size
         while log.stat().st_size == size:
             time.sleep(0.01)
-        run, job = make_run_rows(run_folder)
+        _run, job = make_run_rows(run_folder)
         job = run_downloader(job)
     finally:
         appender.kill()
@@ -165,7 +165,7 @@ def test_a_file_growing_during_the_archive_fails_the_attempt_and_the_retry_succe
 
 def test_a_link_out_of_the_folder_fails_the_job_for_good_naming_it(refinery_dirs, run_folder):
     os.symlink("/etc", run_folder / "InterOp" / "etc")
-    run, job = make_run_rows(run_folder)
+    _run, job = make_run_rows(run_folder)
     job = run_downloader(job)
     assert job.state == JobState.FAILED and job.no_retry
     assert "InterOp/etc is a symbolic link to '/etc', outside the run folder" in job.failure_reason
@@ -175,7 +175,7 @@ def test_a_link_out_of_the_folder_fails_the_job_for_good_naming_it(refinery_dirs
 
 def test_a_fifo_fails_the_job_for_good_naming_it(refinery_dirs, run_folder):
     os.mkfifo(run_folder / "Logs" / "pipe")
-    run, job = make_run_rows(run_folder)
+    _run, job = make_run_rows(run_folder)
     job = run_downloader(job)
     assert job.state == JobState.FAILED and job.no_retry
     assert "Logs/pipe is a FIFO (named pipe)" in job.failure_reason
@@ -188,7 +188,7 @@ def test_an_unreadable_file_fails_the_job_saying_what_to_do(
     """`run_job` runs in a process that cannot override file modes (as root it
     could read anything)."""
     os.chmod(run_folder / "RunInfo.xml", 0)
-    run, job = make_run_rows(run_folder)
+    _run, job = make_run_rows(run_folder)
     process = start_manage("run_job", "downloader", job.pk,
                            preexec_fn=without_file_permission_override)  # fmt: skip
     output, _ = process.communicate(timeout=120)
@@ -201,7 +201,7 @@ def test_an_unreadable_file_fails_the_job_saying_what_to_do(
 
 
 def test_a_vanished_folder_fails_for_good(refinery_dirs, run_folder):
-    run, job = make_run_rows(run_folder)
+    _run, job = make_run_rows(run_folder)
     run_folder.rename(run_folder.with_name("moved"))
     job = run_downloader(job)
     assert job.state == JobState.FAILED and job.no_retry
@@ -220,7 +220,7 @@ def test_a_kill_mid_upload_leaves_nothing_visible_and_the_retry_cleans_up(
     storage_kind, run_folder, start_manage, settings
 ):
     big_run_folder(run_folder)
-    run, job = make_run_rows(run_folder, fastq=False)
+    _run, job = make_run_rows(run_folder, fastq=False)
     temp = temporary_storage()
     env = {"REFINERY_S3_PART_SIZE": str(5 << 20)}
     process = start_manage("run_job", "downloader", job.pk, env=env, start_new_session=True)
@@ -270,16 +270,32 @@ def test_a_damaged_temporary_archive_fails_verification_and_keeps_nothing(
     assert run.state == "archiving"
 
 
-def test_the_server_side_copy_on_s3_moves_no_bytes_through_the_job(
+def test_on_s3_the_server_copies_the_archive_and_the_job_never_reads_the_temporary_one(
     s3_storage, refinery_dirs, run_folder
 ):
-    """The processor's copy is a CopyObject on the server: its work directory
-    never holds the archive."""
-    run, job = make_run_rows(run_folder, fastq=False)
+    """The S3 calls the processor makes are watched with botocore's own event
+    hooks on the client it uses."""
+    from common.storage import s3_client
+
+    _run, job = make_run_rows(run_folder, fastq=False)
     assert run_downloader(job).state == JobState.SUCCEEDED
-    processor = run_processor(ProcessorJob.objects.get())
+    archive = OriginalFile.objects.get(source_url__endswith="#archive")
+    calls: list[tuple[str, str]] = []
+
+    def record(model, params, **_):
+        calls.append((model.name, params.get("Key", "")))
+
+    events = s3_client().meta.events
+    events.register("provide-client-params.s3.*", record)
+    try:
+        processor = run_processor(ProcessorJob.objects.get())
+    finally:
+        events.unregister("provide-client-params.s3.*", record)
     assert processor.state == JobState.SUCCEEDED, processor.failure_reason
     stored = ComputedFile.objects.get(format="tar.zst")
+    assert ("CopyObject", f"permanent/{stored.key}") in calls
+    assert ("GetObject", f"temp/{archive.temp_key}") not in calls
+    assert ("GetObject", f"permanent/{stored.key}") in calls  # the verification
     assert storage_at(f"s3://{s3_storage}/permanent").size(stored.key) == stored.size
 
 
@@ -287,7 +303,7 @@ def test_the_server_side_copy_on_s3_moves_no_bytes_through_the_job(
 
 
 def test_runs_list_and_show(refinery_dirs, run_folder):
-    run, job = make_run_rows(run_folder)
+    _run, job = make_run_rows(run_folder)
     run_downloader(job)
     run_processor(ProcessorJob.objects.get(pipeline="illumina_run_archive"))
     other = SequencingRun.objects.create(platform="illumina", run_id="230102_A00001_0001_AH1",
