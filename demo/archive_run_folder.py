@@ -22,6 +22,8 @@ BCL_TABLE = bytes(
     0 if _QUALITY_OF[i >> 2] == 0 else (_QUALITY_OF[i >> 2] << 2) | (i & 3) for i in range(256)
 )
 
+FILTER_TABLE = bytes(1 if i < 205 else 0 for i in range(256))  # 80% pass the filter
+
 
 def base_calls(rng: random.Random, clusters: int) -> bytes:
     return rng.randbytes(clusters).translate(BCL_TABLE)
@@ -78,7 +80,7 @@ def write_run_folder(
                         name = f"s_{lane}_{tile}_{channel}.jpg"
                         (thumbs / name).write_bytes(b"\xff\xd8\xff" + rng.randbytes(256))
         for tile in lane_tiles:
-            passed = bytes(1 if rng.random() < 0.8 else 0 for _ in range(clusters))
+            passed = rng.randbytes(clusters).translate(FILTER_TABLE)
             header = struct.pack("<III", 0, 3, clusters)
             (lane_dir / f"s_{lane}_{tile}.filter").write_bytes(header + passed)
     interop = root / "InterOp"

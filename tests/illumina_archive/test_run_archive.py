@@ -282,3 +282,31 @@ def test_restore_refuses_a_member_the_manifest_does_not_list(run_folder, storage
     with pytest.raises(ArchiveMismatch, match=r"planted.sh is in the archive but not in its"):
         restore_archive(io.BytesIO(hostile_archive([(extra, b"hi")])), hostile_manifest(),
                         tmp_path / "dest")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, kind, link",
+    [
+        (f"{RUN_ID}/Data/s_1_1101.bcl", tarfile.REGTYPE, ""),
+        (f"{RUN_ID}/Data", tarfile.DIRTYPE, ""),
+        (f"{RUN_ID}/Logs/latest.log", tarfile.SYMTYPE, "run.log"),
+        (f"{RUN_ID}/{'x' * 120}", tarfile.REGTYPE, ""),  # too long for ustar: PAX
+        (f"{RUN_ID}/échantillon.csv", tarfile.REGTYPE, ""),  # not ASCII: PAX
+    ],
+)
+def test_member_headers_are_the_ones_tarfile_writes(name, kind, link):
+    from common.run_archive import ustar_header
+
+    info = tarfile.TarInfo(name)
+    info.mode, info.size, info.mtime, info.type, info.linkname = (
+        0o640,
+        12345,
+        1_700_000_000,
+        kind,
+        link,
+    )
+    if kind != tarfile.REGTYPE:
+        info.size = 0
+    info.uname = info.gname = ""
+    expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+    assert ustar_header(name, 0o640, info.size, 1_700_000_000, kind, link) == expected
