@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from common.chunks import CHUNK
-from common.filenames import check_name, control_character
+from common.filenames import UnsafeName, check_name, control_character
 
 MANIFEST_VERSION = 1
 CODECS = {"zstd": "tar.zst", "gzip": "tar.gz"}
@@ -342,7 +342,10 @@ class ArchiveStream(io.RawIOBase):
         progress: Progress | None = None,
     ):
         self.root, self.members, self.codec = Path(root), members, codec
-        self.top = check_name(Path(os.path.abspath(root)).name, "the run folder's name")
+        try:
+            self.top = check_name(Path(os.path.abspath(root)).name, "the run folder's name")
+        except UnsafeName as error:
+            raise UnsafeEntry(f"{error}: rename the folder, then survey it again") from None
         self.progress = progress
         self.failure: ArchiveError | None = None
         self._compressor = compressor(codec, threads)
@@ -353,6 +356,11 @@ class ArchiveStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        """Stop producing: the file being read (if any) is closed."""
+        self._pieces.close()
+        super().close()
 
     def read(self, size: int = -1) -> bytes:
         if self.failure is not None:
@@ -547,6 +555,8 @@ def write_run_archive(
         if stream.failure is not None:  # the storage wrapped our own error
             raise stream.failure from None
         raise
+    finally:
+        stream.close()
     manifest = build_manifest(
         stream.top, members, codec, exclude, left_out, archive.key, archive.size, archive.sha256,
         stream.root_mode, stream.root_mtime_ns,

@@ -121,10 +121,15 @@ def discard_earlier_attempts_uploads(context: IlluminaRunContext) -> IlluminaRun
     """Remove what earlier attempts of this job stored and never recorded (a
     worker killed between storing the archive and recording it leaves it)."""
     storage = temporary_storage()
-    recorded = set(OriginalFile.objects.exclude(temp_key="").values_list("temp_key", flat=True))
     earlier = context["job"].retried_job
     while earlier is not None:
-        for key in list(storage.list(f"downloader/job-{earlier.pk}/")):
+        prefix = f"downloader/job-{earlier.pk}/"
+        recorded = set(
+            OriginalFile.objects.filter(temp_key__startswith=prefix).values_list(
+                "temp_key", flat=True
+            )
+        )
+        for key in list(storage.list(prefix)):
             if key not in recorded:
                 try:
                     storage.delete(key)

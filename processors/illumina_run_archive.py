@@ -1,8 +1,10 @@
 """The `illumina_run_archive` pipeline: a run's archive, from temporary storage
 into permanent storage, verified.
 
-    copy_and_verify_archive, then the shared upload step records the archive
-    and its manifest as results with their provenance
+    checks: find_archive, read_manifest (before the job directory is made)
+    own step: copy_and_verify_archive
+    then the shared upload step records the archive and its manifest as
+    results with their provenance
 
 The archive is copied inside the storage (a server-side copy on S3, a hard link
 between local folders), never through the job directory, then read back from
@@ -138,5 +140,5 @@ def copy_and_verify_archive(context: ArchiveContext) -> ArchiveContext:
 
 def archive_run(job: ProcessorJob) -> ArchiveContext:
     return run_processor(
-        job, [find_archive, read_manifest, copy_and_verify_archive], fetch_inputs=False
+        job, [copy_and_verify_archive], checks=[find_archive, read_manifest], fetch_inputs=False
     )

@@ -212,7 +212,7 @@ def big_run_folder(run_folder) -> None:
     """Enough incompressible bytes that the upload takes several parts."""
     bulk = run_folder / "Data" / "Bulk"
     bulk.mkdir()
-    for n in range(10):
+    for n in range(4):
         (bulk / f"chunk{n}.bin").write_bytes(os.urandom(4 << 20))
 
 
