@@ -17,7 +17,7 @@ the folder (it is never followed; links inside are stored as links), a FIFO,
 socket or device, an unreadable file, a name that is not valid UTF-8. A file
 whose size or mtime changes while it is read fails with a retryable
 `FileChanged`. The run folder is only ever read (files are opened
-`O_RDONLY|O_NOFOLLOW|O_NONBLOCK`, and atimes are not ours to keep).
+`O_RDONLY|O_NOFOLLOW|O_NONBLOCK`, with `O_NOATIME` where allowed).
 
 Reading back (`read_archive`) checks every member against the manifest (size
 and SHA-256 of each file, the target of each link, nothing missing, nothing
@@ -417,7 +417,7 @@ class ArchiveStream(io.RawIOBase):
     def _file_content(self, member: Member) -> Iterator[bytes]:
         path = self.root / member.path
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = open_for_reading(path)
         except FileNotFoundError:
             raise FileChanged(
                 f"{member.path} disappeared while the run was archived", member.path
@@ -488,6 +488,17 @@ class ArchiveStream(io.RawIOBase):
                 "being written; retry later",
                 member.path,
             )
+
+
+def open_for_reading(path: Path) -> int:
+    """Open a file of the run folder: read only, never through a link, never
+    waiting on a FIFO swapped in, and without touching its atime where the
+    process may (it owns the file, or has CAP_FOWNER)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        return os.open(path, flags)
 
 
 @dataclass
