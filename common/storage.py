@@ -30,6 +30,7 @@ from common.filenames import name_problem, shorten
 
 S3_PARALLEL_PARTS = 4
 S3_MAX_COPY_OBJECT = 5 * 1024**3  # larger objects are copied in parts
+S3_COPY_PART_SIZE = 512 * 1024**2  # a part copied by the server: large, since no bytes move here
 
 
 class StorageError(Exception):
@@ -332,18 +333,24 @@ class S3Storage(Storage):
         return StoredObject(clean_key(key), size, "")
 
     def _copy_multipart(self, copy_source: dict, object_key: str, size: int) -> None:
+        """Copy ranges of S3_COPY_PART_SIZE (more if 10,000 parts are not enough:
+        S3's limit), S3_PARALLEL_PARTS at once; abort the upload on failure."""
         client = self.client
-        part = max(self.part_size, -(-size // 10_000))  # S3 allows 10,000 parts
+        part = max(self.part_size, S3_COPY_PART_SIZE, -(-size // 10_000))
         upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=object_key)["UploadId"]
+
+        def copy_part(number: int, start: int) -> dict:
+            end = min(start + part, size) - 1
+            response = client.upload_part_copy(
+                Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number,
+                CopySource=copy_source, CopySourceRange=f"bytes={start}-{end}",
+            )  # fmt: skip
+            return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
+
         try:
-            parts = []
-            for number, start in enumerate(range(0, size, part), 1):
-                end = min(start + part, size) - 1
-                response = client.upload_part_copy(
-                    Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number,
-                    CopySource=copy_source, CopySourceRange=f"bytes={start}-{end}",
-                )  # fmt: skip
-                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+            with ThreadPoolExecutor(max_workers=S3_PARALLEL_PARTS) as pool:
+                starts = range(0, size, part)
+                parts = list(pool.map(copy_part, range(1, len(starts) + 1), starts))
             client.complete_multipart_upload(
                 Bucket=self.bucket, Key=object_key, UploadId=upload_id,
                 MultipartUpload={"Parts": parts},

@@ -33,12 +33,23 @@ def test_a_local_copy_is_a_hard_link_renamed_into_place(tmp_path, body):
 
 def test_an_s3_copy_of_a_large_object_is_a_multipart_copy(s3_bucket, body, monkeypatch):
     monkeypatch.setattr(storage_module, "S3_MAX_COPY_OBJECT", 5 << 20)  # 11 MiB is "large"
+    monkeypatch.setattr(storage_module, "S3_COPY_PART_SIZE", 5 << 20)  # in three parts
+    part_numbers = []
+
+    def record(params, **_):
+        part_numbers.append(params["PartNumber"])
+
+    S3Storage(s3_bucket).client.meta.events.register(
+        "provide-client-params.s3.UploadPartCopy", record
+    )
     temp = S3Storage(s3_bucket, "temp", part_size=5 << 20)
     permanent = S3Storage(s3_bucket, "permanent", part_size=5 << 20)
     temp.put_stream(io.BytesIO(body), "a/run.tar.zst")
     copied = permanent.copy_from(temp, "a/run.tar.zst", "b/run.tar.zst")
     assert copied.size == len(body)
     assert permanent.open("b/run.tar.zst").read() == body
+    assert sorted(part_numbers) == [1, 2, 3]
+    permanent.client.meta.events.unregister("provide-client-params.s3.UploadPartCopy", record)
     with pytest.raises(StorageError, match="S3 check of"):
         permanent.copy_from(temp, "a/missing", "b/missing")
     assert not permanent.exists("b/missing")
