@@ -646,10 +646,10 @@ class ReadResult:
     archive_sha256: str
 
 
-def safe_member_path(name: str, top: str) -> str | None:
+def safe_member_path(name: str, top: str) -> str:
     """The member's path inside the run folder ("" for the folder itself), or
     ArchiveMismatch for an absolute path, `..`, or a member outside `top/`."""
-    if name.startswith("/") or "\\" in name or "\x00" in name:
+    if name.startswith("/") or "\x00" in name:
         raise ArchiveMismatch(f"archive member {name!r} has an absolute or unusable path")
     parts = name.rstrip("/").split("/")
     if any(part in ("", ".", "..") for part in parts):

@@ -316,3 +316,23 @@ def test_member_headers_are_the_ones_tarfile_writes(name, kind, link):
     info.uname = info.gname = ""
     expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
     assert ustar_header(name, 0o640, info.size, 1_700_000_000, kind, link) == expected
+
+
+def test_unusual_but_legal_names_round_trip(run_folder, storage, tmp_path):
+    odd = run_folder / "Odd names"
+    odd.mkdir()
+    for name in ["back\\slash.txt", "échantillon.csv", ".hidden", "x" * 200, "sp ace"]:
+        (odd / name).write_text(name)
+    deep = run_folder / "/".join(["level"] * 30)  # a path far over ustar's 100 bytes
+    deep.mkdir(parents=True)
+    (deep / "file.txt").write_text("deep")
+    before = snapshot(run_folder)
+    result = archive(run_folder, storage)
+    restore_archive(storage.open("a/run.tar"), result.manifest, tmp_path / "restored")
+    assert snapshot(tmp_path / "restored") == before
+
+
+def test_a_name_with_a_control_character_is_refused(run_folder, storage):
+    (run_folder / "Logs" / "bad\nname.txt").write_text("x")
+    with pytest.raises(UnsafeEntry, match=r"control character"):
+        archive(run_folder, storage)
