@@ -1,7 +1,7 @@
 """A run folder through the `illumina_run` downloader and the
 `illumina_run_archive` processor into permanent storage, and back with `runs
-restore`: on local folders and on S3 (moto on loopback), on whichever database
-the suite runs (PostgreSQL and SQLite)."""
+restore`: on PostgreSQL with S3 (moto on loopback) and on SQLite with local
+folders (the `storage_kind` fixture); the S3-only tests run on either."""
 
 from __future__ import annotations
 
