@@ -162,8 +162,9 @@ def archive_run_folder(context: IlluminaRunContext) -> IlluminaRunContext:
     except OSError as error:  # the folder vanished between the check and the walk
         raise JobError(f"{folder}: {error.strerror or error}") from None
     archive, manifest = result.archive, result.manifest_stored
-    files[ARCHIVE].record_download(archive.key, archive.size, archive.sha256)
-    files[MANIFEST].record_download(manifest.key, manifest.size, manifest.sha256)
+    with transaction.atomic():  # both or neither: the archive is useless without its manifest
+        files[ARCHIVE].record_download(archive.key, archive.size, archive.sha256)
+        files[MANIFEST].record_download(manifest.key, manifest.size, manifest.sha256)
     totals = result.manifest["totals"]
     print(
         f"{context['run'].run_id}: {totals['files']} files, {totals['bytes']} bytes → "
