@@ -290,6 +290,7 @@ class RunArchiveSerializer(serializers.Serializer):
     size = serializers.IntegerField()
     sha256 = serializers.CharField()
     result = serializers.IntegerField(help_text="its id under /api/results/")
+    download_url = serializers.URLField(help_text="where to fetch it (api/downloads.py)")
     processor_job = serializers.IntegerField()
 
 
@@ -344,6 +345,9 @@ class SequencingRunDetailSerializer(SequencingRunSerializer):
             "size": computed.size,
             "sha256": computed.sha256,
             "result": computed.pk,
+            "download_url": reverse(
+                "api:computedfile-download", args=[computed.pk], request=self.context.get("request")
+            ),
             "processor_job": computed.processor_job_id,
         }
 

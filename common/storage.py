@@ -29,6 +29,8 @@ from common.chunks import CHUNK
 from common.filenames import name_problem, shorten
 
 S3_PARALLEL_PARTS = 4
+S3_MAX_COPY_OBJECT = 5 * 1024**3  # larger objects are copied in parts
+S3_COPY_PART_SIZE = 512 * 1024**2  # a part copied by the server: large, since no bytes move here
 
 
 class StorageError(Exception):
@@ -77,6 +79,18 @@ class Storage(ABC):
 
     @abstractmethod
     def put_stream(self, stream: BinaryIO, key: str) -> StoredObject: ...
+
+    def size(self, key: str) -> int:
+        """The stored object's size in bytes."""
+        raise NotImplementedError
+
+    def copy_from(self, source: Storage, source_key: str, key: str) -> StoredObject:
+        """Copy `source_key` of `source` here under `key`, all or nothing. This
+        default streams it through this process and hashes it; subclasses copy
+        without moving the bytes where they can (and then return an empty
+        `sha256`: read the copy back to check it)."""
+        with contextlib.closing(source.open(source_key)) as stream:
+            return self.put_stream(stream, key)
 
     @abstractmethod
     def fetch(self, key: str, local_path: str | Path) -> Path: ...
@@ -130,6 +144,33 @@ class LocalStorage(Storage):
             partial.unlink(missing_ok=True)
             raise
         return StoredObject(clean_key(key), size, digest.hexdigest())
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            raise StorageError(f"{self.location(key)} does not exist") from None
+
+    def copy_from(self, source: Storage, source_key: str, key: str) -> StoredObject:
+        """From another local folder: a hard link (same file system) under a
+        temporary name, renamed into place; else a streamed copy."""
+        if not isinstance(source, LocalStorage):
+            return super().copy_from(source, source_key, key)
+        origin, target = source.path(source_key), self.path(key)
+        if not origin.is_file():
+            raise StorageError(f"{source.location(source_key)} does not exist")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
+        try:
+            os.link(origin, partial)
+        except OSError:  # another file system, or links refused: copy
+            return super().copy_from(source, source_key, key)
+        try:
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return StoredObject(clean_key(key), target.stat().st_size, "")
 
     def fetch(self, key: str, local_path: str | Path) -> Path:
         source = self.path(key)
@@ -265,6 +306,61 @@ class S3Storage(Storage):
             Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number, Body=body
         )
         return number, response["ETag"]
+
+    def size(self, key: str) -> int:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as error:
+            raise self._error("check", key, error) from error
+        return head["ContentLength"]
+
+    def copy_from(self, source: Storage, source_key: str, key: str) -> StoredObject:
+        """From the same S3 server: a server-side copy (one CopyObject up to 5 GiB,
+        else a multipart copy of ranges, aborted on failure); the bytes never pass
+        through this process."""
+        if not isinstance(source, S3Storage):
+            return super().copy_from(source, source_key, key)
+        object_key, origin = self.object_key(key), source.object_key(source_key)
+        copy_source = {"Bucket": source.bucket, "Key": origin}
+        size = source.size(source_key)
+        try:
+            if size <= S3_MAX_COPY_OBJECT:
+                self.client.copy_object(Bucket=self.bucket, Key=object_key, CopySource=copy_source)
+            else:
+                self._copy_multipart(copy_source, object_key, size)
+        except Exception as error:
+            raise self._error("copy", key, error) from error
+        return StoredObject(clean_key(key), size, "")
+
+    def _copy_multipart(self, copy_source: dict, object_key: str, size: int) -> None:
+        """Copy ranges of S3_COPY_PART_SIZE (more if 10,000 parts are not enough:
+        S3's limit), S3_PARALLEL_PARTS at once; abort the upload on failure."""
+        client = self.client
+        part = max(self.part_size, S3_COPY_PART_SIZE, -(-size // 10_000))
+        upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=object_key)["UploadId"]
+
+        def copy_part(number: int, start: int) -> dict:
+            end = min(start + part, size) - 1
+            response = client.upload_part_copy(
+                Bucket=self.bucket, Key=object_key, UploadId=upload_id, PartNumber=number,
+                CopySource=copy_source, CopySourceRange=f"bytes={start}-{end}",
+            )  # fmt: skip
+            return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
+
+        try:
+            with ThreadPoolExecutor(max_workers=S3_PARALLEL_PARTS) as pool:
+                starts = range(0, size, part)
+                parts = list(pool.map(copy_part, range(1, len(starts) + 1), starts))
+            client.complete_multipart_upload(
+                Bucket=self.bucket, Key=object_key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=object_key, UploadId=upload_id
+                )
+            raise
 
     def fetch(self, key: str, local_path: str | Path) -> Path:
         local_path = Path(local_path)

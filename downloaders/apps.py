@@ -10,6 +10,7 @@ class DownloadersConfig(AppConfig):
         from common.models.choices import DownloaderTask
         from downloaders.fastq import download_fastq
         from downloaders.files import download_files
+        from downloaders.illumina_run import download_illumina_run
         from downloaders.pod5_batch import download_pod5_batch
         from downloaders.transcriptome import download_transcriptome
         from runner.registry import register_downloader
@@ -18,3 +19,4 @@ class DownloadersConfig(AppConfig):
         register_downloader(DownloaderTask.FILES, download_files)
         register_downloader(DownloaderTask.FASTQ, download_fastq)
         register_downloader(DownloaderTask.POD5_BATCH, download_pod5_batch)
+        register_downloader(DownloaderTask.ILLUMINA_RUN, download_illumina_run)

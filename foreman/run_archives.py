@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.models import ComputedFile, ProcessorPipeline, SequencingRun
+from common.run_archive import CODECS
 
 
 def storage_url(key: str) -> str:
@@ -14,12 +15,20 @@ def storage_url(key: str) -> str:
     return storage.url(key) if isinstance(storage, LocalStorage) else storage.location(key)
 
 
+# What an archive's result is called, by codec (common/run_archive.py's CODECS);
+# its manifest is the same job's JSON result.
+ARCHIVE_FORMATS = tuple(CODECS.values())
+
+
 def archive_of(run: SequencingRun) -> ComputedFile | None:
-    """The run's archive: the newest result of its `illumina_run_archive` batch."""
+    """The run's archive: the newest archive among the results of its
+    `illumina_run_archive` batch (not its manifest). Reads prefetched batches and
+    results when the caller prefetched them."""
     files = [
         computed
         for batch in run.batches.all()
         if batch.pipeline_required == ProcessorPipeline.ILLUMINA_RUN_ARCHIVE
         for computed in batch.computed_files.all()
+        if computed.format in ARCHIVE_FORMATS
     ]
     return max(files, key=lambda f: f.pk, default=None)

@@ -12,6 +12,7 @@ class ProcessorsConfig(AppConfig):
         from processors.basecalling import basecall_batch, why_dorado_cannot_run
         from processors.dataset_matrix import build_dataset
         from processors.file_summary import summarise_files
+        from processors.illumina_run_archive import archive_run
         from processors.salmon_quant import quantify_run, waits_for_index
         from processors.smoke_test import run_smoke_test
         from processors.transcriptome_index import build_long_index, build_short_index
@@ -42,4 +43,7 @@ class ProcessorsConfig(AppConfig):
             DownloaderTask.POD5_BATCH,
             runs_here=why_dorado_cannot_run,
             needs="a GPU worker with Dorado (REFINERY_DORADO) or a basecalling engine",
+        )
+        register_pipeline(
+            ProcessorPipeline.ILLUMINA_RUN_ARCHIVE, archive_run, DownloaderTask.ILLUMINA_RUN
         )

@@ -35,7 +35,13 @@ from common.models import (
     Provenance,
 )
 from common.secrets import redact
-from common.storage import StorageError, permanent_storage, sha256_of_file, temporary_storage
+from common.storage import (
+    StorageError,
+    StoredObject,
+    permanent_storage,
+    sha256_of_file,
+    temporary_storage,
+)
 from common.version import refinery_version
 from processors.redownload import download_again, missing_inputs
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline
@@ -105,6 +111,16 @@ def add_computed_file(context: ProcessorContext, path: Path, file_format: str) -
     """Mark a file in the job directory as a result to upload."""
     path = work_path(context["work_dir"], path)
     context["computed_files"].append({"path": path, "format": file_format})
+
+
+def add_stored_result(context: ProcessorContext, stored: StoredObject, file_format: str) -> None:
+    """Mark an object the pipeline already put in permanent storage (under
+    `result_key`, with its verified size and SHA-256) as a result to record: a
+    copy made inside the storage never passes through the job directory. It is
+    removed with the others if recording fails."""
+    context["computed_files"].append(
+        {"stored": stored, "filename": stored.key.rsplit("/", 1)[-1], "format": file_format}
+    )
 
 
 def result_prefix(job: ProcessorJob) -> str:
@@ -177,7 +193,7 @@ def upload_processed_files(context: ProcessorContext) -> ProcessorContext:
         for result, obj in stored:
             computed_file = ComputedFile.objects.create(
                 key=obj.key,
-                filename=result["path"].name,
+                filename=result["filename"] if "stored" in result else result["path"].name,
                 format=result["format"],
                 size=obj.size,
                 sha256=obj.sha256,
@@ -196,6 +212,9 @@ def upload_processed_files(context: ProcessorContext) -> ProcessorContext:
 
     try:
         for result in context["computed_files"]:
+            if "stored" in result:  # already in permanent storage (add_stored_result)
+                stored.append((result, result["stored"]))
+                continue
             path: Path = result["path"]
             stored.append((result, storage.put_file(path, result_key(job, path.name))))
         record_success(context, record)

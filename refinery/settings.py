@@ -185,7 +185,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REFINERY_ILLUMINA_GRACE_S = env_int("REFINERY_ILLUMINA_GRACE_S", 900)
 # Globs (relative to the run folder) the run archive leaves out, e.g. "Thumbnail_Images/*".
 REFINERY_ILLUMINA_ARCHIVE_EXCLUDE = env_list("REFINERY_ILLUMINA_ARCHIVE_EXCLUDE")
-# How run archives are compressed: "zstd" (default: multi-threaded, fast at level 3)
+# How run archives are compressed: "zstd" (default: multi-threaded, fast at level 1)
 # or "gzip" (through isal when installed, for tools that only read gzip).
 REFINERY_ARCHIVE_CODEC = os.environ.get("REFINERY_ARCHIVE_CODEC", "zstd")
 # Each gets a signed JSON POST on every change of a run's state (see the README).
