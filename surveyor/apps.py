@@ -11,8 +11,10 @@ class SurveyorConfig(AppConfig):
         from runner.registry import register_source
         from surveyor.ena import EnaSurveyor
         from surveyor.ensembl import EnsemblSurveyor
+        from surveyor.illumina_runs import IlluminaRunsSurveyor
         from surveyor.local_files import LocalFilesSurveyor
 
         register_source(SurveySource.ENSEMBL, EnsemblSurveyor)
         register_source(SurveySource.LOCAL_FILES, LocalFilesSurveyor)
         register_source(SurveySource.ENA, EnaSurveyor)
+        register_source(SurveySource.ILLUMINA_RUNS, IlluminaRunsSurveyor)
