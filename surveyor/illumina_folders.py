@@ -353,7 +353,8 @@ def judge(
     if age < grace_s:
         return (
             Progress.WAITING,
-            f"{marker.name} is {describe_age(age)} old, the grace period is {describe_age(grace_s)}",
+            f"{marker.name} is {describe_age(age)} old, "
+            f"the grace period is {describe_age(grace_s)}",
             marker.ctime + grace_s,
         )
     said = f"; {COMPLETION_STATUS_NAME} says {status.status}" if status else ""
@@ -433,3 +434,51 @@ def links_outside(folder: Path, root: Path) -> str:
         if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
             return f"{name} is a link leading outside {root}"
     return ""
+
+
+def scan_illumina_root(root: Path) -> list:
+    """What the watcher sees in one folder of run folders (no database): each run's
+    progress, when its marker will be old enough, and the folders to watch."""
+    import time
+
+    from django.conf import settings
+
+    from surveyor.watching import NOT_A_RUN, Seen
+
+    grace, now = float(settings.REFINERY_ILLUMINA_GRACE_S), time.time()
+    seen = []
+    for candidate in run_folders(root):
+        name = clean(candidate.path.name)
+        if candidate.problem:
+            seen.append(Seen(name, "problem", candidate.problem, signature=candidate.problem))
+            continue
+        try:
+            folder = inspect_run_folder(candidate.path, root, grace, now)
+        except (FolderProblem, OSError) as error:
+            why = str(error) if isinstance(error, FolderProblem) else f"cannot be read: {error}"
+            seen.append(Seen(name, "problem", why, signature=why, watch=candidate.path))
+            continue
+        sheet = folder.sample_sheet.sha256 if folder.sample_sheet else ""
+        # A survey records a run waiting for its grace period as still sequencing.
+        recorded = Progress.SEQUENCING if folder.progress == Progress.WAITING else folder.progress
+        seen.append(
+            Seen(
+                folder.run_info.run_id,
+                folder.progress,
+                folder.reason,
+                signature=f"{recorded}|{sheet}|{folder.path}",
+                ready_at=folder.ready_at,
+                watch=candidate.path,
+            )
+        )
+    # A folder without RunInfo.xml yet may become a run: watch it for RunInfo.xml.
+    watched = {s.watch for s in seen}
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        hidden = entry.name.startswith(".")
+        if entry not in watched and not hidden and not entry.is_symlink() and entry.is_dir():
+            seen.append(Seen(clean(entry.name), NOT_A_RUN, "", watch=entry))
+    return seen
