@@ -14,7 +14,9 @@ downloaders, then surveys. For each kind it:
 4. dispatches `created` jobs (left by the outbox, or held back for capacity or
    a pause) within the caps.
 
-Then it delivers pending notifications. Every query reads a partial index of
+Then it delivers pending notifications and, when the dispatcher is local,
+starts the scheduled surveys that are due (foreman/schedules.py; on Nomad they
+are periodic jobs of their own). Every query reads a partial index of
 unfinished jobs or of failed jobs nobody settled yet, a page at a time, so a
 database of millions of finished jobs costs a pass nothing.
 """
@@ -35,6 +37,7 @@ from common.models.choices import JobKind
 from foreman import notify
 from foreman.attempts import settle_failed
 from foreman.capacity import Budget
+from foreman.schedules import start_due_surveys
 from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
 from runner.dispatch.outbox import dispatch_now
 from runner.registry import wait_reason
@@ -103,6 +106,10 @@ class Foreman:
         delivered = notify.deliver_pending()
         if delivered:
             report["notifications delivered"] += delivered
+        if settings.REFINERY_DISPATCHER == "local":
+            started = start_due_surveys()
+            if started:
+                report["scheduled surveys started"] += started
         return report
 
     # --- running and queued jobs ------------------------------------------------------------

@@ -6,6 +6,8 @@ import argparse
 import codecs
 import time
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -15,6 +17,7 @@ from foreman import actions, cli_tables, job_summaries, log_text
 from foreman.heartbeat import health
 from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
 from foreman.models import Notification
+from foreman.schedules import schedule_statuses
 from runner.job_logs import local_log_file, read_log
 
 STATES = [state.value for state in JobState]
@@ -29,6 +32,7 @@ EXAMPLES = """examples:
   manage.py jobs retry --failed-since 2026-05-01 --reason 'timed out|503'
   manage.py jobs cancel downloader:7
   manage.py jobs pause downloader      (and later: jobs resume downloader)
+  manage.py jobs schedules
 """
 
 
@@ -119,6 +123,12 @@ class Command(BaseCommand):
 
         p = sub.add_parser("status", help="unfinished jobs by kind, pauses, the Foreman's health")
         p.add_argument("--json", action="store_true", help="JSON instead of text")
+
+        p = sub.add_parser(
+            "schedules",
+            help="the scheduled surveys (REFINERY_SCHEDULED_SURVEYS) with their last and next run",
+        )
+        p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     def handle(self, *args, action: str, **options):
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -235,6 +245,42 @@ class Command(BaseCommand):
         self.out(("" if alive else "NOT ALIVE: ") + line)
         if undelivered:
             self.out(f"{undelivered} notification(s) not delivered yet")
+
+    def do_schedules(self, json, **_):
+        try:
+            statuses = schedule_statuses()
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from None
+        runs_here = settings.REFINERY_DISPATCHER == "local"
+        if json:
+            self.out(job_summaries.to_json([
+                {"name": s.name, "cron": s.cron, "args": list(s.args),
+                 "last_due_at": s.last_due_at, "last_started_at": s.last_started_at,
+                 "last_job": f"survey:{s.last_job_id}" if s.last_job_id else None,
+                 "last_error": s.last_error, "next_due_at": s.next_due_at,
+                 "started_by": "foreman" if runs_here else "nomad"}
+                for s in statuses
+            ]))  # fmt: skip
+            return
+        if not statuses:
+            self.out("no scheduled surveys (REFINERY_SCHEDULED_SURVEYS is empty)")
+            return
+        zone = settings.REFINERY_SCHEDULED_SURVEYS_TIME_ZONE
+        self.out(cli_tables.table(
+            ["NAME", f"CRON ({zone})", "LAST DUE", "LAST STARTED", "JOB", "NEXT DUE", "ARGS"],
+            [[s.name, s.cron, cli_tables.when(s.last_due_at), cli_tables.when(s.last_started_at),
+              f"survey:{s.last_job_id}" if s.last_job_id else "",
+              cli_tables.when(s.next_due_at), cli_tables.clip(" ".join(s.args), 50)]
+             for s in statuses],
+        ))  # fmt: skip
+        for s in statuses:
+            if s.last_error:
+                self.out(f"{s.name}: the last due run could not start: {s.last_error}")
+        if not runs_here:
+            self.out(
+                "The dispatcher is nomad: Nomad's periodic jobs start these "
+                "(`manage.py nomad register`); the times above are the Foreman's, if it ran them."
+            )
 
     # --- acting ---------------------------------------------------------------------------------
 
