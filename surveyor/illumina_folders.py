@@ -50,6 +50,28 @@ class FolderProblem(Exception):
     """The run folder cannot be used as it is; the message says which file and why."""
 
 
+class Unsettled(FolderProblem):
+    """A file the survey needs is unusable but younger than the grace period: it
+    may still be being written. The survey looks again later."""
+
+    def __init__(self, message: str, ready_at: float):
+        super().__init__(message)
+        self.ready_at = ready_at
+
+
+def settling(path: Path, problem: str, grace_s: float, now: float) -> FolderProblem:
+    """The problem to raise for an unusable file: Unsettled while it is young."""
+    try:
+        written = path.stat().st_ctime
+    except OSError:
+        return FolderProblem(problem)
+    if now - written < grace_s:
+        return Unsettled(
+            f"{problem} (written {describe_age(now - written)} ago)", written + grace_s
+        )
+    return FolderProblem(problem)
+
+
 @dataclass(frozen=True)
 class Instrument:
     """A kind of instrument: its name and whether it writes CopyComplete.txt."""
@@ -223,6 +245,7 @@ def ctime_of(path: Path) -> float:
 class SampleSheet:
     text: str
     sha256: str
+    ctime: float
 
 
 def read_sample_sheet(folder: Path) -> SampleSheet | None:
@@ -239,7 +262,7 @@ def read_sample_sheet(folder: Path) -> SampleSheet | None:
         ) from None
     if "\x00" in text:
         raise FolderProblem(f"{SAMPLE_SHEET_NAME} holds NUL bytes: it is not a CSV file")
-    return SampleSheet(text, hashlib.sha256(data).hexdigest())
+    return SampleSheet(text, hashlib.sha256(data).hexdigest(), ctime_of(path))
 
 
 def read_capped(path: Path, limit: int) -> bytes:
@@ -302,22 +325,43 @@ def inspect_run_folder(path: Path, root: Path, grace_s: float, now: float) -> Ru
     try:
         run_info = read_run_info(path / "RunInfo.xml")
     except RunInfoError as error:
-        raise FolderProblem(str(error)) from None
+        raise settling(path / "RunInfo.xml", str(error), grace_s, now) from None
     if run_info.run_id != path.name:
         raise FolderProblem(
             f"RunInfo.xml says the run is {run_info.run_id!r} but the folder is named "
             f"{clean(path.name)!r}: a run folder is named after its run (was it renamed, or "
             "RunInfo.xml copied from another run?)"
         )
-    parameters = read_run_parameters(path)
+    try:
+        parameters = read_run_parameters(path)
+    except FolderProblem as error:
+        name = next((n for n in RUN_PARAMETERS_NAMES if (path / n).is_file()), "")
+        raise settling(path / name, str(error), grace_s, now) from None
     instrument_id = (parameters.instrument_id if parameters else "") or run_info.instrument
     instrument = instrument_from_id(instrument_id)
     if instrument is UNKNOWN and parameters is not None:
         instrument = instrument_from_name(parameters.instrument_name)
+    # A file is used once it has settled: one younger than the grace period may
+    # still be being written (an empty or half XML file, half a sample sheet).
     sample_sheet = read_sample_sheet(path)
-    status = read_completion_status(path)
+    if sample_sheet is not None and now - sample_sheet.ctime < grace_s:
+        sheet_ready_at, sample_sheet = sample_sheet.ctime + grace_s, None
+    else:
+        sheet_ready_at = None
+    try:
+        status = read_completion_status(path)
+    except FolderProblem:
+        written = ctime_of(path / COMPLETION_STATUS_NAME)
+        if now - written >= grace_s:
+            raise
+        return RunFolder(
+            path, run_info, instrument_id, instrument, parameters, sample_sheet,
+            Progress.WAITING, f"{COMPLETION_STATUS_NAME} is being written", written + grace_s,
+        )  # fmt: skip
     marker = completion_marker(path, instrument)
     progress, reason, ready_at = judge(instrument, marker, status, grace_s, now)
+    if sheet_ready_at is not None:
+        ready_at = min(ready_at or sheet_ready_at, sheet_ready_at)
     return RunFolder(
         path, run_info, instrument_id, instrument, parameters, sample_sheet, progress, reason,
         ready_at,
@@ -454,6 +498,18 @@ def scan_illumina_root(root: Path) -> list:
             continue
         try:
             folder = inspect_run_folder(candidate.path, root, grace, now)
+        except Unsettled as error:
+            seen.append(
+                Seen(
+                    name,
+                    Progress.WAITING,
+                    str(error),
+                    signature="unsettled",
+                    ready_at=error.ready_at,
+                    watch=candidate.path,
+                )
+            )
+            continue
         except (FolderProblem, OSError) as error:
             why = str(error) if isinstance(error, FolderProblem) else f"cannot be read: {error}"
             seen.append(Seen(name, "problem", why, signature=why, watch=candidate.path))

@@ -50,6 +50,7 @@ from surveyor.illumina_folders import (
     FolderProblem,
     Progress,
     RunFolder,
+    Unsettled,
     inspect_run_folder,
     run_folders,
 )
@@ -115,6 +116,9 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
                     continue
                 try:
                     folder = inspect_run_folder(candidate.path, root, grace, now)
+                except Unsettled as problem:
+                    print(f"{candidate.path}: not yet: {problem}; looking again later", flush=True)
+                    continue
                 except FolderProblem as problem:
                     self.refuse(str(candidate.path), str(problem))
                     continue

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +38,11 @@ from watchdog.observers import Observer
 
 from common.models import JobState, SurveyJob
 from runner.dispatch import send_job
-from runner.foreground import run_in_foreground
+from runner.foreground import ECHO_EVERY_S, echo_log
 from runner.lifecycle import start_here
 from runner.pipeline import JobError
 from runner.registry import surveyor_class
+from runner.supervisor import Supervisor
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ Scanner = Callable[[Path], list[Seen]]
 # A folder watched because it may become a run (its RunInfo.xml is not there yet).
 NOT_A_RUN = "not a run (yet)"
 WAITING_STATES = ("sequencing", "waiting", "problem")
+# How often to look for a watched folder that has gone (no inotify watch can wait for it).
+MISSING_POLL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class View:
 
     def signature(self) -> tuple:
         return (
-            tuple(sorted((s.key, s.state, s.signature) for s in self.seen)),
+            tuple(sorted((s.key, s.signature or s.state) for s in self.seen)),
             tuple(map(str, self.missing)),
         )
 
@@ -161,10 +165,12 @@ class Watcher:
                 self.sync_watches(view)
                 if view.signature() != self.surveyed and self.survey(view):
                     self.surveyed = view.signature()
-                if max_surveys is not None and self.surveys >= max_surveys:
+                if self.stopping or (max_surveys is not None and self.surveys >= max_surveys):
                     break
                 ready = view.next_ready(time.time())
                 wake_at = min(next_rescan, ready + 0.5 if ready else next_rescan)
+                if view.missing:  # nothing watches for its return: look again soon
+                    wake_at = min(wake_at, time.time() + MISSING_POLL_S)
                 self.show(view, ready, next_rescan)
                 self.wake.wait(max(0.0, wake_at - time.time()))
                 if self.wake.is_set():
@@ -242,11 +248,27 @@ class Watcher:
             self.say(f"queued survey job {job.pk}")
             return True
         start_here(job)
-        run_in_foreground(job, f"watch {self.source}", self.out)
+        self.supervise(job)
         job.refresh_from_db()
-        if job.interrupted:
-            self.stopping.append("interrupted")
         return job.state == JobState.SUCCEEDED or job.no_retry
+
+    def supervise(self, job: SurveyJob) -> None:
+        """Run the survey in a supervised child (heartbeat, runtime limit, its log
+        kept), echoing its output, as `manage.py survey` does; this process's own
+        signal handlers stay in place, so a stop is never missed: it stops the
+        survey (marked interrupted, its retry does not count) and the watch."""
+        supervisor = Supervisor(keep_spool=True)
+        child = supervisor.launch(job)
+        offset = 0
+        out = self.out or sys.stdout
+        while supervisor.busy and not self.stopping:
+            supervisor.poll()
+            offset = echo_log(child.log_path, offset, out)
+            time.sleep(ECHO_EVERY_S)
+        if self.stopping:
+            supervisor.stop_all(f"interrupted: watch {self.source} received {self.stopping[0]}")
+        echo_log(child.log_path, offset, out)
+        child.log_path.unlink(missing_ok=True)
 
     # --- the terminal --------------------------------------------------------------------------
 
@@ -259,7 +281,9 @@ class Watcher:
         for seen in sorted(runs, key=lambda s: (s.state, s.key)):
             if seen.state in WAITING_STATES:
                 detail = seen.detail
-                if seen.ready_at is not None:  # its age changes: say when it will do
+                if (
+                    seen.state == "waiting" and seen.ready_at and " is " in detail
+                ):  # say when, not how old
                     detail = f"{detail.split(' is ')[0]} old enough at {clock(seen.ready_at)}"
                 lines.append(f"  {seen.key}: {seen.state}, {detail}")
         done = sum(1 for s in runs if s.state not in WAITING_STATES)
