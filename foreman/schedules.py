@@ -112,11 +112,11 @@ class ScheduleStatus:
     next_due_at: datetime | None
 
 
-def schedule_row(survey: ScheduledSurvey) -> SurveySchedule:
+def schedule_row(survey: ScheduledSurvey, now: datetime) -> SurveySchedule:
     try:
         with transaction.atomic():
             row, _ = SurveySchedule.objects.get_or_create(
-                name=survey.name, defaults={"cron": survey.cron}
+                name=survey.name, defaults={"cron": survey.cron, "first_seen_at": now}
             )
     except IntegrityError:  # another Foreman made it first
         row = SurveySchedule.objects.get(name=survey.name)
@@ -128,7 +128,7 @@ def start_due_surveys(now: datetime | None = None) -> int:
     now = now or timezone.now()
     started = 0
     for survey in scheduled_surveys():
-        row = schedule_row(survey)
+        row = schedule_row(survey, now)
         since = row.last_due_at or row.first_seen_at
         due = latest_due(survey.cron, since, now)
         if due is None:
