@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -107,7 +108,11 @@ class Foreman:
         if delivered:
             report["notifications delivered"] += delivered
         if settings.REFINERY_DISPATCHER == "local":
-            started = start_due_surveys()
+            try:
+                started = start_due_surveys()
+            except ImproperlyConfigured as error:  # the rest of the pass goes on regardless
+                logger.error("scheduled surveys: %s", error)
+                started = 0
             if started:
                 report["scheduled surveys started"] += started
         return report

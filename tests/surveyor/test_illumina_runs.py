@@ -311,3 +311,30 @@ def test_a_marker_file_finish_run_writes_is_the_one_the_survey_reads(runs_dir):
     folder = write_run_folder(runs_dir, "nextseq500")
     written = finish_run(folder, "nextseq500")
     assert [p.name for p in written] == ["RTAComplete.txt"]
+
+
+def test_a_survey_killed_after_moving_the_run_and_before_its_batches_is_completed_next_time(
+    runs_dir,
+):
+    """The run's move and the batches are separate transactions: a survey killed
+    between them leaves a complete run without batches, which the next survey
+    gives its batches and one downloader job, with no second state change."""
+    write_run_folder(runs_dir, "novaseqx", sample_sheet=True, finished=True)
+    survey(runs_dir)
+    DownloaderJob.objects.all().delete()
+    Batch.objects.all().delete()  # as if the batches' transaction never committed
+    survey(runs_dir)
+    run = SequencingRun.objects.get()
+    assert history(run) == [("", "sequencing"), ("sequencing", "complete")]
+    assert set(Batch.objects.values_list("variant", flat=True)) == {"archive", "fastq"}
+    assert DownloaderJob.objects.get().batches.count() == 2
+
+
+def test_a_run_info_being_written_is_looked_at_later_not_refused(runs_dir, settings, capsys):
+    folder = write_run_folder(runs_dir, "miseq", finished=True)
+    (folder / "RunInfo.xml").write_text("<RunInfo><Run Id=")  # half written, just now
+    settings.REFINERY_ILLUMINA_GRACE_S = 3600
+    survey(runs_dir)  # succeeds: nothing refused
+    assert f"{folder}: not yet: RunInfo.xml is not well-formed XML" in capsys.readouterr().out
+    assert not SequencingRun.objects.exists()
+    assert SurveyJob.objects.get().state == JobState.SUCCEEDED
