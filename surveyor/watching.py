@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import TextIO
 
@@ -68,7 +69,7 @@ MISSING_POLL_S = 2.0
 @dataclass(frozen=True)
 class WatchSource:
     scanner: Scanner
-    marker_names: frozenset[str]  # file names whose events wake the watcher
+    marker_names: frozenset[str]  # names (globs) of the files whose events wake the watcher
     paths_option: str = "dirs"  # the survey's option that takes the folders
 
 
@@ -100,7 +101,8 @@ class Wake(FileSystemEventHandler):
         paths = [event.src_path, getattr(event, "dest_path", "")]
         for path in paths:
             path = os.fsdecode(path or b"")
-            if path and (event.is_directory or os.path.basename(path) in self.marker_names):
+            name = os.path.basename(path)
+            if path and (event.is_directory or any(fnmatch(name, p) for p in self.marker_names)):
                 self.last = f"{event.event_type} {path}"
                 self.event.set()
                 return
