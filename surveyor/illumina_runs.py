@@ -51,6 +51,7 @@ from surveyor.illumina_folders import (
     Progress,
     RunFolder,
     Unsettled,
+    clean,
     inspect_run_folder,
     run_folders,
 )
@@ -60,6 +61,12 @@ logger = logging.getLogger(__name__)
 ARCHIVE, FASTQ = "archive", "fastq"
 # The run states in which what the folder says may still move the run.
 BEFORE_JOBS = (RunState.SEQUENCING, RunState.COMPLETE)
+
+
+def shown(path: Path) -> str:
+    """A path from the share, fit for a terminal and a failure reason (a folder's
+    name may hold control characters: they show as '?')."""
+    return clean(str(path), 1000)
 
 
 @dataclass
@@ -108,22 +115,25 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
             try:
                 candidates = run_folders(root)
             except OSError as error:
-                self.refuse(str(root), f"cannot be listed: {error.strerror or error}")
+                self.refuse(shown(root), f"cannot be listed: {error.strerror or error}")
                 continue
             for candidate in candidates:
                 if candidate.problem:
-                    self.refuse(str(candidate.path), candidate.problem)
+                    self.refuse(shown(candidate.path), candidate.problem)
                     continue
                 try:
                     folder = inspect_run_folder(candidate.path, root, grace, now)
                 except Unsettled as problem:
-                    print(f"{candidate.path}: not yet: {problem}; looking again later", flush=True)
+                    print(
+                        f"{shown(candidate.path)}: not yet: {problem}; looking again later",
+                        flush=True,
+                    )
                     continue
                 except FolderProblem as problem:
-                    self.refuse(str(candidate.path), str(problem))
+                    self.refuse(shown(candidate.path), str(problem))
                     continue
                 except OSError as error:  # the folder changed or vanished while read
-                    self.refuse(str(candidate.path), f"cannot be read: {error.strerror or error}")
+                    self.refuse(shown(candidate.path), f"cannot be read: {error.strerror or error}")
                     continue
                 run = self.record_run(folder)
                 if run is not None:
@@ -138,7 +148,7 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
         if not created:
             problem = self.update_run(run, folder)
             if problem:
-                self.refuse(str(folder.path), problem)
+                self.refuse(shown(folder.path), problem)
                 return None
         if folder.progress == Progress.COMPLETE:
             run.move_to(RunState.COMPLETE, folder.reason)
@@ -153,7 +163,7 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
         instrument_type = folder.instrument.type or (
             folder.parameters.instrument_name if folder.parameters else ""
         )
-        metadata = {"layout_instrument": info.instrument}
+        metadata = {"run_info_instrument": info.instrument}
         if folder.parameters is not None:
             metadata.update(folder.parameters.metadata)
         fields = {

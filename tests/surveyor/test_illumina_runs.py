@@ -338,3 +338,13 @@ def test_a_run_info_being_written_is_looked_at_later_not_refused(runs_dir, setti
     assert f"{folder}: not yet: RunInfo.xml is not well-formed XML" in capsys.readouterr().out
     assert not SequencingRun.objects.exists()
     assert SurveyJob.objects.get().state == JobState.SUCCEEDED
+
+
+def test_a_folder_name_with_a_terminal_escape_is_shown_harmless(runs_dir, capsys):
+    folder = write_run_folder(runs_dir, "miseq", finished=True)
+    folder.rename(runs_dir / "run\x1b]0;owned\x07")
+    with pytest.raises(CommandError) as raised:
+        survey(runs_dir)
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x1b" not in str(raised.value)
+    assert f"refused {runs_dir}/run?]0;owned?: RunInfo.xml says the run is" in printed
