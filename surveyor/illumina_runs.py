@@ -151,9 +151,9 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
                 self.refuse(shown(folder.path), problem)
                 return None
         if folder.progress == Progress.COMPLETE:
-            run.move_to(RunState.COMPLETE, folder.reason)
+            run.move_to(RunState.COMPLETE, folder.reason, job=self.job)
         elif folder.progress == Progress.FAILED and run.state in BEFORE_JOBS:
-            run.move_to(RunState.FAILED, folder.reason)
+            run.move_to(RunState.FAILED, folder.reason, job=self.job)
         run.refresh_state()
         print(f"{info.run_id}: {run.state} ({folder.reason})", flush=True)
         return run

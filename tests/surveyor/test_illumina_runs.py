@@ -67,6 +67,8 @@ def test_a_finished_run_is_complete_with_two_batches_sharing_one_downloader_job(
     assert history(run) == [("", "sequencing"), ("sequencing", "complete")]
     marker = "CopyComplete.txt" if "CopyComplete.txt" in spec.markers else "RTAComplete.txt"
     assert run.state_reason.startswith(f"{marker} is ")
+    survey_job = SurveyJob.objects.get()
+    assert [(c.job_kind, c.job_id) for c in run.history] == [("survey", survey_job.pk)] * 2
     assert run.instrument_id == spec.instrument_id
     assert run.instrument_type == EXPECTED_TYPES[layout]
     assert run.flowcell == spec.flowcell and run.run_number == 42
