@@ -58,7 +58,9 @@ def watch(tmp_path, start_manage):
     return start
 
 
-def test_a_marker_is_seen_within_seconds_and_the_run_recorded(tmp_path, refinery_dirs, watch):
+def test_markers_are_seen_within_seconds_even_after_the_folder_went_and_came_back(
+    tmp_path, refinery_dirs, watch
+):
     runs = tmp_path / "sequencers"
     runs.mkdir()
     folder = write_run_folder(runs, "novaseq6000", number=1)
@@ -78,6 +80,15 @@ def test_a_marker_is_seen_within_seconds_and_the_run_recorded(tmp_path, refinery
     wait_for(lambda: run_state(second.name) == RunState.SEQUENCING, "see a new run", output)
     finish_run(second, "miseq")
     wait_for(lambda: run_state(second.name) == RunState.COMPLETE, "see its marker", output)
+    # The watched folder goes away and comes back (a remount): watched again.
+    shutil.rmtree(runs)
+    wait_for(lambda: "not there (waiting for it to come back)" in output.read_text(), "say", output)
+    runs.mkdir()
+    third = write_run_folder(runs, "nextseq2000", number=5)
+    wait_for(lambda: run_state(third.name) == RunState.SEQUENCING, "see it again", output)
+    finish_run(third, "nextseq2000")
+    wait_for(lambda: run_state(third.name) == RunState.COMPLETE, "see the marker", output)
+    assert process.poll() is None
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     said = output.read_text()
@@ -91,7 +102,7 @@ def test_a_marker_in_its_grace_period_is_looked_at_again_when_it_ends(
     runs = tmp_path / "sequencers"
     runs.mkdir()
     folder = write_run_folder(runs, "novaseqx", number=3)
-    process, output = watch(runs, grace=3)
+    process, output = watch(runs, grace=2)
     wait_for(lambda: finished_surveys() == 1, "finish its first survey", output)
     finish_run(folder, "novaseqx")
     wait_for(lambda: "CopyComplete.txt old enough at" in output.read_text(), "wait", output)
@@ -101,22 +112,4 @@ def test_a_marker_in_its_grace_period_is_looked_at_again_when_it_ends(
     # The wait itself cost no survey: the first, then the one that found it complete.
     assert SurveyJob.objects.count() == 2
     process.send_signal(signal.SIGINT)
-    assert process.wait(30) == 0
-
-
-def test_a_watched_folder_that_disappears_and_comes_back(tmp_path, refinery_dirs, watch):
-    runs = tmp_path / "sequencers"
-    runs.mkdir()
-    first = write_run_folder(runs, "miseq", number=4, finished=True)
-    process, output = watch(runs, grace=0)
-    wait_for(lambda: run_state(first.name) == RunState.COMPLETE, "record the run", output)
-    shutil.rmtree(runs)
-    wait_for(lambda: "not there (waiting for it to come back)" in output.read_text(), "say", output)
-    runs.mkdir()
-    second = write_run_folder(runs, "nextseq2000", number=5)
-    wait_for(lambda: run_state(second.name) == RunState.SEQUENCING, "see it again", output)
-    finish_run(second, "nextseq2000")
-    wait_for(lambda: run_state(second.name) == RunState.COMPLETE, "see the marker", output)
-    assert process.poll() is None
-    process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
