@@ -34,10 +34,12 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import TextIO
 
+from django.db import DatabaseError, connections
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from common.models import JobState, SurveyJob
+from common.secrets import redact
 from runner.dispatch import send_job
 from runner.foreground import ECHO_EVERY_S, echo_log
 from runner.lifecycle import start_here
@@ -62,6 +64,8 @@ Scanner = Callable[[Path], list[Seen]]
 # A folder watched because it may become a run (its RunInfo.xml is not there yet).
 NOT_A_RUN = "not a run (yet)"
 WAITING_STATES = ("sequencing", "waiting", "problem")
+# How long to wait before surveying again when the database is unavailable.
+DATABASE_RETRY_S = 10.0
 # How often to look for a watched folder that has gone (no inotify watch can wait for it).
 MISSING_POLL_S = 2.0
 
@@ -165,12 +169,19 @@ class Watcher:
                     next_rescan = now + self.interval
                 view = self.scan()
                 self.sync_watches(view)
-                if view.signature() != self.surveyed and self.survey(view):
-                    self.surveyed = view.signature()
+                retry_at = None
+                try:
+                    if view.signature() != self.surveyed and self.survey(view):
+                        self.surveyed = view.signature()
+                except DatabaseError as error:  # an outage must not end the watch
+                    self.say(f"database unavailable ({redact(str(error)).strip()[:200]}); "
+                             f"surveying again in {DATABASE_RETRY_S:g} s")  # fmt: skip
+                    connections.close_all()
+                    retry_at = time.time() + DATABASE_RETRY_S
                 if self.stopping or (max_surveys is not None and self.surveys >= max_surveys):
                     break
                 ready = view.next_ready(time.time())
-                wake_at = min(next_rescan, ready + 0.5 if ready else next_rescan)
+                wake_at = min(next_rescan, ready + 0.5 if ready else next_rescan, retry_at or 1e18)
                 if view.missing:  # nothing watches for its return: look again soon
                     wake_at = min(wake_at, time.time() + MISSING_POLL_S)
                 self.show(view, ready, next_rescan)

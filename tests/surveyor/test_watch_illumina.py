@@ -113,3 +113,22 @@ def test_a_marker_in_its_grace_period_is_looked_at_again_when_it_ends(
     assert SurveyJob.objects.count() == 2
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
+
+
+def test_a_database_outage_does_not_end_the_watch(tmp_path, refinery_dirs, start_manage):
+    """The database is a closed port on loopback: the watcher says so and waits."""
+    runs = tmp_path / "sequencers"
+    runs.mkdir()
+    write_run_folder(runs, "miseq", number=6)
+    output = tmp_path / "watch.out"
+    with open(output, "w") as stream:
+        process = start_manage(
+            "watch", "illumina_runs", runs,
+            env={"DATABASE_URL": "postgres://x:y@127.0.0.1:1/none", "PYTHONUNBUFFERED": "1"},
+            stdout=stream,
+        )  # fmt: skip
+        wait_for(lambda: "database unavailable" in output.read_text(), "say so", output)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    assert "surveying again in 10 s" in output.read_text()
