@@ -85,12 +85,14 @@ def test_two_foremen_at_once_start_a_due_survey_once(hourly):
 
 
 def test_the_foreman_process_starts_a_due_survey_once_and_jobs_schedules_shows_it(hourly, manage):
-    schedules = json.dumps(
-        [{"name": "runs", "cron": "* * * * *", "args": ["illumina_runs", str(hourly)]}]
-    )
+    # Due daily at the minute an hour ago: one due time passed since the schedule
+    # was first seen, and none comes while the test runs, however slow the machine.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    cron = f"{hour_ago.minute} {hour_ago.hour} * * *"
+    schedules = json.dumps([{"name": "runs", "cron": cron, "args": ["illumina_runs", str(hourly)]}])
     env = {"REFINERY_SCHEDULED_SURVEYS": schedules, "REFINERY_DISPATCHER": "local"}
     SurveySchedule.objects.create(
-        name="runs", cron="* * * * *", first_seen_at=datetime.now(UTC) - timedelta(minutes=3)
+        name="runs", cron=cron, first_seen_at=hour_ago - timedelta(minutes=5)
     )
     for _ in range(2):
         manage("foreman", "--once", env=env)
@@ -99,6 +101,7 @@ def test_the_foreman_process_starts_a_due_survey_once_and_jobs_schedules_shows_i
     assert [s["name"] for s in shown] == ["runs"]
     assert shown[0]["last_job"] == f"survey:{job.pk}" and shown[0]["started_by"] == "foreman"
     last = datetime.fromisoformat(shown[0]["last_due_at"])
-    assert datetime.fromisoformat(shown[0]["next_due_at"]) == last + timedelta(minutes=1)
+    assert last == hour_ago.replace(second=0, microsecond=0)
+    assert datetime.fromisoformat(shown[0]["next_due_at"]) == last + timedelta(days=1)
     table = manage("jobs", "schedules", env=env).stdout
     assert f"survey:{job.pk}" in table and "illumina_runs" in table
