@@ -17,6 +17,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from common.models import (
@@ -25,6 +27,7 @@ from common.models import (
     Experiment,
     ProcessorJob,
     Sample,
+    SequencingRun,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -86,6 +89,7 @@ class MomentField(forms.CharField):
         return moment
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class WholeNumberFilter(filters.Filter):
     field_class = WholeNumberField
 
@@ -95,7 +99,10 @@ class WholeNumberFilter(filters.Filter):
         return super().filter(qs, value)
 
 
-class MomentFilter(filters.Filter):
+MOMENT_HELP = "a date (midnight UTC), or an ISO 8601 date and time (UTC unless it says)"
+
+
+class MomentFilter(filters.CharFilter):  # a string in the schema, described by its label
     field_class = MomentField
 
 
@@ -150,7 +157,9 @@ class BatchFilter(filters.FilterSet):
 
 class JobFilter(filters.FilterSet):
     state = choice_filter(SurveyJob, "state")  # the same for every kind
-    since = MomentFilter(field_name="created_at", lookup_expr="gte", label="created since")
+    since = MomentFilter(
+        field_name="created_at", lookup_expr="gte", label=f"created since: {MOMENT_HELP}"
+    )
 
 
 class SurveyJobFilter(JobFilter):
@@ -226,3 +235,30 @@ class ExperimentFilter(filters.FilterSet):
 
     def by_quality(self, queryset, name, value):
         return by_quality(queryset, "samples__", value)
+
+
+class SequencingRunFilter(filters.FilterSet):
+    state = choice_filter(SequencingRun, "state")
+    platform = choice_filter(SequencingRun, "platform")
+    instrument = filters.CharFilter(
+        method="by_instrument",
+        label="the instrument's id (e.g. A01234) or type (e.g. NovaSeq 6000)",
+    )
+    flowcell = filters.CharFilter(field_name="flowcell", lookup_expr="iexact")
+    since = MomentFilter(
+        method="by_since", label=f"whose state changed, or that ran, since: {MOMENT_HELP}"
+    )
+
+    class Meta:
+        model = SequencingRun
+        fields: list[str] = []
+
+    def by_instrument(self, queryset, name, value):
+        return queryset.filter(
+            models.Q(instrument_id__iexact=value) | models.Q(instrument_type__iexact=value)
+        )
+
+    def by_since(self, queryset, name, value):
+        return queryset.filter(
+            models.Q(state_changed_at__gte=value) | models.Q(run_date__gte=value)
+        )

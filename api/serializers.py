@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from common.models import (
     Batch,
     ComputedFile,
     DownloaderJob,
     Experiment,
+    Job,
     Organism,
     ProcessorJob,
     Provenance,
-    Quantification,
-    Sample,
+    RunStateChange,
+    SequencingRun,
     SurveyJob,
     TranscriptomeIndex,
 )
 from common.secrets import redact_data
+from foreman.run_archives import archive_of, storage_url
 
 JOB_FIELDS = [
-    "id", "state", "created_at", "dispatched_at", "start_time", "end_time", "heartbeat_at",
-    "worker_id", "worker_version", "failure_reason", "no_retry", "num_retries", "retried_job",
-    "ram_mb", "dispatch_id",
+    "id", "state", "attempt", "created_at", "dispatched_at", "start_time", "end_time",
+    "duration", "duration_s", "heartbeat_at", "worker_id", "worker_version", "failure_reason",
+    "no_retry", "interrupted", "exit_code", "retried", "retried_job", "given_up_at",
+    "num_retries", "ram_mb", "dispatch_id",
 ]  # fmt: skip
+
+
+class JobFields(serializers.Serializer):
+    """What every job kind shows beyond its columns, in the CLI's words: `attempt`
+    counts from 1 (`jobs list`'s TRY), `duration` reads as in the admin."""
+
+    attempt = serializers.SerializerMethodField()
+    duration = serializers.SerializerMethodField()
+    duration_s = serializers.SerializerMethodField()
+
+    def get_attempt(self, job) -> int:
+        return job.num_retries + 1
+
+    def get_duration(self, job) -> str | None:
+        from foreman.cli_tables import span
+
+        return span(job.duration) if job.duration else None
+
+    def get_duration_s(self, job) -> float | None:
+        return round(job.duration.total_seconds(), 3) if job.duration else None
+
+
+def labelled(field: str):
+    """A choice column's human label, beside its name."""
+    return serializers.CharField(source=f"get_{field}_display", read_only=True)
 
 
 class Redacted:
@@ -60,14 +90,21 @@ class ProvenanceSerializer(Redacted, serializers.ModelSerializer):
 
 class ComputedFileSerializer(serializers.ModelSerializer):
     location = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
     provenance = ProvenanceSerializer(read_only=True)
 
     class Meta:
         model = ComputedFile
         fields = [
-            "id", "filename", "format", "size", "sha256", "location", "processor_job",
-            "batches", "provenance", "created_at",
+            "id", "filename", "format", "size", "sha256", "location", "download_url",
+            "processor_job", "batches", "provenance", "created_at",
         ]  # fmt: skip
+
+    def get_download_url(self, computed: ComputedFile) -> str:
+        """Where to fetch the file (authenticated, unless results are public)."""
+        return reverse(
+            "api:computedfile-download", args=[computed.pk], request=self.context.get("request")
+        )
 
     def get_location(self, computed: ComputedFile) -> str:
         from common.storage import permanent_storage
@@ -99,70 +136,31 @@ class BatchSerializer(Redacted, serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class SurveyJobSerializer(Redacted, serializers.ModelSerializer):
+class SurveyJobSerializer(Redacted, JobFields, serializers.ModelSerializer):
     redacted_fields = ("failure_reason", "parameters")
+    source_label = labelled("source")
 
     class Meta:
         model = SurveyJob
-        fields = [*JOB_FIELDS, "source", "parameters"]
+        fields = [*JOB_FIELDS, "source", "source_label", "parameters"]
 
 
-class DownloaderJobSerializer(Redacted, serializers.ModelSerializer):
+class DownloaderJobSerializer(Redacted, JobFields, serializers.ModelSerializer):
     redacted_fields = ("failure_reason",)
+    downloader_task_label = labelled("downloader_task")
 
     class Meta:
         model = DownloaderJob
-        fields = [*JOB_FIELDS, "downloader_task", "batches"]
+        fields = [*JOB_FIELDS, "downloader_task", "downloader_task_label", "batches"]
 
 
-class ProcessorJobSerializer(Redacted, serializers.ModelSerializer):
+class ProcessorJobSerializer(Redacted, JobFields, serializers.ModelSerializer):
     redacted_fields = ("failure_reason",)
+    pipeline_label = labelled("pipeline")
 
     class Meta:
         model = ProcessorJob
-        fields = [*JOB_FIELDS, "pipeline", "batches"]
-
-
-class RunSerializer(serializers.ModelSerializer):
-    """A sample's run and its quantification: status and metrics (not the genes)."""
-
-    quantification = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Batch
-        fields = ["accession", "status", "quantification"]
-
-    def get_quantification(self, batch) -> dict:
-        try:
-            found = batch.quantification
-        except Quantification.DoesNotExist:
-            jobs = [j for j in batch.processor_jobs.all() if j.pipeline == "salmon_quant"]
-            latest = max(jobs, key=lambda j: j.pk, default=None)
-            return {"status": latest.state if latest else "not started"}
-        return {
-            "status": "low quality" if found.low_quality else "quantified",
-            "mapping_rate": found.mapping_rate,
-            "library_type": found.library_type,
-            "reads_processed": found.reads_processed,
-            "low_quality": found.low_quality,
-            "genes": len(found.gene_ids),
-            "processor_job": found.processor_job_id,
-        }
-
-
-class SampleSerializer(serializers.ModelSerializer):
-    organism = serializers.StringRelatedField()
-    studies = serializers.SlugRelatedField(
-        source="experiments", slug_field="accession", many=True, read_only=True
-    )
-    runs = RunSerializer(source="batches", many=True, read_only=True)
-
-    class Meta:
-        model = Sample
-        fields = [
-            "id", "accession", "alternate_accession", "title", "organism", "platform",
-            "attributes", "studies", "runs", "created_at",
-        ]  # fmt: skip
+        fields = [*JOB_FIELDS, "pipeline", "pipeline_label", "batches"]
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -171,3 +169,192 @@ class ExperimentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Experiment
         fields = ["id", "accession", "alternate_accession", "title", "samples", "created_at"]
+
+
+# --- the lab's sequencing runs ----------------------------------------------------------
+
+
+class JobRefSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.IntegerField()
+    url = serializers.URLField(help_text="the job under /api/jobs/")
+
+
+class RunStateChangeSerializer(Redacted, serializers.ModelSerializer):
+    """One change of a run's state: when (with its time zone), from what, to what,
+    why, and the job that caused it (none for what a survey saw)."""
+
+    redacted_fields = ("reason",)
+    job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RunStateChange
+        fields = ["old_state", "new_state", "reason", "at", "job"]
+
+    @extend_schema_field(JobRefSerializer(allow_null=True))
+    def get_job(self, change: RunStateChange) -> dict | None:
+        if change.job_id is None:
+            return None
+        path = reverse(f"api:{change.job_kind}job-detail", args=[change.job_id])
+        url = self.context["request"].build_absolute_uri(path)
+        return {"kind": change.job_kind, "id": change.job_id, "url": url}
+
+
+class RunJobSerializer(Redacted, serializers.Serializer):
+    """A batch's job: the latest attempt of one chain, and how many attempts it took."""
+
+    redacted_fields = ("failure_reason",)
+    kind = serializers.CharField()
+    id = serializers.IntegerField()
+    name = serializers.CharField(help_text="the downloader task or processor pipeline")
+    state = serializers.CharField()
+    attempts = serializers.IntegerField(help_text="attempts in this job's chain, this one included")
+    attempt_ids = serializers.ListField(child=serializers.IntegerField(), help_text="first first")
+    failure_reason = serializers.CharField()
+    given_up = serializers.BooleanField(help_text="failed, and the refinery will not retry it")
+    created_at = serializers.DateTimeField()
+    start_time = serializers.DateTimeField(allow_null=True)
+    end_time = serializers.DateTimeField(allow_null=True)
+
+
+def latest_attempts(jobs: list[Job]) -> list[dict]:
+    """Each chain of attempts among `jobs` (every attempt of a batch's jobs of one
+    kind: retries keep their batches), as its latest attempt and the chain's ids."""
+    by_id = {job.pk: job for job in jobs}
+    chains = []
+    for job in jobs:
+        if job.retried:
+            continue
+        chain, attempt = [job.pk], job
+        while attempt.retried_job_id in by_id:
+            attempt = by_id[attempt.retried_job_id]
+            chain.insert(0, attempt.pk)
+        chains.append(
+            {
+                "kind": job.kind,
+                "id": job.pk,
+                "name": job.run_rule_name(),
+                "state": job.state,
+                "attempts": len(chain),
+                "attempt_ids": chain,
+                "failure_reason": job.failure_reason,
+                "given_up": job.given_up_at is not None,
+                "created_at": job.created_at,
+                "start_time": job.start_time,
+                "end_time": job.end_time,
+            }
+        )
+    return sorted(chains, key=lambda c: (c["created_at"], c["kind"], c["id"]))
+
+
+class RunResultSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ComputedFile
+        fields = ["id", "filename", "format", "size", "sha256", "url", "processor_job",
+                  "created_at"]  # fmt: skip
+
+    def get_url(self, computed: ComputedFile) -> str:
+        return storage_url(computed.key)
+
+
+class RunBatchSerializer(Redacted, serializers.ModelSerializer):
+    redacted_fields = ("metadata",)
+    jobs = serializers.SerializerMethodField()
+    results = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Batch
+        fields = ["id", "accession", "variant", "pipeline_required", "status", "metadata",
+                  "jobs", "results"]  # fmt: skip
+
+    @extend_schema_field(RunJobSerializer(many=True))
+    def get_jobs(self, batch: Batch) -> list[dict]:
+        chains = [
+            *latest_attempts(list(batch.downloader_jobs.all())),
+            *latest_attempts(list(batch.processor_jobs.all())),
+        ]
+        chains.sort(key=lambda c: (c["created_at"], c["kind"], c["id"]))
+        return RunJobSerializer(chains, many=True).data
+
+    @extend_schema_field(RunResultSerializer(many=True))
+    def get_results(self, batch: Batch) -> list[dict]:
+        files = sorted(batch.computed_files.all(), key=lambda f: f.pk)
+        return RunResultSerializer(files, many=True).data
+
+
+class RunArchiveSerializer(serializers.Serializer):
+    url = serializers.CharField(help_text="s3://bucket/key, or a file:// URL for local storage")
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    result = serializers.IntegerField(help_text="its id under /api/results/")
+    processor_job = serializers.IntegerField()
+
+
+class RunLinksSerializer(serializers.Serializer):
+    api = serializers.URLField()
+    admin = serializers.URLField()
+
+
+RUN_FIELDS = [
+    "run_id", "platform", "flowcell", "instrument_id", "instrument_type", "run_number",
+    "run_date", "location", "lanes", "state", "state_reason", "state_changed_at",
+]  # fmt: skip
+
+
+class SequencingRunSerializer(Redacted, serializers.ModelSerializer):
+    """A run in a list: what it is and the state it is in."""
+
+    redacted_fields = ("state_reason",)
+    url = serializers.HyperlinkedIdentityField(
+        view_name="api:sequencingrun-detail", lookup_field="run_id"
+    )
+
+    class Meta:
+        model = SequencingRun
+        fields = [*RUN_FIELDS, "url"]
+
+
+class SequencingRunDetailSerializer(SequencingRunSerializer):
+    """One run with its history, batches, jobs, results and archive."""
+
+    redacted_fields = ("state_reason", "metadata")
+    history = RunStateChangeSerializer(source="state_changes", many=True, read_only=True)
+    batches = RunBatchSerializer(many=True, read_only=True)
+    archive = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SequencingRun
+        fields = [
+            *RUN_FIELDS, "read_structure", "tiles", "sample_sheet", "sample_sheet_sha256",
+            "metadata", "survey_job", "history", "batches", "archive", "links", "url",
+        ]  # fmt: skip
+
+    @extend_schema_field(RunArchiveSerializer(allow_null=True))
+    def get_archive(self, run: SequencingRun) -> dict | None:
+        computed = archive_of(run)
+        if computed is None:
+            return None
+        return {
+            "url": storage_url(computed.key),
+            "filename": computed.filename,
+            "size": computed.size,
+            "sha256": computed.sha256,
+            "result": computed.pk,
+            "processor_job": computed.processor_job_id,
+        }
+
+    @extend_schema_field(RunLinksSerializer)
+    def get_links(self, run: SequencingRun) -> dict:
+        request = self.context["request"]
+        return {
+            "api": request.build_absolute_uri(
+                reverse("api:sequencingrun-detail", kwargs={"run_id": run.run_id})
+            ),
+            "admin": request.build_absolute_uri(
+                reverse("admin:common_sequencingrun_change", args=[run.pk])
+            ),
+        }

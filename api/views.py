@@ -3,16 +3,22 @@ filtered by query parameters (api/filters.py) and paged (api/pagination.py)."""
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.core.exceptions import MultipleObjectsReturned
+from django.db.models import Count, F, Prefetch
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
-from rest_framework.decorators import api_view
+from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from api import filters, serializers
+from api.downloads import check_may_download, download_response
+from api.samples import SampleSerializer, attach_studies_and_runs
 from common.models import (
     JOB_MODELS,
     Batch,
@@ -21,7 +27,9 @@ from common.models import (
     Experiment,
     Organism,
     ProcessorJob,
+    RunStateChange,
     Sample,
+    SequencingRun,
     SurveyJob,
     TranscriptomeIndex,
 )
@@ -49,13 +57,13 @@ class OrganismViewSet(ListViewSet):
 class SampleViewSet(ListViewSet):
     """RNA-seq samples, each run with its quantification's status and metrics."""
 
-    queryset = (
-        Sample.objects.select_related("organism")
-        .prefetch_related("experiments", "batches__quantification", "batches__processor_jobs")
-        .order_by("accession")
-    )
-    serializer_class = serializers.SampleSerializer
+    queryset = Sample.objects.select_related("organism").order_by("accession")
+    serializer_class = SampleSerializer
     filterset_class = filters.SampleFilter
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else attach_studies_and_runs(page)
 
 
 class ExperimentViewSet(ListViewSet):
@@ -82,6 +90,13 @@ class ComputedFileViewSet(ListViewSet):
     queryset = ComputedFile.objects.select_related("provenance").prefetch_related("batches")
     serializer_class = serializers.ComputedFileSerializer
     filterset_class = filters.ComputedFileFilter
+
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None):
+        """The file: streamed from local storage, or a redirect to a presigned S3
+        URL. Authenticated users only, unless REFINERY_PUBLIC_DOWNLOADS is set."""
+        check_may_download(request)
+        return download_response(self.get_object())
 
 
 class BatchViewSet(ListViewSet):
@@ -110,6 +125,73 @@ class ProcessorJobViewSet(ListViewSet):
     filterset_class = filters.ProcessorJobFilter
 
 
+class SequencingRunViewSet(ListViewSet):
+    """The lab's sequencing runs (Illumina run folders, Nanopore runs), newest first,
+    each by its run id: its state with its history, its batches, their jobs and
+    results, and its archive."""
+
+    queryset = SequencingRun.objects.order_by(F("run_date").desc(nulls_last=True), "-id")
+    serializer_class = serializers.SequencingRunSerializer
+    filterset_class = filters.SequencingRunFilter
+    lookup_field = "run_id"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        if self.action != "retrieve":
+            return self.queryset
+        return self.queryset.prefetch_related(
+            Prefetch("state_changes", RunStateChange.objects.order_by("at", "id")),
+            "batches__downloader_jobs",
+            "batches__processor_jobs",
+            "batches__computed_files",
+        )
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.SequencingRunDetailSerializer
+        return self.serializer_class
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except MultipleObjectsReturned:  # an Illumina and a Nanopore run of the same id
+            raise ValidationError(
+                {"platform": "runs of several platforms have this id: say which, e.g. illumina"}
+            ) from None
+
+
+STATS_RESPONSE = inline_serializer(
+    "Stats",
+    {
+        "jobs": drf_serializers.DictField(
+            child=drf_serializers.DictField(child=drf_serializers.IntegerField()),
+            help_text="kind -> state -> how many",
+        ),
+        "batches": drf_serializers.DictField(
+            child=drf_serializers.IntegerField(), help_text="status -> how many"
+        ),
+        "organisms": drf_serializers.IntegerField(),
+        "transcriptome_indices": drf_serializers.IntegerField(),
+        "results": drf_serializers.IntegerField(),
+        "overview": drf_serializers.JSONField(
+            help_text="the admin overview's figures for the window: counts, "
+            "finished_per_hour, runtimes, foreman, workers, queues, paused, recent_failures"
+        ),
+    },
+)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "window",
+            OpenApiTypes.STR,
+            enum=list(foreman_stats.WINDOWS),
+            description=f"the overview's window (default {foreman_stats.DEFAULT_WINDOW})",
+        )
+    ],
+    responses=STATS_RESPONSE,
+)
 @api_view(["GET"])
 def stats(request: Request) -> Response:
     """Jobs by kind and state, batches by status, and results: what the refinery holds.
@@ -141,12 +223,22 @@ def stats(request: Request) -> Response:
     )
 
 
+@extend_schema(
+    responses=inline_serializer(
+        "Root",
+        {
+            "name": drf_serializers.CharField(),
+            "version": drf_serializers.IntegerField(),
+            "endpoints": drf_serializers.DictField(child=drf_serializers.URLField()),
+        },
+    )
+)
 @api_view(["GET"])
 def api_root(request: Request) -> Response:
     """What the API serves."""
     names = [
         "organism", "transcriptomeindex", "computedfile", "batch", "surveyjob",
-        "downloaderjob", "processorjob", "sample", "experiment",
+        "downloaderjob", "processorjob", "sample", "experiment", "sequencingrun",
     ]  # fmt: skip
     links = {name: reverse(f"api:{name}-list", request=request) for name in names}
     links["stats"] = reverse("api:stats", request=request)

@@ -16,9 +16,11 @@ REASON_WIDTH = 70
 
 
 def when(moment: datetime | None) -> str:
+    """A moment with seconds and its zone, as the admin shows it (UTC)."""
     if moment is None:
         return "-"
-    return timezone.localtime(moment, timezone.get_fixed_timezone(0)).strftime("%Y-%m-%d %H:%M:%S")
+    utc = timezone.localtime(moment, timezone.get_fixed_timezone(0))
+    return utc.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def span(delta: timedelta | None) -> str:

@@ -16,12 +16,12 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.core.mail import mail_admins
-from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from common.models import Job
 from common.secrets import redact
+from foreman.claims import claim
 from foreman.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -136,23 +136,17 @@ def deliver(notification: Notification) -> bool:
 
 def claim_pending() -> list[Notification]:
     """Undelivered notifications (oldest first, a page) that no other Foreman is
-    sending, claimed for this one until its sends could have timed out. The claim
-    is one short transaction: nothing is sent while a lock is held, so a webhook
-    that never answers holds up no other process's writes (SQLite has one write
-    lock for the whole database)."""
+    sending, claimed for this one until its sends could have timed out (see
+    `foreman.claims`)."""
     now = timezone.now()
     channels = 2  # email and webhook, each with its own timeout
     lease = timedelta(seconds=channels * settings.REFINERY_NOTIFY_TIMEOUT_S + CLAIM_MARGIN_S)
-    with transaction.atomic():
-        pending = Notification.objects.filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-            delivered_at__isnull=True,
-            attempts__lt=MAX_ATTEMPTS,
-        ).order_by("created_at")
-        if connection.vendor == "postgresql":
-            pending = pending.select_for_update(skip_locked=True)
-        ids = list(pending.values_list("pk", flat=True)[:PAGE])
-        Notification.objects.filter(pk__in=ids).update(claimed_until=now + lease)
+    pending = Notification.objects.filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+        delivered_at__isnull=True,
+        attempts__lt=MAX_ATTEMPTS,
+    ).order_by("created_at")
+    ids = claim(pending, "claimed_until", now + lease, PAGE)
     return list(Notification.objects.filter(pk__in=ids).order_by("created_at"))
 
 

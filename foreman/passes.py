@@ -14,9 +14,10 @@ downloaders, then surveys. For each kind it:
 4. dispatches `created` jobs (left by the outbox, or held back for capacity or
    a pause) within the caps.
 
-Then it delivers pending notifications and, when the dispatcher is local,
-starts the scheduled surveys that are due (foreman/schedules.py; on Nomad they
-are periodic jobs of their own). Every query reads a partial index of
+Then it delivers pending notifications, and the webhooks owed for changes of the
+sequencing runs' states (foreman/webhooks.py), and, when the dispatcher is
+local, starts the scheduled surveys that are due (foreman/schedules.py; on
+Nomad they are periodic jobs of their own). Every query reads a partial index of
 unfinished jobs or of failed jobs nobody settled yet, a page at a time, so a
 database of millions of finished jobs costs a pass nothing.
 """
@@ -35,7 +36,7 @@ from django.utils import timezone
 
 from common.models import Job, JobState, job_model
 from common.models.choices import JobKind
-from foreman import notify
+from foreman import notify, webhooks
 from foreman.attempts import settle_failed
 from foreman.capacity import Budget
 from foreman.schedules import start_due_surveys
@@ -107,6 +108,7 @@ class Foreman:
         delivered = notify.deliver_pending()
         if delivered:
             report["notifications delivered"] += delivered
+        report.update(webhooks.deliver_due())
         if settings.REFINERY_DISPATCHER == "local":
             try:
                 started = start_due_surveys()

@@ -54,3 +54,30 @@ def runtime_distribution(runtimes: dict[str, dict]) -> str:
         axes.set_axis_off()
     axes.set_title("Runtime per pipeline (succeeded processor jobs)")
     return _svg(figure)
+
+
+RUN_STATE_COLOURS = {
+    "sequencing": "#9e9e9e", "complete": "#6d4c41", "archiving": "#1565c0",
+    "archived": "#00838f", "demultiplexing": "#1e88e5", "demultiplexed": "#2e7d32",
+    "basecalling": "#1e88e5", "basecalled": "#2e7d32", "failed": "#c62828",
+}  # fmt: skip
+
+
+def runs_by_state(runs: dict[str, dict[str, int]]) -> str:
+    """Horizontal stacked bars: each platform's runs by state."""
+    figure, axes = plt.subplots(figsize=(8, 1.4 + 0.4 * len(runs)))
+    platforms = list(runs)
+    if not any(sum(states.values()) for states in runs.values()):
+        axes.text(0.5, 0.5, "no sequencing run recorded yet", ha="center")
+        axes.set_axis_off()
+    else:
+        left = [0] * len(platforms)
+        for state, colour in RUN_STATE_COLOURS.items():
+            values = [runs[p].get(state, 0) for p in platforms]
+            if any(values):
+                axes.barh(platforms, values, left=left, color=colour, label=state)
+                left = [a + b for a, b in zip(left, values, strict=True)]
+        axes.set_xlabel("runs")
+        axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    axes.set_title("Sequencing runs by state")
+    return _svg(figure)

@@ -13,7 +13,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from common.models import JOB_MODELS, JobState, PausedKind, ProcessorJob
+from common.models import JOB_MODELS, JobState, PausedKind, ProcessorJob, RunState, SequencingRun
 from foreman.models import ForemanBeat
 from runner.dispatch.outbox import dispatch_room, in_flight_counts
 
@@ -156,6 +156,15 @@ def recent_failures(since: datetime, limit: int = FAILURES_SHOWN) -> list[dict]:
     ]  # fmt: skip
 
 
+def runs_by_state() -> dict[str, dict[str, int]]:
+    """The lab's sequencing runs per platform and state, every state listed."""
+    found = {platform: dict.fromkeys(RunState.values, 0) for platform in ("illumina", "nanopore")}
+    rows = SequencingRun.objects.values_list("platform", "state").annotate(n=Count("id"))
+    for platform, state, n in rows.order_by():
+        found.setdefault(platform, dict.fromkeys(RunState.values, 0))[state] = n
+    return found
+
+
 def overview(window: str = DEFAULT_WINDOW, now: datetime | None = None) -> dict:
     """Every figure of the overview for `window` (one of WINDOWS)."""
     now = now or timezone.now()
@@ -172,4 +181,5 @@ def overview(window: str = DEFAULT_WINDOW, now: datetime | None = None) -> dict:
         "queues": queues(),
         "paused": sorted(PausedKind.objects.values_list("kind", flat=True)),
         "recent_failures": recent_failures(since),
+        "runs": runs_by_state(),
     }

@@ -9,6 +9,7 @@ class ProcessorsConfig(AppConfig):
         """Tell the runner which function runs each pipeline, and which downloader
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
+        from processors.dataset_matrix import build_dataset
         from processors.file_summary import summarise_files
         from processors.salmon_quant import quantify_run, waits_for_index
         from processors.smoke_test import run_smoke_test
@@ -33,3 +34,4 @@ class ProcessorsConfig(AppConfig):
             DownloaderTask.FASTQ,
             waits_for=waits_for_index,
         )
+        register_pipeline(ProcessorPipeline.DATASET_MATRIX, build_dataset, None)

@@ -215,15 +215,15 @@ def record_quantification(context: QuantContext, computed: list[ComputedFile]) -
     batch = context["batches"][0]
     genes = context["genes"]
     Quantification.objects.filter(batch=batch).delete()  # a later job's replaces it
-    Quantification.objects.create(
+    Quantification.of_genes(
+        list(genes),
+        counts=[round(c, 3) for c, _ in genes.values()],
+        tpm=[round(t, 6) for _, t in genes.values()],
         batch=batch,
         processor_job=context["job"],
         transcriptome_index=context["index"],
-        gene_ids=list(genes),
-        counts=[round(c, 3) for c, _ in genes.values()],
-        tpm=[round(t, 6) for _, t in genes.values()],
         **context["metrics"],
-    )
+    ).save()
 
 
 def quantify_run(job: ProcessorJob) -> QuantContext:

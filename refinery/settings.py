@@ -57,7 +57,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "common",
     "runner",
     "surveyor",
@@ -109,6 +112,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Dates with seconds and the time zone everywhere (refinery/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["refinery.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -186,6 +191,16 @@ REFINERY_ARCHIVE_CODEC = os.environ.get("REFINERY_ARCHIVE_CODEC", "zstd")
 # Each gets a signed JSON POST on every change of a run's state (see the README).
 REFINERY_RUN_WEBHOOKS = env_list("REFINERY_RUN_WEBHOOKS")
 REFINERY_WEBHOOK_SECRET = os.environ.get("REFINERY_WEBHOOK_SECRET", "")
+# Seconds to wait for a webhook to connect, and then to answer.
+REFINERY_WEBHOOK_TIMEOUT_S = env_int("REFINERY_WEBHOOK_TIMEOUT_S", 10)
+# A failed delivery is tried again after this many seconds, then twice as long each
+# time (at most an hour), and given up after REFINERY_WEBHOOK_MAX_ATTEMPTS attempts
+# or once its change is older than REFINERY_WEBHOOK_GIVE_UP_S.
+REFINERY_WEBHOOK_RETRY_S = env_int("REFINERY_WEBHOOK_RETRY_S", 30)
+REFINERY_WEBHOOK_MAX_ATTEMPTS = env_int("REFINERY_WEBHOOK_MAX_ATTEMPTS", 50)
+REFINERY_WEBHOOK_GIVE_UP_S = env_int("REFINERY_WEBHOOK_GIVE_UP_S", 24 * 3600)
+# Where people reach this refinery's web pages: the webhooks' links start with it.
+REFINERY_PUBLIC_URL = os.environ.get("REFINERY_PUBLIC_URL", "http://127.0.0.1:8000")
 # bcl2fastq pipeline: which converter ("auto", "builtin", "bcl-convert", "bcl2fastq"),
 # and whether clusters that failed the filter are written too.
 REFINERY_BCL_ENGINE = os.environ.get("REFINERY_BCL_ENGINE", "auto")
@@ -329,7 +344,43 @@ REST_FRAMEWORK = {
     # `?format=` is a filter of /api/results/, not a choice of renderer: a client
     # chooses JSON or the browsable API with its Accept header.
     "URL_FORMAT_OVERRIDE": None,
+    # Reading is open; writing (asking for a dataset) needs a session or a token
+    # (`manage.py drf_create_token USER` prints one).
+    # Token first: an anonymous write is answered 401 with `WWW-Authenticate: Token`.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "datasets": os.environ.get("REFINERY_API_DATASET_RATE", "100/hour"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# The OpenAPI schema at /api/schema/, and Swagger UI at /api/docs/ served from this
+# server (the sidecar's files: no CDN, works offline).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Data Refinery",
+    "DESCRIPTION": "Organisms, transcriptome indices, results and their downloads, batches, "
+    "samples, studies, datasets, job history, statistics and the lab's sequencing runs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name for each set of choices that several fields share.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "common.models.jobs.JobState",
+        "RunStateEnum": "common.models.runs.RunState",
+        "ProcessorPipelineEnum": "common.models.choices.ProcessorPipeline",
+    },
+}
+# Results (indices, archives, FASTQ, datasets) may be downloaded by authenticated
+# users only, unless this says they are public; S3 downloads are presigned URLs
+# valid this long.
+REFINERY_PUBLIC_DOWNLOADS = env_bool("REFINERY_PUBLIC_DOWNLOADS", False)
+REFINERY_DOWNLOAD_URL_EXPIRES_S = env_int("REFINERY_DOWNLOAD_URL_EXPIRES_S", 3600)
+# The most samples and experiments one dataset may name.
+REFINERY_DATASET_MAX_SAMPLES = env_int("REFINERY_DATASET_MAX_SAMPLES", 5000)
 
 # Error reports (the debug page, the admins' email) and logs mask secrets by one
 # rule: common/secrets.py.

@@ -58,16 +58,17 @@ def register_downloader(task: str, work: Work) -> None:
 def register_pipeline(
     pipeline: str,
     work: Work,
-    downloader_task: str,
+    downloader_task: str | None,
     waits_for: Callable[[Job], str] | None = None,
 ) -> None:
     """`work(job)` runs a ProcessorJob of `pipeline`, whose batches' files the
-    downloader task `downloader_task` fetches. `waits_for(job)`, if given, says why
-    a job must stay `created` for now (what it needs does not exist yet), or ""."""
+    downloader task `downloader_task` fetches (None: its batches have no files to
+    fetch, and its jobs are created directly, as a dataset's are). `waits_for(job)`,
+    if given, says why a job must stay `created` for now (what it needs does not
+    exist yet), or ""."""
     name = ProcessorPipeline(pipeline).value
-    _PIPELINES[name] = Registered(
-        name, work, downloader_task=DownloaderTask(downloader_task), waits_for=waits_for
-    )
+    task = DownloaderTask(downloader_task).value if downloader_task else ""
+    _PIPELINES[name] = Registered(name, work, downloader_task=task, waits_for=waits_for)
 
 
 def _lookup(table: dict[str, Registered], name: str, what: str) -> Registered:
@@ -90,7 +91,10 @@ def surveyor_class(source: str) -> type:
 
 def downloader_task_for(pipeline: str) -> str:
     """The downloader task that fetches the files of a batch needing `pipeline`."""
-    return _lookup(_PIPELINES, pipeline, "pipeline").downloader_task
+    task = _lookup(_PIPELINES, pipeline, "pipeline").downloader_task
+    if not task:
+        raise NotRegistered(f"pipeline {pipeline!r} has no files to download")
+    return task
 
 
 def wait_reason(job: Job) -> str:

@@ -35,7 +35,8 @@ from common.models.choices import ProcessorPipeline, SurveySource
 from runner.dispatch import send_job
 from runner.pipeline import JobError, run_pipeline
 from surveyor.ena_client import EnaClient
-from surveyor.ensembl_divisions import DIVISIONS
+from surveyor.ensembl_client import EnsemblClient
+from surveyor.ensembl_divisions import DIVISIONS, VERTEBRATES
 from surveyor.external_source import (
     DiscoveredBatch,
     DiscoveredFile,
@@ -60,6 +61,13 @@ def fastq_url(path: str) -> str:
     return f"{settings.ENA_FASTQ_URL.rstrip('/')}/{quote(tail, safe='/')}"
 
 
+def species_name(organism: str) -> str | None:
+    """Ensembl's production name for a scientific name (`homo_sapiens`), or None
+    when the name cannot be one."""
+    species = organism.lower().replace(" ", "_")
+    return species if re.fullmatch(r"[a-z0-9_]{1,200}", species) else None
+
+
 class EnaSurveyor(ExternalSourceSurveyor):
     source = SurveySource.ENA
     help = "RNA-seq runs of an ENA/SRA study or run: one salmon_quant batch per run"
@@ -77,8 +85,9 @@ class EnaSurveyor(ExternalSourceSurveyor):
         parser.add_argument(
             "--ensembl-division",
             choices=list(DIVISIONS),
-            help="for an organism without a transcriptome index: queue the Ensembl survey of "
-            "this division for it (once), and let its runs wait for the index",
+            help="for an organism without a transcriptome index, the Ensembl division to "
+            "survey for it (default: the division Ensembl's REST API names for the species). "
+            "The survey is queued once, and the organism's runs wait for the index",
         )
 
     @classmethod
@@ -139,27 +148,42 @@ class EnaSurveyor(ExternalSourceSurveyor):
         if wanted and organism != wanted:
             return f"its organism is {shorten(organism, 80)}, not {wanted}"
         if not TranscriptomeIndex.objects.filter(organism__scientific_name=organism).exists():
-            if self.parameters.get("ensembl_division"):
-                self.request_index(organism)
+            division = self.division_for(organism)
+            if division:
+                self.request_index(organism, division)
                 return None  # recorded: its quantification waits for the index
             return (
                 f"no transcriptome index for {shorten(organism, 80)} and none to be had: "
-                "give --ensembl-division to build one"
+                "Ensembl has no genome of that name (--ensembl-division names a division "
+                "to survey for it)"
             )
         return None
 
-    def request_index(self, organism: str) -> None:
+    def division_for(self, organism: str) -> str | None:
+        """The Ensembl division to build the organism's index from: the one
+        --ensembl-division names, or the one Ensembl's REST API says publishes
+        it (asked once per organism and survey)."""
+        if self.parameters.get("ensembl_division"):
+            return self.parameters["ensembl_division"]
+        species = species_name(organism)
+        if species is None:
+            return None
+        cache = self.__dict__.setdefault("_divisions", {})
+        if species not in cache:
+            cache[species] = EnsemblClient(VERTEBRATES).division_of(species)
+        return cache[species]
+
+    def request_index(self, organism: str, division: str) -> None:
         """Queue the Ensembl survey of the organism's species, unless one is queued,
         running or done already."""
-        species = organism.lower().replace(" ", "_")
-        if not re.fullmatch(r"[a-z0-9_]{1,200}", species):
+        species = species_name(organism)
+        if species is None:
             return  # not a name Ensembl could have: its runs wait, the reason says why
         earlier = SurveyJob.objects.filter(source=SurveySource.ENSEMBL).exclude(
             state=JobState.FAILED
         )
         if any(species in (job.parameters or {}).get("species", []) for job in earlier):
             return
-        division = self.parameters["ensembl_division"]
         job = SurveyJob.objects.create(
             source=SurveySource.ENSEMBL,
             parameters={"division": division, "species": [species], "release": None},

@@ -62,6 +62,8 @@ SOFTWARE = {"release": Whole()}  # /info/software
 EG_VERSION = {"version": Whole()}  # /info/eg_version
 SPECIES = {"species": ListOf(GENOME)}  # /info/species
 GENOMES = ListOf(GENOME)  # /info/genomes/division/<division>
+DIVISION_NAME = Text("an Ensembl division", r"Ensembl[A-Za-z]+", 64)
+GENOME_DIVISION = {"division": DIVISION_NAME}  # /info/genomes/<name>
 
 
 class TransientHTTPError(Exception):
@@ -181,6 +183,19 @@ class EnsemblClient:
         if self.division == VERTEBRATES:
             return str(self.rest("/info/software", SOFTWARE)["release"])
         return str(self.rest("/info/eg_version", EG_VERSION)["version"])
+
+    def division_of(self, species: str) -> str | None:
+        """The division that publishes `species` (a production name), from
+        `/info/genomes/<name>`; None when Ensembl knows no genome by that name
+        (or names a division the refinery cannot read). Other failures raise."""
+        try:
+            answer = self.rest(f"/info/genomes/{species}", GENOME_DIVISION)
+        except JobError as error:
+            if error.no_retry:  # 400/404: Ensembl has no genome of that name
+                return None
+            raise
+        division = answer["division"]
+        return division if division in DIVISIONS else None
 
     def list_species(self) -> list[EnsemblSpecies]:
         """Every genome of the division."""

@@ -21,7 +21,12 @@ from django.db import connection
 
 from demo.services import S3_TEST_ENVIRONMENT, MotoServer
 
-pytest_plugins = ["tests.ena_fixtures", "tests.ensembl_fixtures", "tests.history_fixtures"]
+pytest_plugins = [
+    "tests.ensembl_fixtures",
+    "tests.ena_fixtures",
+    "tests.history_fixtures",
+    "tests.run_fixtures",
+]
 
 PROJECT = Path(__file__).resolve().parent.parent
 MANAGE = PROJECT / "manage.py"

@@ -18,8 +18,10 @@ from common.models import (
     TranscriptomeIndex,
 )
 from demo.ena_server import EnaServer, ServedRun
+from demo.ensembl_server import ServedGenome
 from demo.organism import DEMO_SCIENTIFIC_NAME, DEMO_TAXONOMY_ID, generate_organism
 from demo.reads import simulate_reads
+from tests.ensembl_fixtures import FUNGI, serve
 
 STUDY = "PRJNA900001"
 
@@ -46,8 +48,8 @@ def with_index(scientific_name: str = DEMO_SCIENTIFIC_NAME) -> TranscriptomeInde
     )  # fmt: skip
 
 
-def study_runs(tmp_path, n_reads: int = 200) -> list[ServedRun]:
-    organism = generate_organism(tmp_path / "organism", n_genes=12, seed=3)
+def study_runs(tmp_path, n_reads: int = 200, organism=None) -> list[ServedRun]:
+    organism = organism or generate_organism(tmp_path / "organism", n_genes=12, seed=3)
     coding = organism.protein_coding_transcript_ids()
     abundances = {tid: 2.0**i for i, tid in enumerate(coding[:6])}
     runs = []
@@ -77,9 +79,14 @@ def gzipped(text: str) -> bytes:
 
 @pytest.fixture
 def ena(tmp_path, settings, refinery_dirs):
-    server = EnaServer(study_runs(tmp_path)).start()
+    """ENA serving the study, and Ensembl's REST API knowing its organism (in
+    EnsemblFungi), for the survey's look-up of the division to index it from."""
+    organism = generate_organism(tmp_path / "organism", n_genes=12, seed=3)
+    ensembl = serve(tmp_path, settings, [ServedGenome.from_organism(organism, division=FUNGI)])
+    server = EnaServer(study_runs(tmp_path, organism=organism)).start()
     settings.ENA_PORTAL_URL = server.portal_url
     settings.ENA_FASTQ_URL = server.fastq_url
     settings.REFINERY_HTTP_TIMEOUT_S = 2
     yield server
     server.stop()
+    ensembl.stop()

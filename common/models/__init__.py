@@ -3,6 +3,7 @@
 from common.models.batches import Batch, BatchStatus, OriginalFile
 from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
 from common.models.control import PausedKind
+from common.models.datasets import Dataset, DatasetState, DatasetValue
 from common.models.job_kinds import (
     JOB_MODELS,
     DownloaderJob,
@@ -20,16 +21,20 @@ from common.models.runs import (
     SequencingRun,
     WebhookDelivery,
 )
-from common.models.samples import Experiment, Quantification, Sample, SkippedRun
+from common.models.samples import Experiment, GeneSet, Quantification, Sample, SkippedRun
 
 __all__ = [
     "JOB_MODELS",
     "Batch",
     "BatchStatus",
     "ComputedFile",
+    "Dataset",
+    "DatasetState",
+    "DatasetValue",
     "DownloaderJob",
     "DownloaderTask",
     "Experiment",
+    "GeneSet",
     "Job",
     "JobKind",
     "JobState",

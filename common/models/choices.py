@@ -19,6 +19,7 @@ class SurveySource(models.TextChoices):
     ENA = "ena", "ENA read runs"
     ILLUMINA_RUNS = "illumina_runs", "Illumina run folders"
     NANOPORE_RUNS = "nanopore_runs", "Nanopore (MinKNOW) run folders"
+    DATASETS = "datasets", "datasets asked for through the API"
 
 
 class DownloaderTask(models.TextChoices):
@@ -38,3 +39,4 @@ class ProcessorPipeline(models.TextChoices):
     ILLUMINA_RUN_ARCHIVE = "illumina_run_archive", "Illumina run archive, verified"
     BCL2FASTQ = "bcl2fastq", "Illumina base calls to demultiplexed FASTQ"
     BASECALLING = "basecalling", "Nanopore basecalling with Dorado"
+    DATASET_MATRIX = "dataset_matrix", "a dataset's gene-by-sample matrix"

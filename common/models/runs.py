@@ -217,7 +217,7 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.state_change} → {self.url}"
+        return f"{self.state_change} → {redact(self.url)}"
 
 
 # --- how jobs move runs ------------------------------------------------------------------

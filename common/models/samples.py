@@ -1,7 +1,12 @@
 """Public RNA-seq metadata: studies (experiments, as refine.bio calls them), their
 samples, and the runs a survey could not use."""
 
-from django.db import models
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from django.db import IntegrityError, models, transaction
 
 from common.models.lengths import LengthChecked
 
@@ -63,9 +68,45 @@ class SkippedRun(LengthChecked):
         return f"{self.accession}: {self.reason}"
 
 
+class GeneSet(models.Model):
+    """The genes a transcriptome index quantifies, in the order its
+    quantifications store their values: one row per distinct list of genes, so
+    a quantification stores only numbers."""
+
+    sha256 = models.CharField(max_length=64, unique=True, help_text="of the ids, one per line")
+    gene_ids = models.JSONField(default=list)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.size} genes ({self.sha256[:12]})"
+
+    @classmethod
+    def for_genes(cls, gene_ids: list[str]) -> GeneSet:
+        digest = hashlib.sha256("\n".join(gene_ids).encode()).hexdigest()
+        found = cls.objects.filter(sha256=digest).first()
+        if found is not None:
+            return found
+        try:
+            with transaction.atomic():
+                return cls.objects.create(sha256=digest, gene_ids=gene_ids, size=len(gene_ids))
+        except IntegrityError:  # another job recorded the same genes first
+            return cls.objects.get(sha256=digest)
+
+
+def pack_values(values) -> bytes:
+    """Values as little-endian float64, the form quantifications store."""
+    return np.asarray(values, dtype="<f8").tobytes()
+
+
+def unpack_values(data: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(data), dtype="<f8")
+
+
 class Quantification(models.Model):
     """A run's gene-level expression from salmon_quant, compact: one row per run,
-    the genes' ids, counts and TPMs as three parallel arrays."""
+    its counts and TPMs as float64 arrays (8 bytes a gene) in the order of its
+    gene set's ids. Build one with `Quantification.of_genes`."""
 
     batch = models.OneToOneField(
         "common.Batch", on_delete=models.PROTECT, related_name="quantification"
@@ -80,9 +121,9 @@ class Quantification(models.Model):
     library_type = models.CharField(max_length=16, blank=True, default="")
     reads_processed = models.BigIntegerField()
     low_quality = models.BooleanField(default=False)
-    gene_ids = models.JSONField(default=list)
-    counts = models.JSONField(default=list)
-    tpm = models.JSONField(default=list)
+    gene_set = models.ForeignKey(GeneSet, on_delete=models.PROTECT, related_name="quantifications")
+    count_values = models.BinaryField(help_text="float64 little-endian, one per gene")
+    tpm_values = models.BinaryField(help_text="float64 little-endian, one per gene")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -90,3 +131,32 @@ class Quantification(models.Model):
 
     def __str__(self) -> str:
         return f"quantification of {self.batch}"
+
+    @classmethod
+    def of_genes(
+        cls, gene_ids: list[str], counts: list[float], tpm: list[float], **fields
+    ) -> Quantification:
+        """An unsaved row for these genes' values (the three lists in one order)."""
+        if not len(gene_ids) == len(counts) == len(tpm):
+            raise ValueError(
+                f"{len(gene_ids)} genes, {len(counts)} counts and {len(tpm)} TPMs: "
+                "one of each per gene"
+            )
+        return cls(
+            gene_set=GeneSet.for_genes(list(gene_ids)),
+            count_values=pack_values(counts),
+            tpm_values=pack_values(tpm),
+            **fields,
+        )
+
+    @property
+    def gene_ids(self) -> list[str]:
+        return self.gene_set.gene_ids
+
+    @property
+    def counts(self) -> list[float]:
+        return unpack_values(self.count_values).tolist()
+
+    @property
+    def tpm(self) -> list[float]:
+        return unpack_values(self.tpm_values).tolist()

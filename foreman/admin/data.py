@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
 
 from common.models import (
     Batch,
@@ -91,14 +94,24 @@ class OrganismAdmin(ReadOnlyAdmin):
 
 @admin.register(ComputedFile)
 class ComputedFileAdmin(BatchLinks, ReadOnlyAdmin):
-    list_display = ("id", "filename", "format", "size", "processor_job", "created_at")
+    list_display = (
+        "id",
+        "filename",
+        "format",
+        "readable_size",
+        "short_sha256",
+        "download",
+        "processor_job",
+        "created_at",
+    )
     list_filter = ("format",)
     search_fields = ("filename", "key", "batches__accession", "sha256")
     readonly_fields = (
         "filename",
         "format",
-        "size",
+        "readable_size",
         "sha256",
+        "download",
         "key",
         "location",
         "job_link",
@@ -107,6 +120,19 @@ class ComputedFileAdmin(BatchLinks, ReadOnlyAdmin):
         "created_at",
     )
     fields = readonly_fields
+
+    @admin.display(description="size", ordering="size")
+    def readable_size(self, computed: ComputedFile) -> str:
+        return f"{filesizeformat(computed.size)} ({computed.size:,} bytes)"
+
+    @admin.display(description="SHA-256")
+    def short_sha256(self, computed: ComputedFile) -> str:
+        return format_html('<span title="{}">{}…</span>', computed.sha256, computed.sha256[:12])
+
+    @admin.display(description="download")
+    def download(self, computed: ComputedFile) -> str:
+        url = reverse("api:computedfile-download", args=[computed.pk])
+        return format_html('<a href="{}">⬇ {}</a>', url, computed.filename)
 
     @admin.display(description="location")
     def location(self, computed: ComputedFile) -> str:

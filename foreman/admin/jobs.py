@@ -28,6 +28,18 @@ STATE_LOOKS = {
 }
 
 
+def state_badge(state: str, looks: dict[str, tuple[str, str]] = STATE_LOOKS) -> str:
+    """A state in its colour, with its icon."""
+    colour, icon = looks.get(state, ("inherit", ""))
+    return format_html(
+        '<span class="state state-{}" style="color: {}; font-weight: bold">{} {}</span>',
+        state,
+        colour,
+        icon,
+        state,
+    )
+
+
 class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     """What every job kind's pages share: state, timing, the attempt chain, the log."""
 
@@ -54,7 +66,10 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
         "worker_version",
         "dispatch_id",
         "ram_mb",
-        "num_retries",
+        "attempt",
+        "shown_exit_code",
+        "shown_retried",
+        "shown_given_up",
     )
 
     def get_search_results(self, request, queryset, search_term):
@@ -67,14 +82,7 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def shown_state(self, job: Job) -> str:
-        colour, icon = STATE_LOOKS.get(job.state, ("inherit", ""))
-        return format_html(
-            '<span class="state state-{}" style="color: {}; font-weight: bold">{} {}</span>',
-            job.state,
-            colour,
-            icon,
-            job.state,
-        )
+        return state_badge(job.state)
 
     @admin.display(description="duration")
     def shown_duration(self, job: Job) -> str:
@@ -88,6 +96,37 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     @admin.display(description="no retry")
     def shown_no_retry(self, job: Job) -> str:
         return "yes: no new attempt is made" if job.no_retry else "no"
+
+    @admin.display(description="attempt", ordering="num_retries")
+    def attempt(self, job: Job) -> int:
+        """Counted as `jobs list` counts it (TRY): the first attempt is 1."""
+        return job.num_retries + 1
+
+    @admin.display(description="exit code")
+    def shown_exit_code(self, job: Job) -> str:
+        if job.exit_code is None:
+            return "-"
+        if job.exit_code > 128:
+            return f"{job.exit_code} (killed by signal {job.exit_code - 128})"
+        return str(job.exit_code)
+
+    @admin.display(description="retried")
+    def shown_retried(self, job: Job) -> str:
+        if not job.retried:
+            return "no"
+        return format_html("yes: by {}", admin_link(job.retry, f"job {job.retry.pk}"))
+
+    @admin.display(description="given up")
+    def shown_given_up(self, job: Job) -> str:
+        return f"yes, at {job.given_up_at:%Y-%m-%d %H:%M:%S %Z}" if job.given_up_at else "no"
+
+    @admin.display(description="what")
+    def what(self, job: Job) -> str:
+        """The task or pipeline by its name, with the label the API and CLI give it."""
+        name = job.run_rule_name() or getattr(job, "source", "")
+        field = {"downloader": "downloader_task", "processor": "pipeline", "survey": "source"}
+        label = getattr(job, f"get_{field[job.kind]}_display")()
+        return format_html("{} <small>({})</small>", name, label) if label != name else name
 
     @admin.display(description="reason")
     def short_reason(self, job: Job) -> str:
@@ -166,11 +205,11 @@ class BatchJobAdmin(BatchLinks, JobAdmin):
 class SurveyJobAdmin(JobAdmin):
     list_display = (
         "id",
-        "source",
+        "what",
         "shown_state",
         "created_at",
         "shown_duration",
-        "num_retries",
+        "attempt",
         "short_reason",
     )
     list_filter = ("state", "source", "created_at")
@@ -188,11 +227,11 @@ class SurveyJobAdmin(JobAdmin):
 class DownloaderJobAdmin(BatchJobAdmin):
     list_display = (
         "id",
-        "downloader_task",
+        "what",
         "shown_state",
         "created_at",
         "shown_duration",
-        "num_retries",
+        "attempt",
         "short_reason",
     )
     list_filter = ("state", "downloader_task", "created_at")
@@ -204,11 +243,11 @@ class DownloaderJobAdmin(BatchJobAdmin):
 class ProcessorJobAdmin(BatchJobAdmin):
     list_display = (
         "id",
-        "pipeline",
+        "what",
         "shown_state",
         "created_at",
         "shown_duration",
-        "num_retries",
+        "attempt",
         "short_reason",
     )
     list_filter = ("state", "pipeline", "created_at")

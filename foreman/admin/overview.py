@@ -44,5 +44,6 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         # matplotlib's own SVG, its text escaped by matplotlib: no input reaches it raw.
         "finished_plot": mark_safe(plots.finished_per_hour(figures["finished_per_hour"])),
         "runtime_plot": mark_safe(plots.runtime_distribution(figures["runtimes"])),
+        "runs_plot": mark_safe(plots.runs_by_state(figures["runs"])),
     }
     return TemplateResponse(request, "admin/foreman/overview.html", context)

@@ -45,7 +45,7 @@ TASK_ENV_LOCAL_PREFIXES = ("REFINERY_TEST_",)
 # Never copied: the operator's Nomad token stays with `register`.
 NEVER_COPIED = frozenset({"NOMAD_TOKEN"})
 # Secrets only the Foreman uses (it alone tells operators).
-FOREMAN_ONLY_SECRETS = frozenset({"REFINERY_NOTIFY_WEBHOOK"})
+FOREMAN_ONLY_SECRETS = frozenset({"REFINERY_NOTIFY_WEBHOOK", "REFINERY_WEBHOOK_SECRET"})
 PRODUCTION_SETTINGS = "refinery.settings_production"
 
 

@@ -139,3 +139,22 @@ def test_a_dead_foreman_is_shown_as_not_alive(admin_client, every_state):
     html = admin_client.get(reverse("overview")).content.decode()
     assert "NOT ALIVE" in html
     assert every_state["running"].state == JobState.RUNNING
+
+
+def test_runs_by_state_are_counted_and_plotted(admin_client, client):
+    from common.models import RunState, SequencingRun
+
+    for number, state in enumerate(["complete", "archived", "archived", "failed"]):
+        run = SequencingRun.objects.create(
+            platform="illumina", run_id=f"230101_A01234_{number:04d}_AH", location="/runs/x"
+        )
+        if state != "sequencing":
+            run.move_to(RunState.COMPLETE)
+        if state in ("archived", "failed"):
+            run.move_to(state)
+    SequencingRun.objects.create(platform="nanopore", run_id="p1", location="/runs/p1")
+    runs = client.get("/api/stats/").json()["overview"]["runs"]
+    assert runs["illumina"]["archived"] == 2 and runs["illumina"]["complete"] == 1
+    assert runs["illumina"]["failed"] == 1 and runs["nanopore"]["sequencing"] == 1
+    html = admin_client.get(reverse("overview")).content.decode()
+    assert '<div id="runs-plot"><svg' in html and "Sequencing runs by state" in html

@@ -84,3 +84,19 @@ def test_every_job_list_shows_state_with_colour_and_icon(admin_client):
     assert "state-created" in downloads.content.decode()
     page = admin_client.get(reverse("admin:common_processorjob_change", args=[ok.pk]))
     assert "✓ succeeded" in page.content.decode() and "✗" not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_results_show_sizes_in_human_units_their_checksum_and_a_download_link(
+    admin_client, refinery_dirs
+):
+    from tests.api.test_downloads import BODY, store_result
+
+    computed = store_result()
+    listing = admin_client.get(reverse("admin:common_computedfile_changelist")).content.decode()
+    assert "31.2\xa0KB (32,000 bytes)" in listing
+    assert computed.sha256[:12] in listing
+    download = reverse("api:computedfile-download", args=[computed.pk])
+    assert f'href="{download}"' in listing
+    response = admin_client.get(download)  # the admin's session is enough
+    assert b"".join(response.streaming_content) == BODY

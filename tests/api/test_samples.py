@@ -35,11 +35,11 @@ def samples(refinery_dirs):
         job = ProcessorJob.objects.create(pipeline="salmon_quant")
         job.batches.add(batch)
         if rate is not None:
-            Quantification.objects.create(
+            Quantification.of_genes(
                 batch=batch, processor_job=job, transcriptome_index=index, mapping_rate=rate,
                 library_type="U", reads_processed=1000, low_quality=rate < 0.2,
                 gene_ids=["g1", "g2"], counts=[1.0, 2.0], tpm=[3e5, 7e5],
-            )  # fmt: skip
+            ).save()  # fmt: skip
         rows[name] = sample
     return rows
 

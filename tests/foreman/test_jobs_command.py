@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
 from io import StringIO
 
@@ -11,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from common.models import DownloaderJob, JobState, PausedKind, ProcessorJob, SurveyJob
+from foreman.heartbeat import record_beat
 from foreman.models import ForemanBeat, Notification
 from foreman.passes import Foreman
 from tests.foreman.helpers import smoke_job
@@ -176,6 +178,7 @@ def test_cancel_stops_a_job_for_good_without_telling_anyone():
 def test_pause_and_resume_a_kind():
     assert "paused downloader jobs" in jobs("pause", "downloaders", "--reason", "ENA is down")
     assert "already paused" in jobs("pause", "downloader")
+    record_beat("host:1", 0.1, Counter())  # a live Foreman: status exits 0
     status = jobs("status")
     assert "ENA is down" in status
     assert PausedKind.objects.get().kind == "downloader"
@@ -183,6 +186,20 @@ def test_pause_and_resume_a_kind():
     assert "were not paused" in jobs("resume", "downloader")
     with pytest.raises(CommandError, match="unknown job kind 'uploader'"):
         jobs("pause", "uploader")
+
+
+def test_status_is_a_health_check_failing_when_no_foreman_is_alive():
+    out = StringIO()
+    with pytest.raises(CommandError, match="the Foreman is not alive") as raised:
+        call_command("jobs", "status", stdout=out)
+    assert raised.value.returncode == 1
+    assert "NOT ALIVE" in out.getvalue() and "KIND" in out.getvalue()
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("jobs", "status", "--json", stdout=out)
+    assert json.loads(out.getvalue())["foreman"]["alive"] is False
+    record_beat("host:1", 0.1, Counter())
+    assert json.loads(jobs("status", "--json"))["foreman"]["alive"] is True
 
 
 def test_log_prints_a_jobs_output(tmp_path):

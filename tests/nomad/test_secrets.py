@@ -27,6 +27,7 @@ CLUSTER_ENV = {
     "AWS_DEFAULT_REGION": "eu-west-1",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-access-key-0123456789",
     "REFINERY_NOTIFY_WEBHOOK": "https://hooks.example/services/T0/B0/webhook-secret-0123",
+    "REFINERY_WEBHOOK_SECRET": "run-webhook-signing-key-0123",
     "ENSEMBL_FTP_URL": "ftp://mirror-user:mirror-pass-0123@ftp.mirror.internal/pub",
 }
 SECRET_VALUES = (
@@ -35,6 +36,7 @@ SECRET_VALUES = (
     CLUSTER_ENV["NOMAD_TOKEN"],
     CLUSTER_ENV["AWS_SECRET_ACCESS_KEY"],
     "webhook-secret-0123",
+    "run-webhook-signing-key-0123",
     "mirror-pass-0123",
 )
 SECRET_NAMES = (
@@ -117,6 +119,7 @@ def test_registered_jobs_hold_no_secret_and_the_variables_hold_them(idle_standin
         assert items["DJANGO_SECRET_KEY"] == CLUSTER_ENV["DJANGO_SECRET_KEY"]
         # Only the Foreman tells operators.
         assert ("REFINERY_NOTIFY_WEBHOOK" in items) == path.endswith("/REFINERY_FOREMAN")
+        assert ("REFINERY_WEBHOOK_SECRET" in items) == path.endswith("/REFINERY_FOREMAN")
     assert "created   variable nomad/jobs/REFINERY_PROCESSOR_1024\n" in out
     for value in SECRET_VALUES:
         assert value not in out

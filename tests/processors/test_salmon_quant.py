@@ -7,13 +7,18 @@ PostgreSQL the storage is S3 (moto), on SQLite local folders."""
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
+from rest_framework.test import APIClient
 
 from common.models import (
     Batch,
@@ -25,10 +30,11 @@ from common.models import (
     TranscriptomeIndex,
 )
 from common.storage import permanent_storage, temporary_storage
-from demo.ena_server import EnaServer, ServedRun
+from demo.ena_server import EnaServer
 from demo.gzip_files import gzip_file
-from demo.organism import DEMO_SCIENTIFIC_NAME, DEMO_TAXONOMY_ID, generate_organism
-from demo.reads import simulate_paired_reads, simulate_reads
+from demo.organism import generate_organism
+from demo.reads import simulate_reads
+from demo.rnaseq_study import expressed_transcripts, study_runs
 from tests.ena_fixtures import STUDY
 from tests.processors.test_transcriptome_index import GENOME_NAME, GTF_NAME, run, stage_batches
 
@@ -73,35 +79,9 @@ def world(tmp_path, settings, refinery_dirs, request):
         lengths=["long"],
     )
     assert run(jobs["long"]).state == JobState.SUCCEEDED
-    single = [
-        gene.transcript_ids[0]
-        for gene in organism.genes.values()
-        if len(gene.transcript_ids) == 1
-        and organism.transcripts[gene.transcript_ids[0]].biotype == "protein_coding"
-        and len(organism.transcript_sequences[gene.transcript_ids[0]]) >= 300
-    ][:8]
-    assert len(single) == 8
-    abundances = {tid: 2.0**i for i, tid in enumerate(single)}
-    runs = []
-    for number in range(1, 5):
-        reads = tmp_path / "reads"
-        if number <= 2:
-            path = simulate_reads(organism, abundances, N_READS, seed=number, gzipped=True,
-                                  out_path=reads / f"SRR90000{number}.fastq.gz")  # fmt: skip
-            paths = [path]
-        else:
-            paths = simulate_paired_reads(
-                organism, abundances, N_READS // 2, seed=number,
-                out_paths=(reads / f"SRR90000{number}_1.fastq.gz",
-                           reads / f"SRR90000{number}_2.fastq.gz"),
-            )  # fmt: skip
-        served = ServedRun(
-            run=f"SRR90000{number}", study=STUDY, sample=f"SAMN9000000{number}",
-            experiment=f"SRX90000{number}", scientific_name=DEMO_SCIENTIFIC_NAME,
-            tax_id=DEMO_TAXONOMY_ID, files=[(p.name, p.read_bytes()) for p in paths],
-            layout="PAIRED" if number > 2 else "SINGLE", read_count=N_READS,
-        )  # fmt: skip
-        runs.append(served)
+    abundances = expressed_transcripts(organism)
+    assert len(abundances) == 8
+    runs = study_runs(organism, tmp_path / "reads", reads=N_READS, study=STUDY)
     server = EnaServer(runs).start()
     settings.ENA_PORTAL_URL, settings.ENA_FASTQ_URL = server.portal_url, server.fastq_url
     yield organism, abundances, server
@@ -164,6 +144,32 @@ def test_a_study_is_quantified_and_the_genes_ranked_as_simulated(world):
     # One unpacked copy of the index served the four jobs, keyed by its SHA-256.
     cache = Path(settings.REFINERY_WORK_DIR) / "index-cache"
     assert [p.name for p in cache.iterdir()] == [index.computed_file.sha256]
+    check_dataset_matches(quantifications)
+
+
+def check_dataset_matches(quantifications) -> None:
+    """The study's TPMs as a dataset, asked for and downloaded through the API
+    (streamed from local folders; on S3 a redirect to a presigned URL), are the
+    per-sample results exactly."""
+    user = get_user_model().objects.create_user("analyst")
+    client = APIClient()
+    client.force_authenticate(user)
+    asked = client.post("/api/datasets/", {"experiments": [STUDY], "value": "tpm"}, format="json")
+    assert asked.status_code == 201, asked.json()
+    job = ProcessorJob.objects.get(batches__dataset__id=asked.json()["id"])
+    assert run(job).state == JobState.SUCCEEDED, job.failure_reason
+    response = client.get(f"/api/datasets/{asked.json()['id']}/download/?file=tsv")
+    if response.status_code == 302:  # S3: a presigned URL
+        body = requests.get(response["Location"], timeout=30).content
+        assert hashlib.sha256(body).hexdigest() == response["X-Checksum-SHA256"]
+    else:
+        assert response.status_code == 200
+        body = b"".join(response.streaming_content)
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(body).decode()), delimiter="\t"))
+    for quantification in quantifications:
+        [sample] = quantification.batch.samples.all()
+        expected = dict(zip(quantification.gene_ids, quantification.tpm, strict=True))
+        assert {r["gene_id"]: float(r[sample.accession]) for r in rows} == expected
 
 
 def test_a_run_mapping_badly_is_low_quality_not_failed(world, tmp_path):

@@ -1,9 +1,11 @@
 """`manage.py demo` runs the main job end to end on the embedded defaults."""
 
+import gzip
 import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -12,7 +14,7 @@ from tests.conftest import MANAGE, PROJECT
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]  # it brings its own SQLite: once
 
 
-def test_the_demo_builds_two_indices_with_provenance(tmp_path):
+def test_the_demo_builds_two_indices_quantifies_a_study_and_builds_its_dataset(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REFINERY_"))}
     env["REFINERY_HOME"] = str(tmp_path)
     result = subprocess.run(
@@ -38,5 +40,16 @@ def test_the_demo_builds_two_indices_with_provenance(tmp_path):
     states = database.execute(
         "SELECT state FROM common_downloaderjob UNION ALL SELECT state FROM common_processorjob"
     ).fetchall()
-    assert states == [("succeeded",)] * 3
+    assert states == [("succeeded",)] * 3 + [("succeeded",)] * 9  # + the RNA-seq study
     assert not any((tmp_path / "storage" / "temp").rglob("*.gz"))  # raw files were removed
+    quantified = database.execute("SELECT mapping_rate FROM common_quantification").fetchall()
+    assert len(quantified) == 4 and all(rate > 0.9 for (rate,) in quantified)
+    [(dataset_id, genes, key)] = database.execute(
+        "SELECT d.id, d.genes, f.key FROM common_dataset d "
+        "JOIN common_computedfile f ON f.id = d.matrix_file_id"
+    ).fetchall()
+    matrix = gzip.decompress((tmp_path / "storage" / "permanent" / key).read_bytes()).decode()
+    header, *rows = matrix.splitlines()
+    assert header.split("\t") == ["gene_id", *(f"SAMN9000000{n}" for n in range(1, 5))]
+    assert len(rows) == genes > 0
+    assert f"/api/datasets/{uuid.UUID(dataset_id)}/download/" in result.stdout

@@ -15,6 +15,7 @@ from common.models import (
 )
 from demo.ena_server import ServedRun
 from tests.ena_fixtures import STUDY, with_index
+from tests.ensembl_fixtures import serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,14 +104,16 @@ def test_runs_the_pipeline_cannot_use_are_skipped_with_the_reason(ena, capsys):
         "SRR910003": "instrument_platform is 'OXFORD_NANOPORE', not ILLUMINA",
         "SRR910004": "ENA has no FASTQ files for it",
         "SRR910005": "no transcriptome index for 'Homo sapiens' and none to be had: "
-        "give --ensembl-division to build one",
+        "Ensembl has no genome of that name (--ensembl-division names a division to survey "
+        "for it)",
     }
     assert Batch.objects.filter(source="ena").count() == 4
     out = capsys.readouterr().out
     assert "skipped run SRR910001: library_strategy is 'WGS'" in out and "5 run(s) skipped" in out
 
 
-def test_an_organism_without_an_index_is_skipped(ena):
+def test_an_organism_ensembl_does_not_know_is_skipped(ena, tmp_path, settings):
+    serve(tmp_path / "empty", settings, [])  # Ensembl's REST API knows no genome
     job = survey("--study", STUDY)
     assert job.state == JobState.SUCCEEDED and not Batch.objects.filter(source="ena").exists()
     reasons = set(SkippedRun.objects.values_list("reason", flat=True))
@@ -203,3 +206,19 @@ def test_without_an_index_the_ensembl_survey_is_queued_once_and_the_runs_recorde
     assert ensembl.state == JobState.QUEUED
     survey("--run", "SRR900001", "--ensembl-division", "EnsemblFungi")
     assert SurveyJob.objects.filter(source="ensembl").count() == 1
+
+
+def test_without_a_division_given_the_survey_asks_ensembl_which_publishes_the_organism(ena):
+    survey("--study", STUDY)
+    assert Batch.objects.filter(source="ena").count() == 4 and not SkippedRun.objects.exists()
+    [ensembl] = SurveyJob.objects.filter(source="ensembl")
+    assert ensembl.parameters["division"] == "EnsemblFungi"
+    assert ensembl.parameters["species"] == ["refinery_demonstrans"]
+
+
+def test_ensembl_failing_to_answer_fails_the_survey_saying_so(ena, tmp_path, settings):
+    server = serve(tmp_path / "down", settings, [])
+    server.stop()  # nothing listens at ENSEMBL_REST_URL any more
+    message, job = failed_survey("--study", STUDY)
+    assert "/info/genomes/refinery_demonstrans" in message
+    assert not job.no_retry, "a source that is down is worth retrying"

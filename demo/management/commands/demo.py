@@ -3,7 +3,10 @@
 A loopback HTTP server serves a small generated organism in Ensembl's own
 shapes (REST JSON, an FTP-style tree with CHECKSUMS); the refinery surveys it,
 downloads the genome and annotation once, builds the two Salmon indices with
-local worker processes, and prints what it did and where the results are.
+local worker processes. Then an ENA stand-in serves a small RNA-seq study of
+that organism; the refinery quantifies its runs against the index and builds a
+dataset of the study, as a user of the API would ask for one. The demo prints
+what it did and where the results are.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
 
 from common.models import (
+    Dataset,
+    DatasetState,
     DownloaderJob,
     JobState,
     ProcessorJob,
+    Quantification,
     SurveyJob,
     TranscriptomeIndex,
 )
+from common.models.jobs import UNFINISHED
 from common.progress import Progress
 from common.storage import permanent_storage
 
@@ -50,10 +58,11 @@ class Command(BaseCommand):
         started = time.monotonic()
         call_command("migrate", verbosity=0)
         with tempfile.TemporaryDirectory(prefix="refinery-demo-") as folder:
-            self.refine_demo_organism(Path(folder), genes, workers)
+            organism = self.refine_demo_organism(Path(folder), genes, workers)
+            self.quantify_study(organism, Path(folder) / "study", workers)
         self.summarise(time.monotonic() - started)
 
-    def refine_demo_organism(self, source: Path, genes: int, workers: int) -> None:
+    def refine_demo_organism(self, source: Path, genes: int, workers: int):
         from demo.ensembl_server import EnsemblServer, ServedGenome
         from demo.organism import generate_organism
 
@@ -69,23 +78,55 @@ class Command(BaseCommand):
             settings.ENSEMBL_GENOMES_FTP_URL = server.divisions_ftp_url
             self.say(f"2. Serving it in Ensembl's shapes at {server.base_url} (loopback only)")
             self.say(f"3. Surveying {DIVISION}:")
+            self.say("4. Building its two Salmon transcriptome indices:")
             call_command("survey", "ensembl", "--division", DIVISION, "--species", organism.species)
-            self.run_workers(server, workers)
+            self.run_workers(
+                workers,
+                ENSEMBL_REST_URL=server.rest_url,
+                ENSEMBL_FTP_URL=server.ftp_url,
+                ENSEMBL_GENOMES_FTP_URL=server.divisions_ftp_url,
+            )
+        return organism
+
+    def quantify_study(self, organism, folder: Path, workers: int) -> None:
+        """An RNA-seq study of the organism from the ENA stand-in: its runs
+        quantified against the index just built, then one dataset of them all."""
+        from demo.ena_server import EnaServer
+        from demo.rnaseq_study import DEMO_STUDY, study_runs
+
+        runs = study_runs(organism, folder)
+        server = EnaServer(runs).start()
+        try:
+            settings.ENA_PORTAL_URL, settings.ENA_FASTQ_URL = server.portal_url, server.fastq_url
+            self.say(
+                f"\n5. Serving study {DEMO_STUDY} in ENA's shapes at {server.base_url}: "
+                f"{len(runs)} runs of simulated reads, 2 single-end and 2 paired-end"
+            )
+            self.say(f"6. Surveying ENA for {DEMO_STUDY}:")
+            call_command("survey", "ena", "--study", DEMO_STUDY)
+            self.run_workers(
+                workers, ENA_PORTAL_URL=server.portal_url, ENA_FASTQ_URL=server.fastq_url
+            )
+        finally:
+            server.stop()
+        self.say(f"7. Asking for a dataset of {DEMO_STUDY}'s TPMs, as POST /api/datasets/ would:")
+        self.dataset = ask_for_dataset(DEMO_STUDY)
+        self.say(f"   dataset {self.dataset.pk}")
+        self.run_workers(workers)
 
     def say(self, text: str) -> None:
         self.stdout.write(text)
         self.stdout.flush()
 
-    def run_workers(self, server, count: int) -> None:
-        """Worker processes, as an operator would run them, until no job is left."""
-        self.say(f"4. Running {count} local worker processes until every job has finished:")
+    def run_workers(self, count: int, **sources: str) -> None:
+        """Worker processes, as an operator would run them, until no job is left;
+        `sources` are the stand-ins' URLs, for the workers' settings."""
+        self.say(f"   Running {count} local worker processes until every job has finished:")
         env = {
             **os.environ,
             "REFINERY_HOME": str(settings.REFINERY_HOME),
-            "ENSEMBL_REST_URL": server.rest_url,
-            "ENSEMBL_FTP_URL": server.ftp_url,
-            "ENSEMBL_GENOMES_FTP_URL": server.divisions_ftp_url,
             "REFINERY_WORKER_POLL_S": "0.2",
+            **sources,
         }
         manage = Path(settings.BASE_DIR) / "manage.py"
         log = open(Path(settings.REFINERY_HOME) / "demo-workers.log", "ab")  # noqa: SIM115
@@ -99,13 +140,13 @@ class Command(BaseCommand):
             for _ in range(count)
         ]
         deadline = time.monotonic() + TIMEOUT_S
-        with Progress(3, "   jobs finished") as progress:
+        models = (DownloaderJob, ProcessorJob)
+        already = sum(m.objects.exclude(state__in=UNFINISHED).count() for m in models)
+        # Jobs make jobs (a download queues its processing): the total is not known.
+        with Progress(None, "   jobs finished") as progress:
             while any(p.poll() is None for p in processes):
-                finished = sum(
-                    m.objects.filter(state__in=(JobState.SUCCEEDED, JobState.FAILED)).count()
-                    for m in (DownloaderJob, ProcessorJob)
-                )
-                progress.advance(finished - progress.done)
+                finished = sum(m.objects.exclude(state__in=UNFINISHED).count() for m in models)
+                progress.advance(finished - already - progress.done)
                 if time.monotonic() > deadline:
                     for p in processes:
                         p.kill()
@@ -116,15 +157,45 @@ class Command(BaseCommand):
             raise CommandError(f"a worker failed: see {log.name}")
 
     def summarise(self, elapsed: float) -> None:
-        self.say("\n5. What the refinery did:")
+        self.say("\n8. What the refinery did:")
         jobs = [*SurveyJob.objects.all(), *DownloaderJob.objects.all(), *ProcessorJob.objects.all()]
         for job in sorted(jobs, key=lambda j: j.created_at):
             what = getattr(job, "pipeline", "") or getattr(job, "downloader_task", "") or job.source
             took = f"{job.duration.total_seconds():6.1f} s" if job.duration else "      -"
             reason = f"  {job.failure_reason.splitlines()[0]}" if job.failure_reason else ""
             self.say(f"   {job.kind:<10} {job.pk:>4}  {what:<26} {job.state:<9} {took}{reason}")
+        indices = self.show_indices()
+        quantified = self.show_quantifications()
+        dataset = self.show_dataset()
+        failed = [j for j in jobs if j.state != JobState.SUCCEEDED]
+        home = settings.REFINERY_HOME
+        manage = f"REFINERY_HOME={home} .venv/bin/python manage.py"
+        token, _ = Token.objects.get_or_create(user=dataset.created_by)
+        self.say(
+            f"\nDone in {elapsed:.0f} s. Everything lives under {home}.\n"
+            "Next:\n"
+            f"  job logs:   {home}/storage/permanent/logs/\n"
+            f"  the admin:  {manage} createsuperuser\n"
+            f"              {manage} runserver --insecure, then http://127.0.0.1:8000/admin/\n"
+            f"  the API:    curl http://127.0.0.1:8000/api/samples/?study=PRJNA900001\n"
+            f"  the dataset: curl -o dataset.tsv.gz -H 'Authorization: Token {token}' "
+            f"'http://127.0.0.1:8000/api/datasets/{dataset.pk}/download/?file=tsv'"
+        )
+        problems = []
+        if failed:
+            problems.append(f"{len(failed)} job(s) did not succeed")
+        if len(indices) != 2:
+            problems.append(f"{len(indices)} of 2 indices were built")
+        if quantified != 4:
+            problems.append(f"{quantified} of 4 runs were quantified")
+        if dataset.state != DatasetState.READY:
+            problems.append(f"the dataset is {dataset.state}")
+        if problems:
+            raise CommandError("; ".join(problems))
+
+    def show_indices(self) -> list[TranscriptomeIndex]:
         indices = list(TranscriptomeIndex.objects.select_related("computed_file__provenance"))
-        self.say("\n6. The transcriptome indices:")
+        self.say("\n9. The transcriptome indices:")
         storage = permanent_storage()
         for index in indices:
             result = index.computed_file
@@ -137,17 +208,41 @@ class Command(BaseCommand):
             self.say(f"      commands:   {len(provenance.commands)} recorded")
             for item in provenance.inputs:
                 self.say(f"      input:      {item['filename']} (sha256 {item['sha256'][:16]}…)")
-        failed = [j for j in jobs if j.state != JobState.SUCCEEDED]
-        home = settings.REFINERY_HOME
-        self.say(
-            f"\nDone in {elapsed:.0f} s. Everything lives under {home}.\n"
-            "Next:\n"
-            f"  job logs:   {home}/storage/permanent/logs/\n"
-            f"  the admin:  REFINERY_HOME={home} .venv/bin/python manage.py createsuperuser\n"
-            f"              REFINERY_HOME={home} .venv/bin/python manage.py runserver --insecure, "
-            "then http://127.0.0.1:8000/admin/"
-        )
-        if failed or len(indices) != 2:
-            raise CommandError(
-                f"{len(failed)} job(s) did not succeed and {len(indices)} of 2 indices were built"
+        return indices
+
+    def show_quantifications(self) -> int:
+        self.say("\n10. The study's runs, quantified:")
+        rows = Quantification.objects.select_related("batch").order_by("batch__accession")
+        for quantification in rows:
+            batch = quantification.batch
+            self.say(
+                f"   {batch.accession}  {batch.metadata.get('layout', ''):<7} "
+                f"{quantification.reads_processed:>6} reads, "
+                f"{quantification.mapping_rate:.0%} mapped, {quantification.gene_set.size} genes"
             )
+        return len(rows)
+
+    def show_dataset(self) -> Dataset:
+        dataset = Dataset.objects.select_related("matrix_file").get(pk=self.dataset.pk)
+        self.say(f"\n11. Dataset {dataset.pk}: {dataset.state}")
+        if dataset.matrix_file is not None:
+            location = permanent_storage().location(dataset.matrix_file.key)
+            self.say(
+                f"   {dataset.genes} genes x {dataset.samples.count()} samples of "
+                f"{dataset.value}, in {location}"
+            )
+        return dataset
+
+
+def ask_for_dataset(study: str) -> Dataset:
+    """What POST /api/datasets/ does with {"experiments": [study], "value": "tpm"},
+    asked by a `demo` user (whose API token the summary prints)."""
+    from django.contrib.auth import get_user_model
+
+    from api.datasets import DatasetRequestSerializer, create_dataset
+
+    user, _ = get_user_model().objects.get_or_create(username="demo")
+    asked = DatasetRequestSerializer(data={"experiments": [study], "value": "tpm"})
+    if not asked.is_valid():
+        raise CommandError(f"the demo's dataset cannot be built: {asked.errors}")
+    return create_dataset(asked.validated_data, user=user)

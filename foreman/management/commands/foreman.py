@@ -25,7 +25,8 @@ class Command(BaseCommand):
         "Watch every job: retry failed ones (stepping up RAM for those killed for memory), "
         "fail and retry hung and lost ones ('worker lost'), stop jobs past their runtime limit, "
         "dispatch waiting jobs within the queue caps, and tell operators (REFINERY_ADMINS, "
-        "REFINERY_NOTIFY_WEBHOOK) about jobs it gives up on. Processors first, then "
+        "REFINERY_NOTIFY_WEBHOOK) about jobs it gives up on, and send the webhooks owed for "
+        "changes of the sequencing runs' states (REFINERY_RUN_WEBHOOKS). Processors first, then "
         "downloaders, then surveys. Stop with SIGTERM or Ctrl-C."
     )
 

@@ -121,7 +121,11 @@ class Command(BaseCommand):
         p = sub.add_parser("resume", help="dispatch a paused kind again")
         p.add_argument("kind", help=KIND_HELP)
 
-        p = sub.add_parser("status", help="unfinished jobs by kind, pauses, the Foreman's health")
+        p = sub.add_parser(
+            "status",
+            help="unfinished jobs by kind, pauses, the Foreman's health; exits 1 when the "
+            "Foreman is not alive (a health check)",
+        )
         p.add_argument("--json", action="store_true", help="JSON instead of text")
 
         p = sub.add_parser(
@@ -234,6 +238,7 @@ class Command(BaseCommand):
                 "foreman": {"alive": alive, "said": line},
                 "undelivered_notifications": undelivered,
             }))  # fmt: skip
+            self._fail_unless_alive(alive, line)
             return
         self.out(cli_tables.table(
             ["KIND", *(s.upper() for s in UNFINISHED), "PAUSED"],
@@ -245,6 +250,16 @@ class Command(BaseCommand):
         self.out(("" if alive else "NOT ALIVE: ") + line)
         if undelivered:
             self.out(f"{undelivered} notification(s) not delivered yet")
+        self._fail_unless_alive(alive, line)
+
+    @staticmethod
+    def _fail_unless_alive(alive: bool, line: str) -> None:
+        """`jobs status` is a health check: it exits 1 when the Foreman is not alive."""
+        if not alive:
+            raise CommandError(
+                f"the Foreman is not alive ({line}): start it with `manage.py foreman`",
+                returncode=1,
+            )
 
     def do_schedules(self, json, **_):
         try:
