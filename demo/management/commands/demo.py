@@ -20,9 +20,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
+from common.commands import RefineryCommand
 from common.models import (
     Dataset,
     DatasetState,
@@ -41,12 +42,16 @@ DIVISION = "EnsemblFungi"
 TIMEOUT_S = 600
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "Run the refinery's main job end to end on the embedded defaults, offline: survey a "
         "generated demo organism served in Ensembl's shapes on loopback, download it, build its "
         "two Salmon transcriptome indices, and print a summary."
     )
+    examples = """
+make demo                                (the same, from a fresh clone)
+REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
+"""
 
     def add_arguments(self, parser):
         parser.add_argument(

@@ -8,9 +8,10 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from common.commands import RefineryCommand
 from common.secrets import redact
 from foreman.heartbeat import foreman_name, health, record_beat
 from foreman.passes import Foreman
@@ -20,7 +21,7 @@ logger = logging.getLogger("refinery.foreman")
 RECONNECT_MAX_WAIT_S = 30
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "Watch every job: retry failed ones (stepping up RAM for those killed for memory), "
         "fail and retry hung and lost ones ('worker lost'), stop jobs past their runtime limit, "
@@ -29,6 +30,11 @@ class Command(BaseCommand):
         "changes of the sequencing runs' states (REFINERY_RUN_WEBHOOKS). Processors first, then "
         "downloaders, then surveys. Stop with SIGTERM or Ctrl-C."
     )
+    examples = """
+manage.py foreman                        (a pass every REFINERY_FOREMAN_INTERVAL_S)
+manage.py foreman --once                 (one pass, e.g. from cron)
+manage.py foreman --check --max-age 300  (a health check: exit 1 if none is alive)
+"""
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="run one pass and exit")

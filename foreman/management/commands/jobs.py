@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import time
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from common.commands import RefineryCommand
 from common.models import JOB_MODELS, JobState, PausedKind, job_model
 from common.models.jobs import FINISHED, UNFINISHED
 from foreman import actions, cli_tables, job_summaries, log_text
@@ -23,31 +23,26 @@ from runner.job_logs import local_log_file, read_log
 STATES = [state.value for state in JobState]
 KIND_HELP = f"one of {', '.join(JOB_MODELS)}"
 JOB_HELP = "the job: KIND:ID (e.g. processor:12), or an ID that only one kind has"
-EXAMPLES = """examples:
-  manage.py jobs list --state failed --since 1d
-  manage.py jobs show processor:12
-  manage.py jobs log processor:12 --follow
-  manage.py jobs log processor:12 --tail 50
-  manage.py jobs retry processor:12
-  manage.py jobs retry --failed-since 2026-05-01 --reason 'timed out|503'
-  manage.py jobs cancel downloader:7
-  manage.py jobs pause downloader      (and later: jobs resume downloader)
-  manage.py jobs schedules
-"""
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "See and steer jobs: list, show (the whole attempt chain), log [--follow], retry "
         "(one job, or every failure since a time), cancel, pause and resume a kind, status. "
         "Tables on a terminal, JSON with --json."
     )
-
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        parser.epilog = EXAMPLES
-        return parser
+    examples = """
+manage.py jobs list --state failed --since 1d
+manage.py jobs show processor:12
+manage.py jobs log processor:12 --follow
+manage.py jobs log processor:12 --tail 50
+manage.py jobs retry processor:12
+manage.py jobs retry --failed-since 2026-05-01 --reason 'timed out|503'
+manage.py jobs cancel downloader:7
+manage.py jobs pause downloader      (and later: jobs resume downloader)
+manage.py jobs status || alert       (exits 1 when the Foreman is not alive)
+manage.py jobs schedules             (scheduled surveys: last and next run)
+"""
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from common.commands import RefineryCommand
 from runner.dispatch.base import DispatchError
 from runner.nomad.checks import specification_leaks, startup_problems
 from runner.nomad.register import node_states, obsolete_jobs, parent_states, register_all
@@ -15,13 +16,18 @@ from runner.nomad.specs import SpecOptions, Specs, all_parent_ids, all_specs, ma
 from runner.nomad.task_env import env_warnings
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "The refinery's Nomad jobs: `specs` writes them as JSON for review, `register` "
         "registers them and their secrets as Nomad Variables (only what changed) unless "
         "their tasks could not start, `status` shows each parameterized job's queue and the "
         "nodes' capacity. Nomad is NOMAD_ADDR (and NOMAD_TOKEN)."
     )
+    examples = """
+manage.py nomad specs --out nomad-jobs/     (review the job specifications)
+NOMAD_ADDR=http://nomad.internal:4646 NOMAD_TOKEN=… manage.py nomad register
+manage.py nomad status
+"""
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="action")

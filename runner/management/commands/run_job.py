@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from common.commands import RefineryCommand
 from common.models import JOB_MODELS, job_model
 from runner.foreground import run_in_foreground
 from runner.lifecycle import start_here
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "Run one job in the foreground with a worker's bookkeeping (heartbeat, runtime limit, "
         "log in storage). This is what a Nomad task runs. A job that already started elsewhere "
         "is left alone."
     )
+    examples = """
+manage.py run_job processor 12
+manage.py run_job downloader 7
+"""
 
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=list(JOB_MODELS), help="the job's kind")

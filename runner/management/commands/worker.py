@@ -7,9 +7,10 @@ import signal
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from common.commands import RefineryCommand
 from common.models.choices import JobKind
 from common.secrets import redact
 from common.version import refinery_version, worker_identity
@@ -21,12 +22,17 @@ logger = logging.getLogger("refinery.worker")
 RECONNECT_MAX_WAIT_S = 30
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "Run queued jobs on this machine, each in a child process with a heartbeat and a "
         "runtime limit. Processor jobs go first, then downloaders, then surveys. "
         "Stop with SIGTERM or Ctrl-C: running jobs are marked failed without spending a retry."
     )
+    examples = """
+manage.py worker                         (one job at a time, until stopped)
+manage.py worker --concurrency 4 --kind processor
+manage.py worker --until-idle            (stop once nothing is left to run)
+"""
 
     def add_arguments(self, parser):
         parser.add_argument(

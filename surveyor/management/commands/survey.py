@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from common.commands import RefineryCommand
 from common.models import SurveyJob
 from common.models.choices import SurveySource
 from runner.dispatch import send_job
@@ -13,11 +14,20 @@ from runner.pipeline import JobError
 from runner.registry import survey_sources, surveyor_class
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "Survey a source for new batches: record each batch once and queue one downloader "
         "job per group of new batches. Runs in the foreground unless --queue is given."
     )
+    examples = """
+manage.py survey ensembl --division EnsemblFungi --species saccharomyces_cerevisiae
+manage.py survey ena --study PRJNA123456
+manage.py survey ena --run SRR1234567 --ensembl-division EnsemblVertebrates
+manage.py survey local_files /data/incoming --pattern '*.fastq.gz'
+manage.py survey illumina_runs /mnt/sequencers [--archive-failed]
+manage.py survey ensembl --help        (a source's own options)
+manage.py survey --queue ena --study PRJNA123456   (as a job, for a worker)
+"""
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

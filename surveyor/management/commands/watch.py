@@ -3,19 +3,26 @@ write to them (see surveyor/watching.py)."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from common.commands import RefineryCommand
 from runner.registry import surveyor_class
 from surveyor.watching import Watcher, watch_sources
 
 
-class Command(BaseCommand):
+class Command(RefineryCommand):
     help = (
         "Watch the folders instruments write to and survey them as runs appear and finish: "
         "inotify events within seconds, a full rescan every --interval seconds (NFS sends no "
         "events for files written by another machine), and a look again when a marker has "
         "passed the grace period. Runs until SIGTERM or Ctrl-C."
     )
+    examples = """
+manage.py watch illumina_runs /mnt/sequencers
+manage.py watch illumina_runs /mnt/novaseq /mnt/miseq --interval 120
+manage.py watch illumina_runs /mnt/sequencers --queue   (surveys as jobs, for workers)
+manage.py watch illumina_runs --help                    (the survey's own options)
+"""
 
     def add_arguments(self, parser: CommandParser) -> None:
         sources = parser.add_subparsers(
