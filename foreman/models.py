@@ -106,3 +106,31 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target} by {self.by} at {self.at:%Y-%m-%d %H:%M:%S %Z}"
+
+
+class SurveySchedule(models.Model):
+    """Where a scheduled survey (REFINERY_SCHEDULED_SURVEYS) stands when the
+    Foreman starts it (the local dispatcher; Nomad runs its own periodic jobs).
+
+    `last_due_at` is the due time of the last run started: a Foreman moves it
+    forward with a conditional UPDATE in the transaction that creates the survey
+    job, so two Foremen cannot start the same due time twice, and a Foreman that
+    was down starts the due time it missed once when it is back."""
+
+    name = models.CharField(max_length=64, unique=True)
+    cron = models.CharField(max_length=255, help_text="as configured when it last ran")
+    first_seen_at = models.DateTimeField(
+        default=timezone.now, help_text="when a Foreman first saw it: due times count from here"
+    )
+    last_due_at = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(
+        "common.SurveyJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"scheduled survey {self.name} ({self.cron})"

@@ -15,7 +15,9 @@ downloaders, then surveys. For each kind it:
    a pause) within the caps.
 
 Then it delivers pending notifications, and the webhooks owed for changes of the
-sequencing runs' states (foreman/webhooks.py). Every query reads a partial index of
+sequencing runs' states (foreman/webhooks.py), and, when the dispatcher is
+local, starts the scheduled surveys that are due (foreman/schedules.py; on
+Nomad they are periodic jobs of their own). Every query reads a partial index of
 unfinished jobs or of failed jobs nobody settled yet, a page at a time, so a
 database of millions of finished jobs costs a pass nothing.
 """
@@ -28,6 +30,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -36,6 +39,7 @@ from common.models.choices import JobKind
 from foreman import notify, webhooks
 from foreman.attempts import settle_failed
 from foreman.capacity import Budget
+from foreman.schedules import start_due_surveys
 from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
 from runner.dispatch.outbox import dispatch_now
 from runner.registry import wait_reason
@@ -105,6 +109,14 @@ class Foreman:
         if delivered:
             report["notifications delivered"] += delivered
         report.update(webhooks.deliver_due())
+        if settings.REFINERY_DISPATCHER == "local":
+            try:
+                started = start_due_surveys()
+            except ImproperlyConfigured as error:  # the rest of the pass goes on regardless
+                logger.error("scheduled surveys: %s", error)
+                started = 0
+            if started:
+                report["scheduled surveys started"] += started
         return report
 
     # --- running and queued jobs ------------------------------------------------------------

@@ -324,6 +324,15 @@ try:
 except ValueError as _error:
     raise ImproperlyConfigured(f"REFINERY_SCHEDULED_SURVEYS is not JSON: {_error}") from None
 REFINERY_SCHEDULED_SURVEYS_TIME_ZONE = os.environ.get("REFINERY_SCHEDULED_SURVEYS_TIME_ZONE", "UTC")
+# Watchers Nomad runs as service jobs REFINERY_WATCH_<NAME>: JSON, a list of
+# {"name": "novaseq", "args": ["illumina_runs", "/runs/novaseq"], "volume": "sequencers",
+#  "mount": "/runs"} where args are those of `manage.py watch`, and the optional
+# host volume `volume` is mounted read-only at `mount` (where the instruments' share is).
+try:
+    REFINERY_NOMAD_WATCHES = _json.loads(os.environ.get("REFINERY_NOMAD_WATCHES") or "[]")
+except ValueError as _error:
+    raise ImproperlyConfigured(f"REFINERY_NOMAD_WATCHES is not JSON: {_error}") from None
+REFINERY_NOMAD_WATCH_RAM_MB = env_int("REFINERY_NOMAD_WATCH_RAM_MB", 512)
 # --- end nomad -----------------------------------------------------------------
 
 # --- the REST API ----------------------------------------------------------------

@@ -400,3 +400,46 @@ def _pod5_run_info(run: RunFolder, scan: NanoporeScan) -> dict[str, str]:
                 Skipped(str(seen.path), f"its run info cannot be read: {type(error).__name__}")
             )
     return {}
+
+
+def watch_nanopore_root(root: Path) -> list:
+    """What `manage.py watch nanopore_runs` sees in one folder (no database): each
+    run's progress and a signature that changes when a survey would record
+    something (the final summary, another finished pod5 file), with its folder
+    to watch; the group and sample folders are watched too, for new runs."""
+    from surveyor.watching import NOT_A_RUN, Seen
+
+    scan = scan_nanopore_root(root)
+    seen = []
+    run_paths = set()
+    for run in scan.runs:
+        run_paths.add(run.path)
+        finished = [p for p in run.pod5 if p.start_signature and p.end_signature]
+        state = "complete" if run.complete else "sequencing"
+        seen.append(
+            Seen(
+                run.protocol_run_id or run.path.name,
+                state,
+                f"{len(finished)} finished pod5 file(s) of {len(run.pod5)}",
+                signature=f"{state}:{len(finished)}:{sum(p.size for p in finished)}",
+                watch=run.path,
+            )
+        )
+    for item in scan.skipped:
+        seen.append(Seen(item.path, "problem", item.why, signature=item.why))
+    root = Path(root)
+    if root.is_dir() and not RUN_FOLDER.match(root.name):
+        for group in _plain_folders(root):
+            seen.append(Seen(group.name, NOT_A_RUN, "", watch=group))
+            for sample in _plain_folders(group):
+                if not any(path.parent == sample for path in run_paths):
+                    seen.append(Seen(f"{group.name}/{sample.name}", NOT_A_RUN, "", watch=sample))
+    return seen
+
+
+def _plain_folders(path: Path) -> list[Path]:
+    try:
+        entries = sorted(path.iterdir())
+    except OSError:
+        return []
+    return [e for e in entries if not e.name.startswith(".") and not e.is_symlink() and e.is_dir()]

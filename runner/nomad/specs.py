@@ -10,6 +10,9 @@
 - The **Foreman** as a service job, `REFINERY_FOREMAN` (`python manage.py foreman`).
 - One **periodic batch job per scheduled survey**, `REFINERY_SCHEDULED_SURVEY_<NAME>`
   (`python manage.py survey --queue <args>`).
+- One **service job per watcher** (REFINERY_NOMAD_WATCHES), `REFINERY_WATCH_<NAME>`
+  (`python manage.py watch <args> --queue`), with the instruments' share mounted
+  read-only from a host volume.
 
 Images are `<registry>/refinery-<image>:<tag>` (docker/build.sh). The tasks get
 the settings they need, copied from the environment of the process that generates
@@ -48,6 +51,7 @@ from runner.nomad.task_spec import (
 PARENT_PREFIX = "REFINERY_"
 FOREMAN_JOB_ID = "REFINERY_FOREMAN"
 SCHEDULED_SURVEY_PREFIX = "REFINERY_SCHEDULED_SURVEY_"
+WATCH_PREFIX = "REFINERY_WATCH_"
 META_REQUIRED = ["JOB_ID", "JOB_KIND"]
 RUN_JOB_ARGS = ["manage.py", "run_job", "${NOMAD_META_JOB_KIND}", "${NOMAD_META_JOB_ID}"]
 GPU_DEVICE = {"Name": "nvidia/gpu", "Count": 1}
@@ -304,6 +308,90 @@ def scheduled_survey_job(
 
 
 @dataclass(frozen=True)
+class Watch:
+    name: str
+    args: tuple[str, ...]
+    volume: str = ""
+    mount: str = ""
+
+    @property
+    def job_id(self) -> str:
+        return WATCH_PREFIX + re.sub(r"[^A-Z0-9]+", "_", self.name.upper()).strip("_")
+
+
+def watches() -> list[Watch]:
+    """REFINERY_NOMAD_WATCHES, checked."""
+    where, entries = "REFINERY_NOMAD_WATCHES", settings.REFINERY_NOMAD_WATCHES
+    if not isinstance(entries, list):
+        raise ImproperlyConfigured(f"{where} must be a JSON list, not {type(entries).__name__}")
+    found = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or set(entry) - {"name", "args", "volume", "mount"}:
+            raise ImproperlyConfigured(
+                f'{where} entry {number} must be {{"name": ..., "args": [...], "volume": ..., '
+                f'"mount": ...}}, not {entry!r}'
+            )
+        name, args = entry.get("name"), entry.get("args")
+        volume, mount = entry.get("volume") or "", entry.get("mount") or ""
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+            raise ImproperlyConfigured(f"{where} entry {number}: name {name!r} must be a word")
+        sources = [SurveySource.ILLUMINA_RUNS, SurveySource.NANOPORE_RUNS]  # folder sources
+        if (
+            not isinstance(args, list)
+            or len(args) < 2
+            or not all(isinstance(a, str) for a in args)
+            or args[0] not in sources
+        ):
+            raise ImproperlyConfigured(
+                f"{where} entry {name!r}: args must be the arguments of `manage.py watch`, "
+                f"a source ({', '.join(sources)}) and its folders, not {args!r}"
+            )
+        if not isinstance(volume, str) or not isinstance(mount, str) or bool(volume) != bool(mount):
+            raise ImproperlyConfigured(
+                f"{where} entry {name!r}: give both a host volume and where to mount it "
+                '("volume": "sequencers", "mount": "/runs"), or neither'
+            )
+        found.append(Watch(name, tuple(args), volume, mount))
+    ids = [w.job_id for w in found]
+    if len(set(ids)) != len(ids):
+        raise ImproperlyConfigured(f"{where}: two entries have the same name ({ids})")
+    return found
+
+
+def watch_job(watch: Watch, options: SpecOptions, given: TaskSettings) -> dict:
+    """A service job that watches folders and queues a survey job when they change
+    (Nomad restarts it when it dies; the surveys are ordinary jobs)."""
+    spec = TaskSpec(
+        watch.job_id,
+        "watch",
+        options.image(settings.REFINERY_NOMAD_IMAGES["survey"]),
+        ["manage.py", "watch", *watch.args, "--queue"],
+        settings.REFINERY_NOMAD_CPU_MHZ["survey"],
+        settings.REFINERY_NOMAD_WATCH_RAM_MB,
+    )
+    task = build_task(spec, given)
+    group = build_group(
+        "watch", task, {"Attempts": 3, "Interval": 30 * 60 * NS_PER_S,
+                        "Delay": 15 * NS_PER_S, "Mode": "delay"}, None,
+    )  # fmt: skip
+    if watch.volume:
+        group.setdefault("Volumes", {})[watch.volume] = {
+            "Name": watch.volume, "Type": "host", "Source": watch.volume, "ReadOnly": True,
+        }  # fmt: skip
+        task.setdefault("VolumeMounts", []).append(
+            {"Volume": watch.volume, "Destination": watch.mount, "ReadOnly": True}
+        )
+    return {
+        "ID": watch.job_id,
+        "Name": watch.job_id,
+        "Type": "service",
+        "Datacenters": list(settings.REFINERY_NOMAD_DATACENTERS),
+        "Meta": {"refinery_kind": "watch", "refinery_watch": watch.name},
+        "TaskGroups": [group],
+    }
+
+
+@dataclass(frozen=True)
 class Specs:
     """Every job the refinery registers (Nomad's API `Job` objects), the items of
     each job's Nomad Variable (its secrets, by variable path), and the settings
@@ -326,6 +414,7 @@ def all_specs(options: SpecOptions | None = None) -> Specs:
     if settings.REFINERY_NOMAD_RUN_FOREMAN:
         jobs.append(foreman_job(options, task))
     jobs.extend(scheduled_survey_job(survey, options, task) for survey in scheduled_surveys())
+    jobs.extend(watch_job(watch, options, task) for watch in watches())
     variables = {}
     for job in jobs:
         secrets = task.secrets_for(foreman=job["ID"] == FOREMAN_JOB_ID)

@@ -447,3 +447,28 @@ def test_every_task_knows_its_image_for_provenance():
         for group in job["TaskGroups"]:
             for task in group["Tasks"]:
                 assert task["Env"]["REFINERY_DOCKER_IMAGE"] == task["Config"]["image"]
+
+
+def test_a_watch_is_a_service_with_the_instruments_share_mounted_read_only(settings):
+    settings.REFINERY_NOMAD_WATCHES = [
+        {"name": "novaseq", "args": ["illumina_runs", "/runs/novaseq"], "volume": "sequencers",
+         "mount": "/runs"},
+    ]  # fmt: skip
+    [watch] = [job for job in all_jobs() if job["ID"] == "REFINERY_WATCH_NOVASEQ"]
+    assert watch["Type"] == "service"
+    [group] = watch["TaskGroups"]
+    [task] = group["Tasks"]
+    assert task["Config"]["args"] == ["manage.py", "watch", "illumina_runs", "/runs/novaseq",
+                                      "--queue"]  # fmt: skip
+    assert group["Volumes"]["sequencers"]["ReadOnly"] is True
+    assert {"Volume": "sequencers", "Destination": "/runs", "ReadOnly": True} in task[
+        "VolumeMounts"
+    ]
+    settings.REFINERY_NOMAD_WATCHES = [{"name": "x", "args": ["ensembl", "/runs"]}]
+    with pytest.raises(ImproperlyConfigured, match="a source"):
+        all_jobs()
+    settings.REFINERY_NOMAD_WATCHES = [
+        {"name": "x", "args": ["illumina_runs", "/r"], "volume": "v"}
+    ]
+    with pytest.raises(ImproperlyConfigured, match="give both a host volume"):
+        all_jobs()

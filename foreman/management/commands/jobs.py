@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import time
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 from django.utils import timezone
 
@@ -15,6 +17,7 @@ from foreman import actions, cli_tables, job_summaries, log_text
 from foreman.heartbeat import health
 from foreman.jobrefs import RefError, find_job, job_ref, parse_kind, parse_when
 from foreman.models import Notification
+from foreman.schedules import schedule_statuses
 from runner.job_logs import local_log_file, read_log
 from runner.registry import queued_waits
 
@@ -39,6 +42,7 @@ manage.py jobs retry --failed-since 2026-05-01 --reason 'timed out|503'
 manage.py jobs cancel downloader:7
 manage.py jobs pause downloader      (and later: jobs resume downloader)
 manage.py jobs status || alert       (exits 1 when the Foreman is not alive)
+manage.py jobs schedules             (scheduled surveys: last and next run)
 """
 
     def add_arguments(self, parser):
@@ -119,6 +123,12 @@ manage.py jobs status || alert       (exits 1 when the Foreman is not alive)
             "Foreman is not alive (a health check)",
         )
         p.add_argument("--json", action="store_true", help="JSON instead of text")
+
+        p = sub.add_parser(
+            "schedules",
+            help="the scheduled surveys (REFINERY_SCHEDULED_SURVEYS) with their last and next run",
+        )
+        p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     def handle(self, *args, action: str, **options):
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -248,6 +258,42 @@ manage.py jobs status || alert       (exits 1 when the Foreman is not alive)
             raise CommandError(
                 f"the Foreman is not alive ({line}): start it with `manage.py foreman`",
                 returncode=1,
+            )
+
+    def do_schedules(self, json, **_):
+        try:
+            statuses = schedule_statuses()
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from None
+        runs_here = settings.REFINERY_DISPATCHER == "local"
+        if json:
+            self.out(job_summaries.to_json([
+                {"name": s.name, "cron": s.cron, "args": list(s.args),
+                 "last_due_at": s.last_due_at, "last_started_at": s.last_started_at,
+                 "last_job": f"survey:{s.last_job_id}" if s.last_job_id else None,
+                 "last_error": s.last_error, "next_due_at": s.next_due_at,
+                 "started_by": "foreman" if runs_here else "nomad"}
+                for s in statuses
+            ]))  # fmt: skip
+            return
+        if not statuses:
+            self.out("no scheduled surveys (REFINERY_SCHEDULED_SURVEYS is empty)")
+            return
+        zone = settings.REFINERY_SCHEDULED_SURVEYS_TIME_ZONE
+        self.out(cli_tables.table(
+            ["NAME", f"CRON ({zone})", "LAST DUE", "LAST STARTED", "JOB", "NEXT DUE", "ARGS"],
+            [[s.name, s.cron, cli_tables.when(s.last_due_at), cli_tables.when(s.last_started_at),
+              f"survey:{s.last_job_id}" if s.last_job_id else "",
+              cli_tables.when(s.next_due_at), cli_tables.clip(" ".join(s.args), 50)]
+             for s in statuses],
+        ))  # fmt: skip
+        for s in statuses:
+            if s.last_error:
+                self.out(f"{s.name}: the last due run could not start: {s.last_error}")
+        if not runs_here:
+            self.out(
+                "The dispatcher is nomad: Nomad's periodic jobs start these "
+                "(`manage.py nomad register`); the times above are the Foreman's, if it ran them."
             )
 
     # --- acting ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ manage.py survey ensembl --division EnsemblFungi --species saccharomyces_cerevis
 manage.py survey ena --study PRJNA123456
 manage.py survey ena --run SRR1234567 --ensembl-division EnsemblVertebrates
 manage.py survey local_files /data/incoming --pattern '*.fastq.gz'
+manage.py survey illumina_runs /mnt/sequencers [--archive-failed]
 manage.py survey ensembl --help        (a source's own options)
 manage.py survey --queue ena --study PRJNA123456   (as a job, for a worker)
 """
