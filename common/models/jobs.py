@@ -212,8 +212,13 @@ class Job(models.Model):
         )
         params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255], *skip_params]
         # raw() turns the returned row into a model instance with Django's converters.
-        claimed = list(cls.objects.raw(sql, params))
-        return claimed[0] if claimed else None
+        # The claim and the run it moves (if the job follows one) commit together.
+        with transaction.atomic():
+            claimed = list(cls.objects.raw(sql, params))
+            job = claimed[0] if claimed else None
+            if job is not None and job.follows_runs():
+                follow_job(job, JobState.RUNNING)
+        return job
 
     def mark_succeeded(self) -> bool:
         """The work is done (running → succeeded)."""

@@ -148,3 +148,19 @@ def test_jobs_of_other_pipelines_do_not_look_for_runs(django_assert_num_queries)
     job = ProcessorJob.objects.create(pipeline="smoke_test")
     with django_assert_num_queries(1):
         job.mark_started("w", "1")
+
+
+def test_a_worker_claiming_a_run_job_moves_the_run_in_the_claim():
+    """The worker's claim is one UPDATE … RETURNING, not mark_started: it moves
+    the run too."""
+    run = make_run()
+    run.move_to(RunState.COMPLETE)
+    archive, _ = run_batches(run)
+    job = DownloaderJob.objects.create(downloader_task="illumina_run")
+    job.batches.set([archive])
+    assert job.mark_queued()
+    claimed = DownloaderJob.claim_next("worker-1", "1", "local-1")
+    assert claimed.pk == job.pk
+    run.refresh_from_db()
+    assert run.state == "archiving"
+    assert run.history.last().job_id == job.pk

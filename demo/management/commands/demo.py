@@ -66,6 +66,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         with tempfile.TemporaryDirectory(prefix="refinery-demo-") as folder:
             organism = self.refine_demo_organism(Path(folder), genes, workers)
             self.quantify_study(organism, Path(folder) / "study", workers)
+            self.archive_illumina_run(Path(folder) / "sequencers", workers)
             self.find_nanopore_run(Path(folder) / "minknow", workers)
         self.summarise(time.monotonic() - started)
 
@@ -125,6 +126,20 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         self.stdout.write(text)
         self.stdout.flush()
 
+    def archive_illumina_run(self, share: Path, workers: int) -> None:
+        """A finished NovaSeq 6000 run folder on the "instruments' share": found,
+        archived into storage with its manifest, verified, and listed."""
+        from demo.illumina_run import finish_run, write_run_folder
+
+        folder = write_run_folder(share, "novaseq6000", number=1)
+        finish_run(folder, "novaseq6000")
+        # The demo does not wait the usual 15 minutes after CopyComplete.txt.
+        settings.REFINERY_ILLUMINA_GRACE_S = 0
+        self.say(f"\n8. An Illumina NovaSeq 6000 run folder, finished, at {folder}")
+        self.say("   Surveying the share (grace period 0 s for the demo):")
+        call_command("survey", "illumina_runs", str(share))
+        self.run_workers(workers, REFINERY_ILLUMINA_GRACE_S="0")
+
     def find_nanopore_run(self, root: Path, workers: int) -> None:
         """A finished MinKNOW run folder: found, its pod5 files batched, checked
         and stored; basecalling runs only where Dorado is (or on an engine)."""
@@ -132,7 +147,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
 
         run = make_nanopore_run(root, files=3)
         self.say(
-            f"\n8. A Nanopore run in MinKNOW's layout (3 pod5 files of synthetic signal) at "
+            f"\n9. A Nanopore run in MinKNOW's layout (3 pod5 files of synthetic signal) at "
             f"{run.folder}"
         )
         self.say("   Surveying it:")
@@ -178,7 +193,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
             raise CommandError(f"a worker failed: see {log.name}")
 
     def summarise(self, elapsed: float) -> None:
-        self.say("\n9. What the refinery did:")
+        self.say("\n10. What the refinery did:")
         jobs = [*SurveyJob.objects.all(), *DownloaderJob.objects.all(), *ProcessorJob.objects.all()]
         for job in sorted(jobs, key=lambda j: j.created_at):
             what = getattr(job, "pipeline", "") or getattr(job, "downloader_task", "") or job.source
@@ -188,6 +203,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         indices = self.show_indices()
         quantified = self.show_quantifications()
         dataset = self.show_dataset()
+        illumina = self.show_illumina_run()
         waiting = self.show_nanopore_run()
         failed = [j for j in jobs if j.state != JobState.SUCCEEDED and j not in waiting]
         home = settings.REFINERY_HOME
@@ -212,12 +228,14 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
             problems.append(f"{quantified} of 4 runs were quantified")
         if dataset.state != DatasetState.READY:
             problems.append(f"the dataset is {dataset.state}")
+        if illumina.state != "archived":
+            problems.append(f"the Illumina run is {illumina.state}, not archived")
         if problems:
             raise CommandError("; ".join(problems))
 
     def show_indices(self) -> list[TranscriptomeIndex]:
         indices = list(TranscriptomeIndex.objects.select_related("computed_file__provenance"))
-        self.say("\n10. The transcriptome indices:")
+        self.say("\n11. The transcriptome indices:")
         storage = permanent_storage()
         for index in indices:
             result = index.computed_file
@@ -233,7 +251,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         return indices
 
     def show_quantifications(self) -> int:
-        self.say("\n11. The study's runs, quantified:")
+        self.say("\n12. The study's runs, quantified:")
         rows = Quantification.objects.select_related("batch").order_by("batch__accession")
         for quantification in rows:
             batch = quantification.batch
@@ -246,7 +264,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
 
     def show_dataset(self) -> Dataset:
         dataset = Dataset.objects.select_related("matrix_file").get(pk=self.dataset.pk)
-        self.say(f"\n12. Dataset {dataset.pk}: {dataset.state}")
+        self.say(f"\n13. Dataset {dataset.pk}: {dataset.state}")
         if dataset.matrix_file is not None:
             location = permanent_storage().location(dataset.matrix_file.key)
             self.say(
@@ -255,6 +273,23 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
             )
         return dataset
 
+    def show_illumina_run(self) -> SequencingRun:
+        from foreman.run_archives import archive_of
+
+        run = SequencingRun.objects.get(platform="illumina")
+        self.say(
+            f"\n14. Illumina run {run.run_id} ({run.instrument_type} {run.instrument_id}, "
+            f"flow cell {run.flowcell}): {run.state}"
+        )
+        for change in run.history:
+            self.say(f"   {change.at:%H:%M:%S} {change.new_state:<10} {change.reason}")
+        archive = archive_of(run)
+        if archive is not None:
+            location = permanent_storage().location(archive.key)
+            self.say(f"   archive: {location} ({archive.size:,} bytes, verified)")
+            self.say(f"   restore: manage.py runs restore {run.run_id} /some/empty/folder")
+        return run
+
     def show_nanopore_run(self) -> list[ProcessorJob]:
         """The Nanopore run and its batches; returns the basecalling jobs that wait
         for Dorado (not a failure of the demo: most machines have no GPU)."""
@@ -262,7 +297,7 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
 
         run = SequencingRun.objects.get(platform="nanopore")
         self.say(
-            f"\n13. Nanopore run {run.run_id} ({run.flowcell} on {run.instrument_id}): {run.state}"
+            f"\n15. Nanopore run {run.run_id} ({run.flowcell} on {run.instrument_id}): {run.state}"
         )
         for batch in run.batches.order_by("variant"):
             files = batch.metadata.get("pod5_files") or {}
