@@ -664,12 +664,14 @@ def read_archive(
     manifest: dict,
     dest: Path | None = None,
     progress: Progress | None = None,
+    wanted: Callable[[str], bool] | None = None,
 ) -> ReadResult:
     """Read an archive through to its end and check it against `manifest`: each
     file's size and SHA-256, each link's target, each folder, nothing missing or
     extra, and the archive's own size and SHA-256. With `dest` (an existing,
     empty folder), also write the members under it (the run folder's contents go
-    straight into `dest`). Raises ArchiveMismatch naming the first difference."""
+    straight into `dest`): every one, or the files whose path `wanted` accepts.
+    Raises ArchiveMismatch naming the first difference."""
     top = manifest.get("run_folder", "")
     check_name(top, "the manifest's run folder")
     expected: dict[str, tuple[str, dict]] = {}
@@ -699,10 +701,11 @@ def read_archive(
                     if kind is None:
                         raise ArchiveMismatch(f"{path} is in the archive but not in its manifest")
                     if kind == "files" and info.isreg():
-                        size = _check_file(tar, info, path, entry, dest, progress)
+                        keep = dest if wanted is None or wanted(path) else None
+                        size = _check_file(tar, info, path, entry, keep, progress)
                         files, total = files + 1, total + size
                     elif kind == "folders" and info.isdir():
-                        if dest is not None:
+                        if dest is not None and wanted is None:
                             (dest / path).mkdir(parents=True, exist_ok=True)
                     elif kind == "links" and info.issym():
                         if info.linkname != entry.get("target"):
@@ -782,6 +785,15 @@ def _check_file(tar, info, path: str, entry: dict, dest: Path | None, progress) 
             "manifest"
         )
     return info.size
+
+
+def extract_members(
+    stream: BinaryIO, manifest: dict, dest: str | Path, wanted: Callable[[str], bool]
+) -> ReadResult:
+    """Write only the files `wanted` accepts (paths inside the run folder) under
+    `dest`, an existing empty folder, checking the whole archive as it goes: a
+    converter needs the base calls, not the thumbnails."""
+    return read_archive(stream, manifest, Path(dest), None, wanted)
 
 
 def verify_archive(

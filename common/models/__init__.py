@@ -4,6 +4,7 @@ from common.models.batches import Batch, BatchStatus, OriginalFile
 from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline, SurveySource
 from common.models.control import PausedKind
 from common.models.datasets import Dataset, DatasetState, DatasetValue
+from common.models.demultiplexing import DemultiplexStat
 from common.models.job_kinds import (
     JOB_MODELS,
     DownloaderJob,
@@ -31,6 +32,7 @@ __all__ = [
     "Dataset",
     "DatasetState",
     "DatasetValue",
+    "DemultiplexStat",
     "DownloaderJob",
     "DownloaderTask",
     "Experiment",
