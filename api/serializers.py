@@ -9,6 +9,7 @@ from rest_framework.reverse import reverse
 from common.models import (
     Batch,
     ComputedFile,
+    DemultiplexStat,
     DownloaderJob,
     Experiment,
     Job,
@@ -318,21 +319,46 @@ class SequencingRunSerializer(Redacted, serializers.ModelSerializer):
         fields = [*RUN_FIELDS, "url"]
 
 
+class DemultiplexStatSerializer(serializers.ModelSerializer):
+    percent_q30 = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = DemultiplexStat
+        fields = [
+            "lane", "sample_id", "sample_project", "index", "reads", "perfect_index_reads",
+            "one_mismatch_index_reads", "percent_of_lane", "yield_bases", "yield_q30",
+            "percent_q30", "mean_quality", "processor_job",
+        ]  # fmt: skip
+
+
 class SequencingRunDetailSerializer(SequencingRunSerializer):
-    """One run with its history, batches, jobs, results and archive."""
+    """One run with its history, batches, jobs, results, archive and the figures
+    of its latest demultiplexing."""
 
     redacted_fields = ("state_reason", "metadata")
     history = RunStateChangeSerializer(source="state_changes", many=True, read_only=True)
     batches = RunBatchSerializer(many=True, read_only=True)
     archive = serializers.SerializerMethodField()
+    demultiplexing = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     class Meta:
         model = SequencingRun
         fields = [
             *RUN_FIELDS, "read_structure", "tiles", "sample_sheet", "sample_sheet_sha256",
-            "metadata", "survey_job", "history", "batches", "archive", "links", "url",
+            "metadata", "survey_job", "history", "batches", "archive", "demultiplexing",
+            "links", "url",
         ]  # fmt: skip
+
+    @extend_schema_field(DemultiplexStatSerializer(many=True))
+    def get_demultiplexing(self, run: SequencingRun) -> list[dict]:
+        """Reads, index matches, yield and Q30 per lane and sample, from the latest
+        bcl2fastq job ([] before one succeeded)."""
+        latest = run.demultiplex_stats.order_by("-processor_job_id").first()
+        if latest is None:
+            return []
+        rows = run.demultiplex_stats.filter(processor_job_id=latest.processor_job_id)
+        return DemultiplexStatSerializer(rows, many=True).data
 
     @extend_schema_field(RunArchiveSerializer(allow_null=True))
     def get_archive(self, run: SequencingRun) -> dict | None:

@@ -81,3 +81,15 @@ def runs_by_state(runs: dict[str, dict[str, int]]) -> str:
         axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
     axes.set_title("Sequencing runs by state")
     return _svg(figure)
+
+
+def reads_per_sample(stats: list) -> str:
+    """Horizontal bars: each lane and sample's reads (Undetermined in grey)."""
+    labels = [f"L{row.lane} {row.sample_id}" for row in stats]
+    figure, axes = plt.subplots(figsize=(7, 0.8 + 0.28 * max(1, len(stats))))
+    colours = ["#9e9e9e" if row.sample_id == "Undetermined" else "#1565c0" for row in stats]
+    axes.barh(labels, [row.reads for row in stats], color=colours)
+    axes.invert_yaxis()
+    axes.set_xlabel("reads")
+    axes.set_title("Reads per sample")
+    return _svg(figure)

@@ -19,7 +19,7 @@ from django.utils.text import Truncator
 
 from common.models import RunStateChange, SequencingRun, WebhookDelivery
 from common.secrets import redact, redact_data
-from foreman import webhooks
+from foreman import plots, webhooks
 from foreman.admin.base import ReadOnlyAdmin, admin_link, redacted
 from foreman.admin.jobs import STATE_LOOKS, state_badge
 from foreman.cli_tables import span
@@ -138,6 +138,7 @@ class SequencingRunAdmin(ReadOnlyAdmin):
         "survey_job",
         "batches_and_jobs",
         "archive",
+        "demultiplexing",
         "webhook_deliveries",
         "api_link",
         "created_at",
@@ -217,6 +218,37 @@ class SequencingRunAdmin(ReadOnlyAdmin):
             computed.sha256,
             storage_url(computed.key),
         )
+
+    @admin.display(description="demultiplexing")
+    def demultiplexing(self, run: SequencingRun) -> str:
+        """The latest bcl2fastq job's figures per lane and sample, and a plot."""
+        latest = run.demultiplex_stats.order_by("-processor_job_id").first()
+        if latest is None:
+            return "-"
+        stats = list(run.demultiplex_stats.filter(processor_job_id=latest.processor_job_id))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:,}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row.lane, row.sample_id, row.index or "-", row.reads,
+                    f"{row.percent_of_lane:.2f} %" if row.percent_of_lane is not None else "-",
+                    f"{row.percent_q30:.1f} %" if row.percent_q30 is not None else "-",
+                    row.mean_quality if row.mean_quality is not None else "-",
+                )
+                for row in stats
+            ),
+        )  # fmt: skip
+        table = format_html(
+            '<table class="demultiplexing"><thead><tr><th>lane</th><th>sample</th>'
+            "<th>index</th><th>reads</th><th>% of lane</th><th>% ≥ Q30</th>"
+            "<th>mean quality</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+        # matplotlib's own SVG: its text escaped by matplotlib.
+        plot = mark_safe(plots.reads_per_sample(stats))
+        job = admin_link(latest.processor_job)
+        return format_html("{}<br>by {}<div>{}</div>", table, job, plot)
 
     @admin.display(description="webhook deliveries")
     def webhook_deliveries(self, run: SequencingRun) -> str:
