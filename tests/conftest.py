@@ -27,10 +27,33 @@ PROJECT = Path(__file__).resolve().parent.parent
 MANAGE = PROJECT / "manage.py"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests",
+        action="store_true",
+        help="run only the tests that use the database (`make test`'s second pass: "
+        "a test that uses none gives the same result on every database)",
+    )
+
+
+def uses_the_database(item) -> bool:
+    """Whether a test touches the database: a `django_db` mark, or a fixture that
+    sets up the test database (db, transactional_db, client, admin_user, live_server…
+    all depend on django_db_setup)."""
+    return bool(item.get_closest_marker("django_db")) or "django_db_setup" in getattr(
+        item, "fixturenames", ()
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """`postgres_only` tests are skipped, with the reason, when the database is not
     PostgreSQL (`pytest tests/<folder>` on SQLite); `make test` deselects them on
-    its SQLite run and runs them on PostgreSQL."""
+    its SQLite run and runs them on PostgreSQL. With --database-tests, the tests
+    that use no database are deselected: `make test` has run them on PostgreSQL."""
+    if config.getoption("--database-tests"):
+        kept = [item for item in items if uses_the_database(item)]
+        config.hook.pytest_deselected(items=[i for i in items if not uses_the_database(i)])
+        items[:] = kept
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(reason=f"needs PostgreSQL; the database is {connection.vendor}")
