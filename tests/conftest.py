@@ -31,15 +31,18 @@ def pytest_addoption(parser):
     parser.addoption(
         "--database-tests",
         action="store_true",
-        help="run only the tests that use the database (`make test`'s second pass: "
-        "a test that uses none gives the same result on every database)",
+        help="run only the tests whose result may depend on the database (`make test`'s "
+        "second pass): not those that use none, nor those marked same_on_every_database",
     )
 
 
 def uses_the_database(item) -> bool:
-    """Whether a test touches the database: a `django_db` mark, or a fixture that
-    sets up the test database (db, transactional_db, client, admin_user, live_server…
-    all depend on django_db_setup)."""
+    """Whether a test's result may depend on the database: it touches it (a
+    `django_db` mark, or a fixture that sets up the test database: db,
+    transactional_db, client, admin_user, live_server… all depend on
+    django_db_setup) and is not marked `same_on_every_database`."""
+    if item.get_closest_marker("same_on_every_database"):
+        return False
     return bool(item.get_closest_marker("django_db")) or "django_db_setup" in getattr(
         item, "fixturenames", ()
     )
