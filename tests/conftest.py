@@ -32,10 +32,36 @@ PROJECT = Path(__file__).resolve().parent.parent
 MANAGE = PROJECT / "manage.py"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests",
+        action="store_true",
+        help="run only the tests whose result may depend on the database (`make test`'s "
+        "second pass): not those that use none, nor those marked same_on_every_database",
+    )
+
+
+def uses_the_database(item) -> bool:
+    """Whether a test's result may depend on the database: it touches it (a
+    `django_db` mark, or a fixture that sets up the test database: db,
+    transactional_db, client, admin_user, live_server… all depend on
+    django_db_setup) and is not marked `same_on_every_database`."""
+    if item.get_closest_marker("same_on_every_database"):
+        return False
+    return bool(item.get_closest_marker("django_db")) or "django_db_setup" in getattr(
+        item, "fixturenames", ()
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """`postgres_only` tests are skipped, with the reason, when the database is not
     PostgreSQL (`pytest tests/<folder>` on SQLite); `make test` deselects them on
-    its SQLite run and runs them on PostgreSQL."""
+    its SQLite run and runs them on PostgreSQL. With --database-tests, the tests
+    that use no database are deselected: `make test` has run them on PostgreSQL."""
+    if config.getoption("--database-tests"):
+        kept = [item for item in items if uses_the_database(item)]
+        config.hook.pytest_deselected(items=[i for i in items if not uses_the_database(i)])
+        items[:] = kept
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(reason=f"needs PostgreSQL; the database is {connection.vendor}")

@@ -83,6 +83,7 @@ def test_a_404_fails_at_once_without_retry(ensembl, downloader_job):
     assert not ProcessorJob.objects.exists()
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_500_is_retried_then_fails_with_url_and_status(ensembl, downloader_job):
     ensembl.fail_path(GTF, status=500)
     job = run(downloader_job)
@@ -93,6 +94,7 @@ def test_a_500_is_retried_then_fails_with_url_and_status(ensembl, downloader_job
     assert not ProcessorJob.objects.exists()
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_timeout_is_retried(ensembl, downloader_job, caplog):
     ensembl.delay(GENOME, 5, times=1)  # the timeout is 2 s
     assert run(downloader_job).state == JobState.SUCCEEDED

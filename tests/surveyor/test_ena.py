@@ -143,6 +143,7 @@ def test_a_malformed_accession_is_refused_before_any_job(ena):
     assert not SurveyJob.objects.exists()
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_ena_answering_5xx_is_retried(ena):
     with_index()
     ena.fail_next(2, status=503)
@@ -150,6 +151,7 @@ def test_ena_answering_5xx_is_retried(ena):
     assert ena.requests.count("/ena/portal/api/filereport") == 3
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_ena_failing_every_time_fails_the_survey_with_the_reason(ena):
     ena.fail_next(10, status=502)
     message, job = failed_survey("--study", STUDY)
@@ -158,6 +160,7 @@ def test_ena_failing_every_time_fails_the_survey_with_the_reason(ena):
     assert ena.requests.count("/ena/portal/api/filereport") == 4
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_slow_ena_times_out_and_fails(ena, settings):
     settings.REFINERY_HTTP_TIMEOUT_S = 0.3
     ena.delay_s = 1

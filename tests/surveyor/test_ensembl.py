@@ -86,6 +86,7 @@ def test_a_given_release_is_used_as_is(ensembl):
     assert ensembl.request_count("/info/eg_version") == 0
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_source_that_keeps_failing_fails_the_survey_with_url_and_status(ensembl):
     ensembl.fail_path("/info/eg_version", status=500)
     with pytest.raises(CommandError) as error:

@@ -122,6 +122,7 @@ def test_an_error_body_is_not_copied_into_the_reason(hostile):
     assert LEAK not in job.failure_reason
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_custom_reason_phrase_is_not_copied_into_the_reason(hostile):
     hostile.answer(EG_VERSION, 503, b"", reason=LEAK)
     job = failed_survey()
@@ -245,6 +246,7 @@ def test_deeply_nested_json_fails_clearly(hostile):
 # --- Retry-After --------------------------------------------------------------------------------
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_retry_after_in_http_date_form_is_honoured(hostile):
     when = email.utils.formatdate(time.time() + 3, usegmt=True)
     hostile.answer_json(EG_VERSION, {"error": "slow down"}, status=429,
@@ -254,6 +256,7 @@ def test_a_retry_after_in_http_date_form_is_honoured(hostile):
     assert second.time - first.time >= 2.0  # waited as asked (the backoff alone is 1 s)
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_retry_after_in_seconds_is_honoured(hostile):
     hostile.answer_json(EG_VERSION, {}, status=429, headers={"Retry-After": "2"}, times=1)
     survey()
@@ -261,6 +264,7 @@ def test_a_retry_after_in_seconds_is_honoured(hostile):
     assert second.time - first.time >= 2.0
 
 
+@pytest.mark.same_on_every_database  # waits out the HTTP backoff; nothing database-specific
 def test_a_retry_after_that_makes_no_sense_falls_back_to_the_backoff(hostile):
     hostile.answer_json(EG_VERSION, {}, status=429, headers={"Retry-After": LEAK}, times=2)
     survey()
