@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
+from functools import cache
 
 COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828"}
 
 
+@cache
+def pyplot():
+    """matplotlib, loaded when a plot is first drawn: loading it costs most of a
+    `manage.py` process's start, and most processes draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def _svg(figure) -> str:
+    plt = pyplot()
     out = io.StringIO()
     figure.savefig(out, format="svg", bbox_inches="tight")
     plt.close(figure)
@@ -25,6 +33,7 @@ def _svg(figure) -> str:
 
 def finished_per_hour(series: list[dict]) -> str:
     """Stacked bars: jobs that ended in each hour, by state."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 2.6))
     hours = [datetime.fromisoformat(row["hour"]) for row in series]
     bottom = [0] * len(series)
@@ -43,6 +52,7 @@ def finished_per_hour(series: list[dict]) -> str:
 
 def runtime_distribution(runtimes: dict[str, dict]) -> str:
     """A box plot of the processor jobs' runtimes per pipeline."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 0.6 + 0.5 * max(1, len(runtimes))))
     if runtimes:
         names = list(runtimes)
@@ -65,6 +75,7 @@ RUN_STATE_COLOURS = {
 
 def runs_by_state(runs: dict[str, dict[str, int]]) -> str:
     """Horizontal stacked bars: each platform's runs by state."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 1.4 + 0.4 * len(runs)))
     platforms = list(runs)
     if not any(sum(states.values()) for states in runs.values()):
@@ -86,6 +97,7 @@ def runs_by_state(runs: dict[str, dict[str, int]]) -> str:
 def reads_per_sample(stats: list) -> str:
     """Horizontal bars: each lane and sample's reads (Undetermined in grey)."""
     labels = [f"L{row.lane} {row.sample_id}" for row in stats]
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 0.8 + 0.28 * max(1, len(stats))))
     colours = ["#9e9e9e" if row.sample_id == "Undetermined" else "#1565c0" for row in stats]
     axes.barh(labels, [row.reads for row in stats], color=colours)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 from django.db import IntegrityError, models, transaction
 
 from common.models.lengths import LengthChecked
@@ -95,11 +94,17 @@ class GeneSet(models.Model):
 
 
 def pack_values(values) -> bytes:
-    """Values as little-endian float64, the form quantifications store."""
+    """Values as little-endian float64, the form quantifications store. (numpy is
+    loaded here, not when the models are: most processes never need it.)"""
+    import numpy as np
+
     return np.asarray(values, dtype="<f8").tobytes()
 
 
-def unpack_values(data: bytes | memoryview) -> np.ndarray:
+def unpack_values(data: bytes | memoryview):
+    """The float64 array `pack_values` made."""
+    import numpy as np
+
     return np.frombuffer(bytes(data), dtype="<f8")
 
 
