@@ -243,7 +243,7 @@ def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
         )
     raw = np.frombuffer(packed, dtype=np.uint8)
     table = header.lookup()
-    if header.bits_quality == 2:
+    if header.bits_per_quality == 2:
         nibbles = np.empty(raw.size * 2, dtype=np.uint8)
         nibbles[0::2] = raw & 0x0F
         nibbles[1::2] = raw >> 4
