@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from common.illumina.run_info import RunInfo, RunInfoError, read_run_info
+from common.progress import Progress
 from processors.bcl import reports
 from processors.bcl.barcodes import LaneBarcodes, PicardRules, check_collisions, reverse_complement
 from processors.bcl.errors import ConversionError
@@ -68,6 +69,7 @@ class ConvertOptions:
     no_lane_splitting: bool | None = None  # None: the sheet's NoLaneSplitting
     picard: PicardRules | None = None  # Picard's matching, read names and EAMSS
     run_name: str | None = None  # the read names' second field (default Run@Number)
+    tiles: list[str] | None = None  # only these tiles ("<lane>_<tile>"), as BCL Convert's --tiles
     progress: object = None  # callable(done_tiles, total_tiles) or None
 
 
@@ -417,46 +419,53 @@ def convert_tile(lane: int, tile: int) -> dict:
     pf = int(data.passed.sum())
     everything = np.arange(len(data.passed))
     chosen = everything if plan.include_non_pf else np.flatnonzero(data.passed)
-    calls = data.calls[chosen]
-    passed = data.passed[chosen]
     n = len(chosen)
     barcodes = plan.lanes[lane]
-    bases = BASES[calls]
     index_columns = [
         cols[:length] for cols, length in zip(plan.index_columns, barcodes.lengths, strict=False)
     ]
     flat_index = [c for cols in index_columns for c in cols]
-    observed = bases[:, flat_index] if flat_index else np.empty((n, 0), np.uint8)
+    observed = (
+        BASES[data.calls[chosen][:, flat_index]] if flat_index else np.empty((n, 0), np.uint8)
+    )
     samples, distances = barcodes.match(observed)
     sample_count = len(barcodes.barcodes) or 1
     group = np.where(samples < 0, 0, samples + 1)  # 0 = undetermined
     order = np.argsort(group, kind="stable")
     group_sorted = group[order]
     boundaries = np.searchsorted(group_sorted, np.arange(sample_count + 2))
+    rows = chosen[order]  # one copy of the tile, in output order
+    calls = data.calls[rows]
+    bases = BASES[calls]
+    passed = data.passed[rows]
 
     qualities_table = PICARD_QUALITIES if plan.picard else QUALITIES
-    x = data.x[chosen][order]
-    y = data.y[chosen][order]
-    flag = np.where(passed[order], ord("N"), ord("Y")).astype(np.uint8)[:, None]
-    header_index = _header_index(plan, bases[order], samples[order], lane)
+    x = data.x[rows]
+    y = data.y[rows]
+    flag = np.where(passed, ord("N"), ord("Y")).astype(np.uint8)[:, None]
+    header_index = _header_index(plan, bases, samples[order], lane)
     umi = None
     if plan.umi_columns:
         parts = []
         for position, cols in enumerate(plan.umi_columns):
             if position:
                 parts.append(np.full((n, 1), ord("+"), np.uint8))
-            parts.append(bases[order][:, cols])
+            parts.append(bases[:, _span(cols)])
         umi = np.concatenate(parts, axis=1)
 
     members: dict[str, list[tuple[int, bytes]]] = {}
     read_metrics = {}
     prefix = f"{plan.name_prefix}{lane}:{tile}:".encode()
+    per_group = np.bincount(group_sorted, minlength=sample_count + 1)
     for output in plan.outputs:
-        seq = bases[order][:, output.cycles]
-        quality_values = (qualities_table[calls[order][:, output.cycles]] - 33).astype(np.uint8)
+        span = _span(output.cycles)
+        seq = bases[:, span]
+        qual = qualities_table[calls[:, span]]
         if plan.picard:
+            seq = seq.copy()
+            quality_values = (qual - 33).astype(np.uint8)
             _eamss(seq, quality_values)
-        qual = quality_values + 33
+            qual = quality_values + 33
         read_number = "" if plan.picard and output.key.startswith("I") else output.read_number
         fields = [Const(prefix), Number(x), Const(b":"), Number(y)]
         if umi is not None:
@@ -472,12 +481,12 @@ def convert_tile(lane: int, tile: int) -> dict:
             if end > start:
                 chunk = text[offsets[start] : offsets[end]]
                 members.setdefault(output.key, []).append((g - 1, gzip_member(chunk, plan.level)))
-        # Per-sample yield, Q30 and quality sums for this read.
-        q = quality_values.astype(np.int64)
-        per_row_q30 = (q >= 30).sum(axis=1)
-        per_row_sum = q.sum(axis=1)
+        # Per-sample yield, Q30 and quality sums for this read (from the Phred+33 text).
+        length = len(output.cycles)
+        per_row_q30 = (qual >= 63).sum(axis=1)
+        per_row_sum = qual.sum(axis=1, dtype=np.int64) - 33 * length
         read_metrics[output.key] = (
-            np.bincount(group_sorted, minlength=sample_count + 1) * len(output.cycles),
+            per_group * length,
             np.bincount(group_sorted, weights=per_row_q30, minlength=sample_count + 1),
             np.bincount(group_sorted, weights=per_row_sum, minlength=sample_count + 1),
         )
@@ -509,6 +518,13 @@ def convert_tile(lane: int, tile: int) -> dict:
     }
 
 
+def _span(columns: list[int]):
+    """A slice when the columns are consecutive (a view, no copy), else the list."""
+    if columns and columns == list(range(columns[0], columns[-1] + 1)):
+        return slice(columns[0], columns[-1] + 1)
+    return columns
+
+
 def _header_index(plan: Plan, bases_sorted: np.ndarray, samples_sorted, lane: int):
     """The read name's last field: the index bases as read (i7+i5), or for Picard the
     matched sample's barcode (nothing when unmatched)."""
@@ -530,7 +546,7 @@ def _header_index(plan: Plan, bases_sorted: np.ndarray, samples_sorted, lane: in
     for position, cols in enumerate(plan.index_columns):
         if position:
             parts.append(np.full((n, 1), ord("+"), np.uint8))
-        parts.append(bases_sorted[:, cols])
+        parts.append(bases_sorted[:, _span(cols)])
     return Fixed(np.concatenate(parts, axis=1))
 
 
@@ -626,6 +642,11 @@ def _file_name(sample, lane: int, key: str, version: int, no_lane_split: bool) -
 
 def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_split) -> None:
     jobs = [(lane, tile) for lane, layout in plan.layout.lanes.items() for tile in layout.tiles]
+    if options.tiles is not None:
+        wanted = set(options.tiles)
+        jobs = [(lane, tile) for lane, tile in jobs if f"{lane}_{tile}" in wanted]
+        if not jobs:
+            raise ConversionError(f"none of the tiles {sorted(wanted)[:5]} is in the run")
     threads = options.threads or os.cpu_count() or 1
     version = sheet.version if sheet else 2
     totals: dict[tuple[int, int], dict] = {}
@@ -638,16 +659,25 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
             for sample in samples:
                 expected.add(_file_name(sample, lane, output.key, version, no_lane_split))
 
+    handles: dict[Path, object] = {}
+
+    def append(path: Path, member: bytes) -> None:
+        stream = handles.pop(path, None)
+        if stream is None:
+            if len(handles) >= 500:  # stay well under the open-file limit
+                handles.pop(next(iter(handles))).close()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stream = path.open("ab")
+        handles[path] = stream  # most recently used last
+        stream.write(member)
+
     def take(result: dict) -> None:
         lane = result["lane"]
         samples = lane_samples[lane]
         for key, members in result["members"].items():
             for sample_index, member in members:
                 sample = samples[sample_index] if sample_index >= 0 and samples else None
-                path = staging / _file_name(sample, lane, key, version, no_lane_split)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("ab") as stream:
-                    stream.write(member)
+                append(staging / _file_name(sample, lane, key, version, no_lane_split), member)
         report.clusters += result["clusters"]
         report.clusters_pf += result["pf"]
         report.clusters_written += result["written"]
@@ -670,6 +700,23 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
         if len(bucket) > TOP_UNKNOWN * 100:
             unknown[lane] = Counter(dict(bucket.most_common(TOP_UNKNOWN * 10)))
 
+    try:
+        _run_jobs(plan, jobs, threads, take, options)
+    finally:
+        for stream in handles.values():
+            stream.close()
+    empty = gzip_member(b"", plan.level)
+    for name in expected:
+        path = staging / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(empty)
+    _fill_report(plan, lane_samples, totals, read_totals, unknown, report)
+
+
+def _run_jobs(plan: Plan, jobs: list, threads: int, take, options: ConvertOptions) -> None:
+    """Convert the tiles, in worker processes when there are several threads; hand
+    each result to take() in tile order (at most two tiles per worker in flight)."""
     done = 0
     if threads <= 1 or len(jobs) <= 1:
         _init_worker(plan)
@@ -698,14 +745,6 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
                 done += 1
                 if options.progress:
                     options.progress(done, len(jobs))
-
-    empty = gzip_member(b"", plan.level)
-    for name in expected:
-        path = staging / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(empty)
-    _fill_report(plan, lane_samples, totals, read_totals, unknown, report)
 
 
 def _fill_report(plan, lane_samples, totals, read_totals, unknown, report) -> None:
@@ -808,6 +847,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-index-fastqs", action="store_true", default=None)
     parser.add_argument("--no-lane-splitting", action="store_true", default=None)
     parser.add_argument("--compression-level", type=int, choices=(0, 1, 2, 3), default=1)
+    parser.add_argument("--tiles", help="only these tiles, e.g. 1_1101,1_1102")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     options = ConvertOptions(
@@ -820,18 +860,15 @@ def main(argv: list[str] | None = None) -> int:
         i5_orientation=args.i5_orientation,
         create_index_fastqs=args.create_index_fastqs,
         no_lane_splitting=args.no_lane_splitting,
+        tiles=args.tiles.split(",") if args.tiles else None,
     )
-    if sys.stderr.isatty():
-
-        def show(done: int, total: int) -> None:
-            print(f"\rtiles {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
-
-        options.progress = show
-    try:
-        report = convert_run(args.run_folder, args.output_dir, args.sample_sheet, options)
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with Progress(None, "tiles") as bar:
+        options.progress = lambda done, total: (setattr(bar.bar, "total", total), bar.advance())
+        try:
+            report = convert_run(args.run_folder, args.output_dir, args.sample_sheet, options)
+        except ConversionError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if args.json:
         import json
 
