@@ -594,6 +594,7 @@ def convert_run(
     plan, extra = make_plan(run_folder, sheet, options)
     run_info = plan.run_info
     plan.layout = RunLayout(run_folder, run_info.lane_count, run_info.tiles)
+    plan.layout.load_headers(plan.cycles)
     reverse_i5, reason = _decide_i5(plan, sheet, extra["index_reads"], options)
     lane_samples = {}
     for lane in plan.layout.lanes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,7 @@ class CbclHeader:
     tiles: dict[int, CbclTile]
     non_pf_excluded: bool
 
+    @cached_property
     def lookup(self) -> np.ndarray:
         """Maps each packed nibble (or byte, for 8-bit data) to a BCL byte."""
         scores = dict(self.bins)
@@ -242,7 +244,7 @@ def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
             path,
         )
     raw = np.frombuffer(packed, dtype=np.uint8)
-    table = header.lookup()
+    table = header.lookup
     if header.bits_per_quality == 2:
         nibbles = np.empty(raw.size * 2, dtype=np.uint8)
         nibbles[0::2] = raw & 0x0F

@@ -66,6 +66,19 @@ class RunLayout:
                 raise ConversionError(f"has no L{lane:03d} folder for lane {lane}", self.basecalls)
             self.lanes[lane] = self._lane(lane, folder, listed.get(lane))
         self._slocs: tuple[np.ndarray, np.ndarray] | None = None
+        self._cbcl_headers: dict[Path, formats.CbclHeader] = {}
+
+    def load_headers(self, cycles: list[int]) -> None:
+        """Read every CBCL header the conversion needs once, before workers start
+        (they inherit them), instead of once per tile."""
+        for layout in self.lanes.values():
+            if layout.kind != "cbcl":
+                continue
+            for surface in sorted(set(layout.cbcl_surfaces.values())):
+                for cycle in cycles:
+                    path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
+                    if path.exists():
+                        self._cbcl_headers[path] = formats.read_cbcl_header(path)
 
     # ------------------------------------------------------------ discovery
 
@@ -172,7 +185,7 @@ class RunLayout:
             path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
             if not path.exists():
                 raise ConversionError(f"cycle {cycle} (tile {tile}) is missing", path)
-            header = formats.read_cbcl_header(path)
+            header = self._cbcl_headers.get(path) or formats.read_cbcl_header(path)
             if tile not in header.tiles:
                 raise ConversionError(f"tile {tile} is missing from cycle {cycle}", path)
             expected = int(passed.sum()) if header.non_pf_excluded else len(passed)
