@@ -35,6 +35,7 @@ import numpy as np
 from common.illumina.run_info import RunInfo, RunInfoError, read_run_info
 from common.progress import Progress
 from processors.bcl import reports
+from processors.bcl.adapters import AdapterRule, adapter_rules, apply_adapters
 from processors.bcl.barcodes import LaneBarcodes, PicardRules, check_collisions, reverse_complement
 from processors.bcl.errors import ConversionError
 from processors.bcl.fastq import (
@@ -127,6 +128,7 @@ class Plan:
     name_prefix: str
     picard_barcodes: dict[int, list[bytes]] = field(default_factory=dict)
     layout: RunLayout | None = None
+    adapters: dict[str, AdapterRule] = field(default_factory=dict)  # "R1" → rule
 
 
 def _read_segments(run_info: RunInfo, sheet: SampleSheet | None) -> list[list[tuple[str, int]]]:
@@ -208,7 +210,11 @@ def make_plan(
         )
     if any(not 0 <= m <= 2 for m in mismatches):
         raise ConversionError(f"barcode mismatches {mismatches} must each be 0, 1 or 2")
+    rules = adapter_rules(sheet, len(data_reads))
+    adapters = {f"R{n}": rule for n, rule in enumerate(rules, start=1) if rule is not None}
     settings.update(
+        adapters={key: [a.decode() for a in rule.sequences] for key, rule in adapters.items()},
+        adapter_behavior=next((rule.behavior for rule in adapters.values()), None),
         barcode_mismatches=list(mismatches),
         include_non_pf=options.include_non_pf,
         create_index_fastqs=create_index,
@@ -228,6 +234,7 @@ def make_plan(
         include_non_pf=options.include_non_pf,
         level=options.compression_level,
         picard=options.picard,
+        adapters=adapters,
         name_prefix=(
             f"@{run_info.instrument}:{options.run_name or run_info.run_number or 0}:"
             f"{run_info.flowcell}:"
@@ -466,16 +473,23 @@ def convert_tile(lane: int, tile: int) -> dict:
             quality_values = (qual - 33).astype(np.uint8)
             _eamss(seq, quality_values)
             qual = quality_values + 33
+        lengths = None
+        rule = plan.adapters.get(output.key)
+        if rule is not None:
+            seq, qual, lengths = apply_adapters(seq, qual, rule)
         read_number = "" if plan.picard and output.key.startswith("I") else output.read_number
         fields = [Const(prefix), Number(x), Const(b":"), Number(y)]
         if umi is not None:
             fields += [Const(b":"), Fixed(umi)]
         fields += [Const(f" {read_number}:".encode()), Fixed(flag), Const(b":0:")]
-        fields += [header_index, Const(b"\n"), Fixed(seq), Const(b"\n+\n"), Fixed(qual)]
+        if lengths is None:
+            fields += [header_index, Const(b"\n"), Fixed(seq), Const(b"\n+\n"), Fixed(qual)]
+        else:
+            fields += [header_index, Const(b"\n"), Variable(seq, lengths)]
+            fields += [Const(b"\n+\n"), Variable(qual, lengths)]
         fields.append(Const(b"\n"))
         text = build_records(fields, n)
-        lengths = _record_lengths(fields, n)
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        offsets = np.concatenate([[0], np.cumsum(_record_lengths(fields, n))])
         for g in range(sample_count + 1):
             start, end = boundaries[g], boundaries[g + 1]
             if end > start:
@@ -485,8 +499,15 @@ def convert_tile(lane: int, tile: int) -> dict:
         length = len(output.cycles)
         per_row_q30 = (qual >= 63).sum(axis=1)
         per_row_sum = qual.sum(axis=1, dtype=np.int64) - 33 * length
+        if lengths is None:
+            yields = per_group * length
+        else:  # trimmed reads: only the bases kept count
+            beyond = np.arange(length) >= lengths[:, None]
+            per_row_q30 = per_row_q30 - ((qual >= 63) & beyond).sum(axis=1)
+            per_row_sum = per_row_sum - ((qual.astype(np.int64) - 33) * beyond).sum(axis=1)
+            yields = np.bincount(group_sorted, weights=lengths, minlength=sample_count + 1)
         read_metrics[output.key] = (
-            per_group * length,
+            yields,
             np.bincount(group_sorted, weights=per_row_q30, minlength=sample_count + 1),
             np.bincount(group_sorted, weights=per_row_sum, minlength=sample_count + 1),
         )

@@ -241,3 +241,59 @@ def test_lanes_with_their_own_samples(tmp_path):
     assert set(lane2) == {"L2a", "Undetermined"}
     stats = (tmp_path / "out" / "Reports" / "Demultiplex_Stats.csv").read_text().splitlines()
     assert any(line.startswith("2,L2a,,ACGTACGT,") for line in stats)
+
+
+ADAPTER = "AGATCGGAAGAGC"
+
+
+def trimmed(record: str, behavior: str, min_length: int = 8, mask_short: int = 4) -> str:
+    """One R1 record after adapter handling, computed a read at a time."""
+    name, bases, plus, quals, _ = record.split("\n")
+    length = len(bases)
+    start = length
+    for position in range(length):
+        overlap = min(len(ADAPTER), length - position)
+        mismatches = sum(
+            1 for a, b in zip(bases[position : position + overlap], ADAPTER, strict=False) if a != b
+        )
+        if mismatches <= int(0.1 * overlap + 1e-9):
+            start = position
+            break
+    if start == length:
+        return record
+    keep = length if behavior == "mask" else max(start, min(min_length, length))
+    masked_from = 0 if start < mask_short else start
+    bases = bases[:masked_from] + "N" * (keep - masked_from)
+    quals = quals[:masked_from] + "#" * (keep - masked_from)
+    return f"{name}\n{bases}\n{plus}\n{quals}\n"
+
+
+@pytest.mark.parametrize("behavior", ["trim", "mask"])
+def test_adapters_trimmed_or_masked_as_the_sheet_says(tmp_path, behavior):
+    rng = np.random.default_rng(12)
+    reads = [(20, False), (8, True)]
+    samples = [("A1", "ACGTACGT", "", None)]
+    tiles = make_tiles(rng, 1, [1101], 300, reads, [("ACGTACGT",)], nocall_rate=0.0)
+    tile = tiles[0]
+    code = {"A": 0, "C": 1, "G": 2, "T": 3}
+    with_adapter = rng.random(300) < 0.4
+    starts = rng.integers(2, 18, 300)
+    for cluster in np.flatnonzero(with_adapter):
+        start = int(starts[cluster])
+        piece = ADAPTER[: 20 - start]
+        tile.calls[cluster, start : start + len(piece)] = [
+            (code[c] | (tile.calls[cluster, i + start] & 0xFC)) for i, c in enumerate(piece)
+        ]
+    run = write_run(tmp_path / "run", "bcl", reads, tiles, 1)
+    settings = (
+        f"AdapterRead1,{ADAPTER}\nAdapterBehavior,{behavior}\n"
+        "MinimumTrimmedReadLength,8\nMaskShortReads,4\n"
+    )
+    (run / "SampleSheet.csv").write_text(sheet_text(samples, settings))
+    report = convert_run(run, tmp_path / "out", None, ConvertOptions())
+    expected = expected_records(tiles, [[("Y", 20)], [("I", 8)]], samples)
+    expected = {name: [trimmed(r, behavior) for r in records] for name, records in expected.items()}
+    assert_output(tmp_path / "out", expected)
+    changed = sum(r.count("N") for rs in expected.values() for r in rs)
+    assert changed > 100
+    assert report.settings["adapters"] == {"R1": [ADAPTER]}
