@@ -50,12 +50,12 @@ from processors.bcl import formats  # noqa: E402
 from tests.processors.bcl.runs import (  # noqa: E402
     Tile,
     positions,
+    run_info_xml,
     synthetic_calls,
     write_bcl_tiles,
     write_cbcl_lane,
     write_locs,
     write_positions,
-    run_info_xml,
 )
 
 READS = [(151, False), (8, True), (8, True), (151, False)]
@@ -312,7 +312,7 @@ def main() -> int:
                 flush=True,
             )
             names = [f"1_{t}" for t in tile_numbers(args.tiles)][: max(args.tiles // 4, 1)]
-            part_s, part_peak, part = convert(
+            _, part_peak, _ = convert(
                 run, work / "out-part", args.threads, work / "convert-part.log", ",".join(names)
             )
             print(
