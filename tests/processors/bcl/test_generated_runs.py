@@ -297,3 +297,62 @@ def test_adapters_trimmed_or_masked_as_the_sheet_says(tmp_path, behavior):
     changed = sum(r.count("N") for rs in expected.values() for r in rs)
     assert changed > 100
     assert report.settings["adapters"] == {"R1": [ADAPTER]}
+
+
+def test_reports_have_bcl_convert_columns_and_the_counted_figures(tmp_path):
+    rng = np.random.default_rng(31)
+    barcodes = [(i7, i5) for _, i7, i5, _ in DUAL]
+    tiles = make_tiles(rng, 1, [1101, 1102], 400, DUAL_READS, barcodes, unknown_rate=0.2)
+    run = write_run(tmp_path / "run", "bcl", DUAL_READS, tiles, 1)
+    (run / "SampleSheet.csv").write_text(sheet_text(DUAL))
+    out = tmp_path / "out"
+    report = convert_run(run, out, None, ConvertOptions())
+    expected = expected_records(tiles, DUAL_SEGMENTS, DUAL)
+    import csv
+
+    with (out / "Reports" / "Demultiplex_Stats.csv").open() as handle:
+        stats = list(csv.DictReader(handle))
+    assert list(stats[0]) == [
+        "Lane", "SampleID", "Sample_Project", "Index", "# Reads", "# Perfect Index Reads",
+        "# One Mismatch Index Reads", "# Two Mismatch Index Reads", "% Reads",
+        "% Perfect Index Reads", "% One Mismatch Index Reads", "% Two Mismatch Index Reads",
+    ]  # fmt: skip
+    for row in stats:
+        stem = "Undetermined_S0" if row["SampleID"] == "Undetermined" else None
+        if stem is None:
+            number = [s[0] for s in DUAL].index(row["SampleID"]) + 1
+            stem = f"{row['SampleID']}_S{number}"
+        assert int(row["# Reads"]) == len(expected[f"{stem}_L001_R1_001.fastq.gz"])
+    s_one = next(row for row in stats if row["SampleID"] == "S_one")
+    assert s_one["Index"] == "ACGTACGT-AAACCCGT"
+    assert int(s_one["# Perfect Index Reads"]) + int(s_one["# One Mismatch Index Reads"]) + int(
+        s_one["# Two Mismatch Index Reads"]
+    ) == int(s_one["# Reads"])
+    assert 0 < int(s_one["# One Mismatch Index Reads"]) < int(s_one["# Reads"])
+
+    with (out / "Reports" / "Quality_Metrics.csv").open() as handle:
+        quality = list(csv.DictReader(handle))
+    assert list(quality[0]) == [
+        "Lane", "SampleID", "index", "index2", "ReadNumber", "Yield", "YieldQ30",
+        "QualityScoreSum", "Mean Quality Score (PF)", "% Q30",
+    ]  # fmt: skip
+    records = expected["S_one_S1_L001_R2_001.fastq.gz"]
+    quals = "".join(r.split("\n")[3] for r in records)
+    row = next(r for r in quality if r["SampleID"] == "S_one" and r["ReadNumber"] == "2")
+    assert int(row["Yield"]) == len(quals)
+    assert int(row["YieldQ30"]) == sum(1 for q in quals if ord(q) - 33 >= 30)
+    assert int(row["QualityScoreSum"]) == sum(ord(q) - 33 for q in quals)
+
+    with (out / "Reports" / "Top_Unknown_Barcodes.csv").open() as handle:
+        unknown = list(csv.DictReader(handle))
+    assert list(unknown[0]) == [
+        "Lane", "index", "index2", "# Reads", "% of Unknown Barcodes", "% of All Reads",
+    ]  # fmt: skip
+    undetermined = expected["Undetermined_S0_L001_R1_001.fastq.gz"]
+    seen = {}
+    for record in undetermined:
+        i7, i5 = record.split("\n")[0].rsplit(":", 1)[1].split("+")
+        seen[(i7, i5)] = seen.get((i7, i5), 0) + 1
+    top = unknown[0]
+    assert int(top["# Reads"]) == max(seen.values()) == seen[(top["index"], top["index2"])]
+    assert report.undetermined == len(undetermined)
