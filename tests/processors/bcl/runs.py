@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 BASE_CODE = {"A": 0, "C": 1, "G": 2, "T": 3}
-CBCL_BINS = ((1, 12), (2, 23), (3, 37))  # (bin, quality); bin 0 is a no-call
+CBCL_BINS = ((0, 2), (1, 12), (2, 23), (3, 37))  # (bin, quality); bin 0 is a no-call
 
 
 @dataclass

@@ -96,10 +96,10 @@ def test_cbcl_tile_count_disagrees_with_the_filter(tmp_path):
     run = build(tmp_path, "cbcl", "slocs")
     path = run / "Data/Intensities/BaseCalls/L001/C9.1/L001_1.cbcl"
     data = bytearray(path.read_bytes())
-    # The second tile record (1102) starts at byte 56: clusters, then unpacked size.
-    assert int.from_bytes(data[56:60], "little") == 1102
-    data[60:64] = (118).to_bytes(4, "little")
-    data[64:68] = (59).to_bytes(4, "little")
+    # The second tile record (1102) starts at byte 64: clusters, then unpacked size.
+    assert int.from_bytes(data[64:68], "little") == 1102
+    data[68:72] = (118).to_bytes(4, "little")
+    data[72:76] = (59).to_bytes(4, "little")
     path.write_bytes(bytes(data))
     message = refuse(run, tmp_path / "out")
     assert "C9.1/L001_1.cbcl" in message and "tile 1102 has 118 clusters" in message
