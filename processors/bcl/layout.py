@@ -48,6 +48,16 @@ class LaneLayout:
     cbcl_surfaces: dict[int, int] = field(default_factory=dict)  # tile -> surface
 
 
+def transpose(by_cycle: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Cycles x clusters → clusters x cycles, a block of clusters at a time so each
+    block's source stays in cache (2-3 times faster than writing columns)."""
+    cycles, n = by_cycle.shape
+    out = np.empty((n, cycles), dtype=np.uint8)
+    for start in range(0, n, block):
+        out[start : start + block] = by_cycle[:, start : start + block].T
+    return out
+
+
 class RunLayout:
     def __init__(self, run_folder: Path, lane_count: int, run_tiles: tuple[str, ...] = ()):
         self.run_folder = run_folder
@@ -133,11 +143,12 @@ class RunLayout:
         x, y = self._positions(layout, tile, len(passed))
         excluded = False
         if layout.kind == "bcl":
-            calls = np.empty((len(passed), len(cycles)), dtype=np.uint8)
-            for column, cycle in enumerate(cycles):
-                calls[:, column] = formats.read_bcl(
+            by_cycle = np.empty((len(cycles), len(passed)), dtype=np.uint8)
+            for row, cycle in enumerate(cycles):
+                by_cycle[row] = formats.read_bcl(
                     self._bcl_path(layout, cycle, tile), expected_clusters=len(passed)
                 )
+            calls = transpose(by_cycle)
         elif layout.kind == "bgzf":
             calls = self._read_bgzf(layout, tile, cycles, len(passed))
         else:
@@ -158,7 +169,7 @@ class RunLayout:
         raise ConversionError(f"tile {tile} is missing from cycle {cycle}", plain)
 
     def _read_bgzf(self, layout: LaneLayout, tile: int, cycles: list[int], n: int) -> np.ndarray:
-        calls = np.empty((n, len(cycles)), dtype=np.uint8)
+        by_cycle = np.empty((len(cycles), n), dtype=np.uint8)
         if layout.bci_counts[tile] != n:
             raise ConversionError(
                 f"gives tile {tile} {layout.bci_counts[tile]} clusters, its filter {n}",
@@ -172,8 +183,8 @@ class RunLayout:
             offsets = formats.read_bgzf_offsets(
                 path.with_name(path.name + ".bci"), len(layout.bci_order)
             )
-            calls[:, column] = formats.read_bgzf_tile(path, offsets[position], n)
-        return calls
+            by_cycle[column] = formats.read_bgzf_tile(path, offsets[position], n)
+        return transpose(by_cycle)
 
     def _read_cbcl(
         self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray
@@ -203,10 +214,10 @@ class RunLayout:
             )
         excluded = excluded_flags.pop() if excluded_flags else False
         n = int(passed.sum()) if excluded else len(passed)
-        calls = np.empty((n, len(cycles)), dtype=np.uint8)
-        for column, values in enumerate(columns):
-            calls[:, column] = values
-        return calls, excluded
+        by_cycle = np.empty((len(cycles), n), dtype=np.uint8)
+        for row, values in enumerate(columns):
+            by_cycle[row] = values
+        return transpose(by_cycle), excluded
 
     def _filter(self, layout: LaneLayout, tile: int) -> np.ndarray:
         lane = layout.lane
