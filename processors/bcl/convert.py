@@ -73,6 +73,16 @@ class ConvertOptions:
     tiles: list[str] | None = None  # only these tiles ("<lane>_<tile>"), as BCL Convert's --tiles
     progress: object = None  # callable(done_tiles, total_tiles) or None
 
+    @classmethod
+    def from_settings(cls, **overrides) -> ConvertOptions:
+        """The options a pipeline job uses: REFINERY_BCL_INCLUDE_NON_PF from Django's
+        settings, everything else the sheet's or the defaults unless overridden."""
+        from django.conf import settings
+
+        values = {"include_non_pf": bool(getattr(settings, "REFINERY_BCL_INCLUDE_NON_PF", False))}
+        values.update(overrides)
+        return cls(**values)
+
 
 @dataclass
 class ConversionReport:

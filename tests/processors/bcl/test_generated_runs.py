@@ -356,3 +356,68 @@ def test_reports_have_bcl_convert_columns_and_the_counted_figures(tmp_path):
     top = unknown[0]
     assert int(top["# Reads"]) == max(seen.values()) == seen[(top["index"], top["index2"])]
     assert report.undetermined == len(undetermined)
+
+
+def test_v1_sheet_projects_index_fastqs_and_no_lane_splitting(tmp_path):
+    """bcl2fastq's sheet: files take Sample_Name and sit in the Sample_Project folder;
+    CreateFastqForIndexReads adds I1/I2; NoLaneSplitting joins the lanes in one file."""
+    rng = np.random.default_rng(17)
+    barcodes = [(i7, i5) for _, i7, i5, _ in DUAL]
+    tiles = make_tiles(rng, 2, [1101], 150, DUAL_READS, barcodes)
+    run = write_run(tmp_path / "run", "bcl.gz", DUAL_READS, tiles, 2)
+    (run / "SampleSheet.csv").write_text(
+        "[Header]\nIEMFileVersion,4\n[Reads]\n20\n16\n[Settings]\n"
+        "CreateFastqForIndexReads,1\nNoLaneSplitting,true\n[Data]\n"
+        "Sample_ID,Sample_Name,Sample_Project,index,index2\n"
+        f"id1,first,projA,{DUAL[0][1]},{DUAL[0][2]}\nid2,second,projB,{DUAL[1][1]},{DUAL[1][2]}\n"
+    )
+    out = tmp_path / "out"
+    report = convert_run(run, out, None, ConvertOptions())
+    expected = expected_records(tiles, DUAL_SEGMENTS, DUAL)
+    for stem, target in (
+        ("S_one_S1", "projA/first_S1"),
+        ("S_two_S2", "projB/second_S2"),
+        ("Undetermined_S0", "Undetermined_S0"),
+    ):
+        for read in ("R1", "R2"):
+            joined = expected[f"{stem}_L001_{read}_001.fastq.gz"]
+            joined = joined + expected[f"{stem}_L002_{read}_001.fastq.gz"]
+            assert read_fastq_gz(out / f"{target}_{read}_001.fastq.gz") == joined
+        index_reads = read_fastq_gz(out / f"{target}_I1_001.fastq.gz")
+        r1 = read_fastq_gz(out / f"{target}_R1_001.fastq.gz")
+        assert [r.split("\n")[0] for r in index_reads] == [r.split("\n")[0] for r in r1]
+        for record in index_reads:
+            name, bases = record.split("\n")[:2]
+            assert name.rsplit(":", 1)[1].split("+")[0] == bases
+        assert (out / f"{target}_I2_001.fastq.gz").exists()
+    assert report.settings["no_lane_splitting"] is True
+    assert sorted(p.name for p in out.iterdir()) == ["Reports", "Undetermined_S0_I1_001.fastq.gz",
+        "Undetermined_S0_I2_001.fastq.gz", "Undetermined_S0_R1_001.fastq.gz",
+        "Undetermined_S0_R2_001.fastq.gz", "projA", "projB"]  # fmt: skip
+
+
+def test_include_non_pf_comes_from_the_setting(settings):
+    settings.REFINERY_BCL_INCLUDE_NON_PF = True
+    assert ConvertOptions.from_settings().include_non_pf is True
+    settings.REFINERY_BCL_INCLUDE_NON_PF = False
+    assert ConvertOptions.from_settings(threads=3).include_non_pf is False
+
+
+def test_two_mismatches_and_no_calls_counted_as_mismatches(tmp_path):
+    """BarcodeMismatchesIndex1/2 = 2: reads two off (a no-call is one of them) still
+    match; the Demultiplex_Stats count them as two-mismatch reads."""
+    rng = np.random.default_rng(23)
+    samples = [("far1", "AAAAAAAA", "", None), ("far2", "CCCCCCCC", "", None)]
+    reads = [(20, False), (8, True)]
+    tiles = make_tiles(rng, 1, [1101], 400, reads, [("AAAAAAAA",), ("CCCCCCCC",)])
+    tile = tiles[0]
+    tile.calls[:40, 20] = 0  # a no-call in the index
+    tile.calls[:40, 21] = (tile.calls[:40, 21] & 0xFC) | 3  # and a T
+    run = write_run(tmp_path / "run", "bcl", reads, tiles, 1)
+    (run / "SampleSheet.csv").write_text(sheet_text(samples, "BarcodeMismatchesIndex1,2\n"))
+    report = convert_run(run, tmp_path / "out", None, ConvertOptions())
+    assert_output(
+        tmp_path / "out", expected_records(tiles, [[("Y", 20)], [("I", 8)]], samples, mismatches=2)
+    )
+    two = sum(row["two_mismatch"] for row in report.samples if row["sample_number"])
+    assert two >= 30
