@@ -48,10 +48,11 @@ class Variable:
     lengths: np.ndarray  # clusters: how many of the width to keep
 
 
-def build_records(fields: list, n: int) -> bytes:
-    """Join the fields of n records into FASTQ text."""
+def build_records(fields: list, n: int) -> np.ndarray:
+    """Join the fields of n records into FASTQ text (a flat uint8 array, so callers
+    can slice it without copying; `.tobytes()` gives bytes)."""
     if n == 0:
-        return b""
+        return np.zeros(0, dtype=np.uint8)
     widths = []
     for item in fields:
         if isinstance(item, Const):
@@ -87,11 +88,11 @@ def build_records(fields: list, n: int) -> bytes:
             keep[:, column:end] = np.arange(width) < item.lengths[:, None]
         column = end
     if keep is None:
-        return out.tobytes()
-    return out[keep].tobytes()
+        return out.reshape(-1)
+    return out[keep]
 
 
-def gzip_member(data: bytes, level: int = 1) -> bytes:
+def gzip_member(data, level: int = 1) -> bytes:
     """One complete gzip member holding data (empty input gives an empty member)."""
     compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()
