@@ -50,6 +50,7 @@ from processors.bcl.fastq import (
     gzip_member,
 )
 from processors.bcl.layout import RunLayout
+from processors.bcl.native import fastq_records as fastq_native
 from processors.bcl.sample_sheet import SampleSheet, parse_override_cycles, read_sample_sheet
 
 ENGINE = "refinery-builtin"
@@ -474,32 +475,49 @@ def convert_tile(lane: int, tile: int) -> dict:
     read_metrics = {}
     prefix = f"{plan.name_prefix}{lane}:{tile}:".encode()
     per_group = np.bincount(group_sorted, minlength=sample_count + 1)
+    index_spans = [_span(cols) for cols in plan.index_columns]
     for output in plan.outputs:
         span = _span(output.cycles)
-        seq = bases[:, span]
-        qual = qualities_table[calls[:, span]]
-        if plan.picard:
-            seq = seq.copy()
-            quality_values = (qual - 33).astype(np.uint8)
-            _eamss(seq, quality_values)
-            qual = quality_values + 33
-        lengths = None
-        rule = plan.adapters.get(output.key)
-        if rule is not None:
-            seq, qual, lengths = apply_adapters(seq, qual, rule)
         read_number = "" if plan.picard and output.key.startswith("I") else output.read_number
-        fields = [Const(prefix), Number(x), Const(b":"), Number(y)]
-        if umi is not None:
-            fields += [Const(b":"), Fixed(umi)]
-        fields += [Const(f" {read_number}:".encode()), Fixed(flag), Const(b":0:")]
-        if lengths is None:
-            fields += [header_index, Const(b"\n"), Fixed(seq), Const(b"\n+\n"), Fixed(qual)]
+        rule = plan.adapters.get(output.key)
+        lengths = None
+        native = None
+        if (
+            plan.picard is None
+            and umi is None
+            and rule is None
+            and isinstance(span, slice)
+            and index_spans
+            and all(isinstance(s, slice) for s in index_spans)
+        ):
+            native = fastq_native(
+                calls, span, prefix, x, y, f" {read_number}:".encode(), flag, index_spans
+            )
+        if native is not None:
+            text, ends, row_q30, row_sum = native
+            offsets = np.concatenate([[0], ends])
         else:
-            fields += [header_index, Const(b"\n"), Variable(seq, lengths)]
-            fields += [Const(b"\n+\n"), Variable(qual, lengths)]
-        fields.append(Const(b"\n"))
-        text = build_records(fields, n)
-        offsets = np.concatenate([[0], np.cumsum(_record_lengths(fields, n))])
+            seq = bases[:, span]
+            qual = qualities_table[calls[:, span]]
+            if plan.picard:
+                seq = seq.copy()
+                quality_values = (qual - 33).astype(np.uint8)
+                _eamss(seq, quality_values)
+                qual = quality_values + 33
+            if rule is not None:
+                seq, qual, lengths = apply_adapters(seq, qual, rule)
+            fields = [Const(prefix), Number(x), Const(b":"), Number(y)]
+            if umi is not None:
+                fields += [Const(b":"), Fixed(umi)]
+            fields += [Const(f" {read_number}:".encode()), Fixed(flag), Const(b":0:")]
+            if lengths is None:
+                fields += [header_index, Const(b"\n"), Fixed(seq), Const(b"\n+\n"), Fixed(qual)]
+            else:
+                fields += [header_index, Const(b"\n"), Variable(seq, lengths)]
+                fields += [Const(b"\n+\n"), Variable(qual, lengths)]
+            fields.append(Const(b"\n"))
+            text = build_records(fields, n)
+            offsets = np.concatenate([[0], np.cumsum(_record_lengths(fields, n))])
         for g in range(sample_count + 1):
             start, end = boundaries[g], boundaries[g + 1]
             if end > start:
@@ -507,8 +525,11 @@ def convert_tile(lane: int, tile: int) -> dict:
                 members.setdefault(output.key, []).append((g - 1, gzip_member(chunk, plan.level)))
         # Per-sample yield, Q30 and quality sums for this read (from the Phred+33 text).
         length = len(output.cycles)
-        per_row_q30 = (qual >= 63).sum(axis=1)
-        per_row_sum = qual.sum(axis=1, dtype=np.int64) - 33 * length
+        if native is not None:
+            per_row_q30, per_row_sum = row_q30, row_sum
+        else:
+            per_row_q30 = (qual >= 63).sum(axis=1)
+            per_row_sum = qual.sum(axis=1, dtype=np.int64) - 33 * length
         if lengths is None:
             yields = per_group * length
         else:  # trimmed reads: only the bases kept count
