@@ -421,3 +421,19 @@ def test_two_mismatches_and_no_calls_counted_as_mismatches(tmp_path):
     )
     two = sum(row["two_mismatch"] for row in report.samples if row["sample_number"])
     assert two >= 30
+
+
+def test_override_cycles_skip_cycles_and_shorter_index(tmp_path):
+    """`N` cycles are left out of the reads; `I6N2` uses six of eight index cycles."""
+    rng = np.random.default_rng(29)
+    reads = [(20, False), (8, True), (16, False)]
+    samples = [("A1", "ACGTAC", "", None), ("B2", "TTTTGG", "", None)]
+    tiles = make_tiles(rng, 1, [1101], 200, reads, [("ACGTACGT",), ("TTTTGGGG",)])
+    run = write_run(tmp_path / "run", "bcl", reads, tiles, 1)
+    (run / "SampleSheet.csv").write_text(sheet_text(samples, "OverrideCycles,Y19N1;I6N2;N1Y15\n"))
+    convert_run(run, tmp_path / "out", None, ConvertOptions())
+    segments = [[("Y", 19), ("N", 1)], [("I", 6), ("N", 2)], [("N", 1), ("Y", 15)]]
+    expected = expected_records(tiles, segments, samples)
+    assert_output(tmp_path / "out", expected)
+    first = expected["A1_S1_L001_R1_001.fastq.gz"][0].split("\n")
+    assert len(first[1]) == 19 and len(first[0].rsplit(":", 1)[1]) == 6
