@@ -444,7 +444,7 @@ def convert_tile(lane: int, tile: int) -> dict:
     ]
     flat_index = [c for cols in index_columns for c in cols]
     observed = (
-        BASES[data.calls[chosen][:, flat_index]] if flat_index else np.empty((n, 0), np.uint8)
+        BASES[data.calls[:, flat_index][chosen]] if flat_index else np.empty((n, 0), np.uint8)
     )
     samples, distances = barcodes.match(observed)
     sample_count = len(barcodes.barcodes) or 1
@@ -454,21 +454,20 @@ def convert_tile(lane: int, tile: int) -> dict:
     boundaries = np.searchsorted(group_sorted, np.arange(sample_count + 2))
     rows = chosen[order]  # one copy of the tile, in output order
     calls = data.calls[rows]
-    bases = BASES[calls]
     passed = data.passed[rows]
 
     qualities_table = PICARD_QUALITIES if plan.picard else QUALITIES
     x = data.x[rows]
     y = data.y[rows]
     flag = np.where(passed, ord("N"), ord("Y")).astype(np.uint8)[:, None]
-    header_index = _header_index(plan, bases, samples[order], lane)
+    header_index = None  # laid out only when numpy writes the records
     umi = None
     if plan.umi_columns:
         parts = []
         for position, cols in enumerate(plan.umi_columns):
             if position:
                 parts.append(np.full((n, 1), ord("+"), np.uint8))
-            parts.append(bases[:, _span(cols)])
+            parts.append(BASES[calls[:, _span(cols)]])
         umi = np.concatenate(parts, axis=1)
 
     members: dict[str, list[tuple[int, bytes]]] = {}
@@ -497,8 +496,10 @@ def convert_tile(lane: int, tile: int) -> dict:
             text, ends, row_q30, row_sum = native
             offsets = np.concatenate([[0], ends])
         else:
-            seq = bases[:, span]
+            seq = BASES[calls[:, span]]
             qual = qualities_table[calls[:, span]]
+            if header_index is None:
+                header_index = _header_index(plan, calls, samples[order], lane)
             if plan.picard:
                 seq = seq.copy()
                 quality_values = (qual - 33).astype(np.uint8)
@@ -577,10 +578,10 @@ def _span(columns: list[int]):
     return columns
 
 
-def _header_index(plan: Plan, bases_sorted: np.ndarray, samples_sorted, lane: int):
+def _header_index(plan: Plan, calls_sorted: np.ndarray, samples_sorted, lane: int):
     """The read name's last field: the index bases as read (i7+i5), or for Picard the
     matched sample's barcode (nothing when unmatched)."""
-    n = len(bases_sorted)
+    n = len(calls_sorted)
     barcodes = plan.lanes[lane]
     if plan.picard:
         joined = ["".join(codes).replace("N", ".") for codes in barcodes.barcodes]
@@ -598,7 +599,7 @@ def _header_index(plan: Plan, bases_sorted: np.ndarray, samples_sorted, lane: in
     for position, cols in enumerate(plan.index_columns):
         if position:
             parts.append(np.full((n, 1), ord("+"), np.uint8))
-        parts.append(bases_sorted[:, _span(cols)])
+        parts.append(BASES[calls_sorted[:, _span(cols)]])
     return Fixed(np.concatenate(parts, axis=1))
 
 
