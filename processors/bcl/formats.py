@@ -165,9 +165,11 @@ class CbclHeader:
 
     @cached_property
     def pair_lookup(self) -> np.ndarray:
-        """Packed byte → (BCL byte of its low nibble, of its high nibble)."""
+        """Packed byte → its two clusters' BCL bytes as one little-endian uint16 (low
+        nibble's first), so one gather of 2-byte items unpacks a tile."""
         values = np.arange(256)
-        return np.stack([self.lookup[values & 0x0F], self.lookup[values >> 4]], axis=1)
+        pairs = np.stack([self.lookup[values & 0x0F], self.lookup[values >> 4]], axis=1)
+        return np.ascontiguousarray(pairs).view("<u2").reshape(256)
 
 
 def read_cbcl_header(path: Path) -> CbclHeader:
@@ -252,7 +254,7 @@ def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
     raw = np.frombuffer(packed, dtype=np.uint8)
     if header.bits_per_quality == 2:
         # One look-up per packed byte gives both clusters' BCL bytes, low nibble first.
-        return header.pair_lookup[raw].reshape(-1)[: record.clusters]
+        return header.pair_lookup[raw].view(np.uint8)[: record.clusters]
     return header.lookup[raw[: record.clusters]]
 
 
