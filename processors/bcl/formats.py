@@ -119,14 +119,6 @@ def read_bgzf_tile(path: Path, virtual_offset: int, clusters: int) -> np.ndarray
     return np.frombuffer(data, dtype=np.uint8, count=clusters, offset=within)
 
 
-def read_bgzf_whole(path: Path) -> bytes:
-    """A whole `.bcl.bgzf` decompressed (used to check its cluster count)."""
-    try:
-        return igzip.decompress(_read_bytes(path))
-    except (OSError, EOFError, isal_zlib.error, zlib.error) as error:
-        raise ConversionError(f"is not complete BGZF ({error})", path) from None
-
-
 # ---------------------------------------------------------------- CBCL
 
 
