@@ -1,0 +1,196 @@
+"""Index matching: which sample a cluster's index reads belong to.
+
+Two rule sets:
+
+- BCL Convert / bcl2fastq (the default): each index may differ from the sample's in
+  up to `mismatches[i]` positions, a no-call (`N`) counting as a mismatch; settings
+  under which two samples of a lane could both match one read are refused up front.
+- Picard's `IlluminaBasecallsToFastq`: no-calls are not mismatches but at most
+  `max_no_calls` are allowed, mismatches are summed over the indexes, and the best
+  sample must beat the second best by `min_mismatch_delta`.
+
+Clusters are matched per distinct index sequence (a tile has far fewer than it has
+clusters), and the answers are remembered across tiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations, product
+
+import numpy as np
+
+from processors.bcl.errors import ConversionError
+
+LETTERS = b"ACGTN"
+BASE_BITS = np.full(256, 4, dtype=np.uint64)  # any other letter packs as N
+for _code, _letter in enumerate(b"ACGT"):
+    BASE_BITS[_letter] = _code
+COMPLEMENT = bytes.maketrans(b"ACGTN", b"TGCAN")
+
+
+def reverse_complement(sequence: str) -> str:
+    return sequence.encode().translate(COMPLEMENT)[::-1].decode()
+
+
+@dataclass(frozen=True)
+class PicardRules:
+    max_mismatches: int = 1
+    min_mismatch_delta: int = 1
+    max_no_calls: int = 2
+
+
+@dataclass
+class LaneBarcodes:
+    """The samples of one lane and how to match their indexes.
+
+    `barcodes[s]` holds sample s's index sequences, one per index read used, already
+    in the orientation the instrument reads them.
+    """
+
+    lane: int
+    barcodes: list[tuple[str, ...]]
+    lengths: tuple[int, ...]
+    mismatches: tuple[int, ...]
+    picard: PicardRules | None = None
+    _cache: dict[bytes, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _variants: list[dict[bytes, list[tuple[int, int]]]] = field(default_factory=list, repr=False)
+    _by_ids: dict[tuple[int, ...], int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.picard is not None or not self.lengths:
+            return
+        ids_per_slot: list[dict[str, int]] = [{} for _ in self.lengths]
+        for sample, codes in enumerate(self.barcodes):
+            ids = tuple(
+                ids_per_slot[slot].setdefault(code, len(ids_per_slot[slot]))
+                for slot, code in enumerate(codes)
+            )
+            self._by_ids[ids] = sample
+        for slot, ids in enumerate(ids_per_slot):
+            table: dict[bytes, list[tuple[int, int]]] = {}
+            for code, code_id in ids.items():
+                for variant, distance in _variants(code.encode(), self.mismatches[slot]):
+                    table.setdefault(variant, []).append((code_id, distance))
+            self._variants.append(table)
+
+    def match(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For an (n x total index length) array of index bases (ASCII), the sample of
+        each cluster (-1 for none) and its index mismatches."""
+        n = observed.shape[0]
+        if not self.lengths:
+            return np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int8)
+        rows = np.ascontiguousarray(observed)
+        if rows.shape[1] <= 21:
+            # Three bits a base in one integer: np.unique sorts integers far faster
+            # than byte strings.
+            keys = np.zeros(n, dtype=np.uint64)
+            for column in range(rows.shape[1]):
+                keys |= BASE_BITS[rows[:, column]] << np.uint64(3 * column)
+        else:
+            keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        samples = np.empty(len(unique), dtype=np.int32)
+        distances = np.empty(len(unique), dtype=np.int8)
+        for position, row in enumerate(first):
+            raw = rows[row].tobytes()
+            answer = self._cache.get(raw)
+            if answer is None:
+                answer = self._match_one(raw)
+                if len(self._cache) < 1_000_000:
+                    self._cache[raw] = answer
+            samples[position], distances[position] = answer
+        inverse = inverse.ravel()
+        return samples[inverse], distances[inverse]
+
+    def _slots(self, raw: bytes) -> list[bytes]:
+        out, start = [], 0
+        for length in self.lengths:
+            out.append(raw[start : start + length])
+            start += length
+        return out
+
+    def _match_one(self, raw: bytes) -> tuple[int, int]:
+        if self.picard is not None:
+            return self._match_picard(raw)
+        candidates = []
+        for slot, observed in enumerate(self._slots(raw)):
+            found = self._variants[slot].get(observed)
+            if not found:
+                return -1, 0
+            candidates.append(found)
+        best = (-1, 0)
+        for combination in product(*candidates):
+            sample = self._by_ids.get(tuple(code_id for code_id, _ in combination))
+            if sample is not None:
+                distance = sum(d for _, d in combination)
+                if best[0] == -1 or distance < best[1]:
+                    best = (sample, distance)
+        return best
+
+    def _match_picard(self, raw: bytes) -> tuple[int, int]:
+        rules = self.picard
+        assert rules is not None
+        no_calls = raw.count(b"N")
+        if no_calls > rules.max_no_calls:
+            return -1, 0
+        worst = len(raw) + 1
+        best, best_sample, second = worst, -1, worst
+        for sample, codes in enumerate(self.barcodes):
+            code = "".join(codes).encode()
+            distance = sum(
+                1 for read, want in zip(raw, code, strict=False) if read != 78 and read != want
+            )
+            if distance < best:
+                if best_sample != -1:
+                    second = best
+                best, best_sample = distance, sample
+            elif distance < second:
+                second = distance
+        if (
+            best_sample != -1
+            and best <= rules.max_mismatches
+            and second - best >= rules.min_mismatch_delta
+        ):
+            return best_sample, best
+        return -1, 0
+
+
+def _variants(code: bytes, mismatches: int):
+    yield code, 0
+    for count in range(1, mismatches + 1):
+        for positions in combinations(range(len(code)), count):
+            choices = [[c for c in LETTERS if c != code[p]] for p in positions]
+            for letters in product(*choices):
+                variant = bytearray(code)
+                for p, letter in zip(positions, letters, strict=True):
+                    variant[p] = letter
+                yield bytes(variant), count
+
+
+def hamming(a: str, b: str) -> int:
+    return sum(1 for x, y in zip(a, b, strict=True) if x != y or x == "N")
+
+
+def check_collisions(
+    lane: int | None,
+    barcodes: list[tuple[str, ...]],
+    lines: list[int],
+    mismatches: tuple[int, ...],
+    sheet_name: str,
+) -> None:
+    """Refuse mismatch settings under which one read could match two samples: for
+    every index, the two samples' sequences are within twice the allowed mismatches."""
+    if not barcodes or not barcodes[0]:
+        return
+    for first, second in combinations(range(len(barcodes)), 2):
+        a, b = barcodes[first], barcodes[second]
+        if all(hamming(x, y) <= 2 * m for x, y, m in zip(a, b, mismatches, strict=True)):
+            shown = "/".join(str(m) for m in mismatches)
+            raise ConversionError(
+                f"line {lines[second]}: index {'+'.join(b)} collides with "
+                f"{'+'.join(a)} on line {lines[first]}"
+                f"{' in lane ' + str(lane) if lane else ''} when {shown} mismatches are "
+                "allowed; lower BarcodeMismatchesIndex1/2 or fix the sheet",
+                sheet_name,
+            )
