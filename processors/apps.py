@@ -10,7 +10,7 @@ class ProcessorsConfig(AppConfig):
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
         from processors.basecalling import basecall_batch, why_dorado_cannot_run
-        from processors.bcl2fastq import demultiplex_run
+        from processors.bcl2fastq import demultiplex_run, waits_for_archive
         from processors.dataset_matrix import build_dataset
         from processors.file_summary import summarise_files
         from processors.illumina_run_archive import archive_run
@@ -48,4 +48,9 @@ class ProcessorsConfig(AppConfig):
         register_pipeline(
             ProcessorPipeline.ILLUMINA_RUN_ARCHIVE, archive_run, DownloaderTask.ILLUMINA_RUN
         )
-        register_pipeline(ProcessorPipeline.BCL2FASTQ, demultiplex_run, DownloaderTask.ILLUMINA_RUN)
+        register_pipeline(
+            ProcessorPipeline.BCL2FASTQ,
+            demultiplex_run,
+            DownloaderTask.ILLUMINA_RUN,
+            waits_for=waits_for_archive,
+        )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from common.models import DemultiplexStat, ProcessorJob
+from common.models import DemultiplexStat, ProcessorJob, RunState
 from common.run_archive import ArchiveError, extract_members
 from common.storage import StorageError, temporary_storage
 from processors.demultiplex_reports import read_reports
@@ -54,6 +54,20 @@ class Bcl2FastqContext(ArchiveContext, total=False):
     sample_sheet: Path | None
     stats: list[dict]
     conversion: dict
+
+
+# A run is demultiplexed once its archive is verified: the states follow each other.
+ARCHIVE_DONE = (RunState.ARCHIVED, RunState.DEMULTIPLEXING, RunState.DEMULTIPLEXED)
+
+
+def waits_for_archive(job: ProcessorJob) -> str:
+    """Why a bcl2fastq job must stay `created`: its run's archive is not verified
+    yet (the Foreman sends it once it is). "" when it may run."""
+    for batch in job.batches.select_related("sequencing_run"):
+        run = batch.sequencing_run
+        if run is not None and run.state not in ARCHIVE_DONE:
+            return f"waits for run {run.run_id}'s archive to be verified (the run is {run.state})"
+    return ""
 
 
 def choose_engine(context: Bcl2FastqContext) -> Bcl2FastqContext:

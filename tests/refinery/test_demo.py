@@ -40,20 +40,27 @@ def test_the_demo_builds_two_indices_quantifies_a_study_and_builds_its_dataset(t
     states = database.execute(
         "SELECT state FROM common_downloaderjob UNION ALL SELECT state FROM common_processorjob"
     ).fetchall()
-    # The indices (3 jobs), the RNA-seq study (9), the Illumina run's archive (2) and
-    # the Nanopore run's pod5 batch (1) succeed; its basecalling waits for Dorado,
-    # which this machine does not have.
-    assert sorted(states) == [("queued",)] + [("succeeded",)] * 15
+    # The indices (3 jobs), the RNA-seq study (9), the Illumina run's archive and
+    # demultiplexing (3) and the Nanopore run's pod5 batch (1) succeed; its
+    # basecalling waits for Dorado, which this machine does not have.
+    assert sorted(states) == [("queued",)] + [("succeeded",)] * 16
     assert "Basecalling waits: 1 job(s) queued for a GPU worker with Dorado" in result.stdout
     runs = database.execute(
         "SELECT platform, state FROM common_sequencingrun ORDER BY platform"
     ).fetchall()
-    assert runs == [("illumina", "archived"), ("nanopore", "complete")]
+    assert runs == [("illumina", "demultiplexed"), ("nanopore", "complete")]
     history = database.execute(
         "SELECT c.new_state FROM common_runstatechange c JOIN common_sequencingrun r "
         "ON r.id = c.run_id WHERE r.platform = 'illumina' ORDER BY c.at, c.id"
     ).fetchall()
-    assert history == [("sequencing",), ("complete",), ("archiving",), ("archived",)]
+    assert history == [
+        ("sequencing",), ("complete",), ("archiving",), ("archived",), ("demultiplexing",),
+        ("demultiplexed",),
+    ]  # fmt: skip
+    (fastqs,) = database.execute(
+        "SELECT count(*) FROM common_computedfile WHERE format = 'fastq.gz'"
+    ).fetchone()
+    assert fastqs > 0
     assert not any((tmp_path / "storage" / "temp").rglob("*.gz"))  # raw files were removed
     quantified = database.execute("SELECT mapping_rate FROM common_quantification").fetchall()
     assert len(quantified) == 4 and all(rate > 0.9 for (rate,) in quantified)

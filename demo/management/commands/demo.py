@@ -25,6 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from common.commands import RefineryCommand
 from common.models import (
+    ComputedFile,
     Dataset,
     DatasetState,
     DownloaderJob,
@@ -127,18 +128,24 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
         self.stdout.flush()
 
     def archive_illumina_run(self, share: Path, workers: int) -> None:
-        """A finished NovaSeq 6000 run folder on the "instruments' share": found,
-        archived into storage with its manifest, verified, and listed."""
-        from demo.illumina_run import finish_run, write_run_folder
+        """A finished MiSeq run folder on the "instruments' share", around real base
+        calls (Picard's test data) with a sample sheet: found, archived into
+        storage with its manifest and verified, then demultiplexed into FASTQ by
+        the built-in converter."""
+        from demo.picard_run import write_picard_run
 
-        folder = write_run_folder(share, "novaseq6000", number=1)
-        finish_run(folder, "novaseq6000")
-        # The demo does not wait the usual 15 minutes after CopyComplete.txt.
+        folder = write_picard_run(share)
+        # The demo does not wait the usual 15 minutes after RTAComplete.txt.
         settings.REFINERY_ILLUMINA_GRACE_S = 0
-        self.say(f"\n8. An Illumina NovaSeq 6000 run folder, finished, at {folder}")
+        self.say(f"\n8. An Illumina MiSeq run folder (real base calls), finished, at {folder}")
         self.say("   Surveying the share (grace period 0 s for the demo):")
         call_command("survey", "illumina_runs", str(share))
-        self.run_workers(workers, REFINERY_ILLUMINA_GRACE_S="0")
+        self.run_workers(workers, REFINERY_ILLUMINA_GRACE_S="0", REFINERY_BCL_ENGINE="builtin")
+        self.say("   The archive is verified: a Foreman pass sends the demultiplexing job on.")
+        from foreman.passes import Foreman
+
+        Foreman(outbox_grace_s=0).run_pass()
+        self.run_workers(workers, REFINERY_BCL_ENGINE="builtin")
 
     def find_nanopore_run(self, root: Path, workers: int) -> None:
         """A finished MinKNOW run folder: found, its pod5 files batched, checked
@@ -228,8 +235,8 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
             problems.append(f"{quantified} of 4 runs were quantified")
         if dataset.state != DatasetState.READY:
             problems.append(f"the dataset is {dataset.state}")
-        if illumina.state != "archived":
-            problems.append(f"the Illumina run is {illumina.state}, not archived")
+        if illumina.state != "demultiplexed":
+            problems.append(f"the Illumina run is {illumina.state}, not demultiplexed")
         if problems:
             raise CommandError("; ".join(problems))
 
@@ -282,12 +289,22 @@ REFINERY_HOME=/tmp/demo manage.py demo --genes 120 --workers 1
             f"flow cell {run.flowcell}): {run.state}"
         )
         for change in run.history:
-            self.say(f"   {change.at:%H:%M:%S} {change.new_state:<10} {change.reason}")
+            self.say(f"   {change.at:%H:%M:%S} {change.new_state:<14} {change.reason}")
         archive = archive_of(run)
         if archive is not None:
             location = permanent_storage().location(archive.key)
             self.say(f"   archive: {location} ({archive.size:,} bytes, verified)")
             self.say(f"   restore: manage.py runs restore {run.run_id} /some/empty/folder")
+        stats = list(run.demultiplex_stats.order_by("-reads"))
+        if stats:
+            fastqs = ComputedFile.objects.filter(
+                processor_job=stats[0].processor_job, format="fastq.gz"
+            ).count()
+            self.say(f"   demultiplexed: {fastqs} FASTQ files; reads per sample (most first):")
+            for row in stats[:5]:
+                self.say(f"      {row.sample_id:<14} {row.index or '-':<10} {row.reads:>5} reads")
+            if len(stats) > 5:
+                self.say(f"      … and {len(stats) - 5} more (manage.py runs show {run.run_id})")
         return run
 
     def show_nanopore_run(self) -> list[ProcessorJob]:

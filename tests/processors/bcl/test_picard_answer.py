@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from demo.picard_run import PICARD, picard_barcodes
 from processors.bcl.barcodes import PicardRules
 from processors.bcl.convert import ConvertOptions, convert_run
-
-PICARD = Path(__file__).resolve().parents[2] / "data" / "illumina" / "picard_25T8B25T"
 
 RUN_INFO = """<?xml version="1.0"?>
 <RunInfo Version="2"><Run Id="picard_25T8B25T" Number="1">
@@ -32,11 +31,6 @@ RUN_INFO = """<?xml version="1.0"?>
 <TileSet><Tiles><Tile>1_1101</Tile><Tile>1_1201</Tile><Tile>1_2101</Tile></Tiles></TileSet>
 </FlowcellLayout></Run></RunInfo>
 """
-
-
-def picard_barcodes() -> list[str]:
-    lines = (PICARD / "fastq" / "mp_barcode.params").read_text().splitlines()[1:]
-    return [line.split("\t")[0] for line in lines if line and line.split("\t")[0] != "N"]
 
 
 def records(path: Path) -> list[tuple[str, str, str]]:
