@@ -28,6 +28,7 @@ from common.models import (
 from common.storage import permanent_storage
 from demo.picard_run import picard_barcodes, write_picard_run
 from runner.lifecycle import execute_job, start_here
+from runner.registry import wait_reason
 from tests.illumina_archive.test_archive_jobs import run_downloader
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,9 +51,13 @@ def surveyed_and_archived(tmp_path, settings, **sheet) -> ProcessorJob:
     call_command("survey", "illumina_runs", str(tmp_path / "share"), stdout=io.StringIO())
     [downloader] = DownloaderJob.objects.all()
     assert run_downloader(downloader).state == JobState.SUCCEEDED, downloader.failure_reason
+    demultiplexer = ProcessorJob.objects.get(pipeline="bcl2fastq")
+    assert demultiplexer.state == JobState.CREATED, "it is not sent before the archive is verified"
+    assert "archive to be verified (the run is archiving)" in wait_reason(demultiplexer)
     archiver = ProcessorJob.objects.get(pipeline="illumina_run_archive")
     assert run_here(archiver).state == JobState.SUCCEEDED, archiver.failure_reason
-    return ProcessorJob.objects.get(pipeline="bcl2fastq")
+    assert wait_reason(demultiplexer) == ""
+    return demultiplexer
 
 
 def fastq_reads(computed: ComputedFile) -> int:
