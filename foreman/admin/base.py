@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -46,9 +47,27 @@ def redacted(field_name: str):
     @admin.display(description=field_name.replace("_", " "))
     def show(self, obj) -> str:
         value = redact_data(getattr(obj, field_name))
-        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if isinstance(value, str):
+            return value
+        if not value:
+            return "-"
+        return format_html('<pre class="readable">{}</pre>', readable_json(value))
 
     return show
+
+
+def readable_json(value) -> str:
+    """JSON indented for reading, keys in order."""
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+def shell_lines(commands) -> str:
+    """Commands (argument lists) as the shell lines an operator would type, each
+    argument quoted where the shell needs it."""
+    lines = [shlex.join(str(arg) for arg in command) for command in commands or []]
+    if not lines:
+        return "-"
+    return format_html('<pre class="readable">{}</pre>', "\n".join(lines))
 
 
 class BatchLinks:

@@ -15,7 +15,15 @@ from common.models import (
     Provenance,
     TranscriptomeIndex,
 )
-from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
+from common.secrets import redact_data
+from foreman.admin.base import (
+    BatchLinks,
+    ReadOnlyAdmin,
+    admin_link,
+    link_list,
+    redacted,
+    shell_lines,
+)
 
 
 @admin.register(Batch)
@@ -157,7 +165,7 @@ class ProvenanceAdmin(ReadOnlyAdmin):
         "processor_name",
         "processor_version",
         "docker_image",
-        "tools",
+        "shown_tools",
         "shown_commands",
         "shown_inputs",
         "shown_parameters",
@@ -166,9 +174,14 @@ class ProvenanceAdmin(ReadOnlyAdmin):
         "job_link",
     )
     fields = readonly_fields
-    shown_commands = redacted("commands")
+    shown_tools = redacted("tools")
     shown_inputs = redacted("inputs")
     shown_parameters = redacted("parameters")
+
+    @admin.display(description="commands")
+    def shown_commands(self, provenance: Provenance) -> str:
+        """As the shell lines that were run (secrets masked)."""
+        return shell_lines(redact_data(provenance.commands))
 
     @admin.display(description="processor job")
     def job_link(self, provenance: Provenance) -> str:

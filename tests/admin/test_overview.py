@@ -158,3 +158,10 @@ def test_runs_by_state_are_counted_and_plotted(admin_client, client):
     assert runs["illumina"]["failed"] == 1 and runs["nanopore"]["sequencing"] == 1
     html = admin_client.get(reverse("overview")).content.decode()
     assert '<div id="runs-plot"><svg' in html and "Sequencing runs by state" in html
+
+
+def test_times_read_with_seconds_and_zone_as_in_the_cli(admin_client, every_state):
+    html = admin_client.get(reverse("overview")).content.decode()
+    beat = timezone.localtime(timezone.now(), timezone.get_fixed_timezone(0))
+    assert f"last pass at {beat:%Y-%m-%d} " in html and " UTC (" in html
+    assert "+00:00" not in html.split("<h2>Plots</h2>")[0]

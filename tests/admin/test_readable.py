@@ -100,3 +100,24 @@ def test_results_show_sizes_in_human_units_their_checksum_and_a_download_link(
     assert f'href="{download}"' in listing
     response = admin_client.get(download)  # the admin's session is enough
     assert b"".join(response.streaming_content) == BODY
+
+
+@pytest.mark.django_db
+def test_provenance_reads_as_shell_lines_and_indented_json(admin_client):
+    from django.utils import timezone
+
+    from common.models import Provenance
+
+    job = smoke_job("provenance", state="running")
+    provenance = Provenance.objects.create(
+        processor_job=job, processor_name="salmon_quant", processor_version="1",
+        tools={"salmon": "1.10.1"}, started_at=timezone.now(), ended_at=timezone.now(),
+        commands=[["salmon", "quant", "-i", "my index", "-r", "reads.fastq.gz"]],
+        parameters={"index_length": "long", "k": 31},
+    )  # fmt: skip
+    html = admin_client.get(
+        reverse("admin:common_provenance_change", args=[provenance.pk])
+    ).content.decode()
+    assert "salmon quant -i &#x27;my index&#x27; -r reads.fastq.gz" in html
+    indented = '{\n  &quot;index_length&quot;: &quot;long&quot;,\n  &quot;k&quot;: 31\n}'
+    assert f'<pre class="readable">{indented}</pre>' in html
