@@ -147,10 +147,16 @@ class IsAuthenticatedToCreate(permissions.BasePermission):
         )
 
 
-class DatasetViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DatasetViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
     """Gene-by-sample matrices of quantified samples. POST samples and/or
     experiments (accessions) and `value` (counts or tpm); the answer's `id` is
-    the dataset's, to GET until its `state` is `ready`."""
+    the dataset's, to GET until its `state` is `ready`. The list holds the
+    datasets the requesting user asked for (none for anonymous users)."""
 
     queryset = Dataset.objects.select_related("organism", "matrix_file", "parquet_file")
     permission_classes = [IsAuthenticatedToCreate]
@@ -165,6 +171,14 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewset
     def get_throttles(self):
         # Reading a dataset while it builds is polling, not asking for work.
         return super().get_throttles() if self.action == "create" else []
+
+    def get_queryset(self):
+        if self.action == "list":
+            user = self.request.user
+            if not (user and user.is_authenticated):
+                return self.queryset.none()
+            return self.queryset.filter(created_by=user)
+        return self.queryset
 
     def get_object(self) -> Dataset:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import MultipleObjectsReturned
 from django.db.models import Count, F, Prefetch
 from django.http import Http404
+from django.urls import NoReverseMatch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
@@ -108,18 +109,24 @@ class BatchViewSet(ListViewSet):
 
 
 class SurveyJobViewSet(ListViewSet):
+    """Survey jobs: which source was surveyed, with what parameters, and how it went."""
+
     queryset = SurveyJob.objects.all()
     serializer_class = serializers.SurveyJobSerializer
     filterset_class = filters.SurveyJobFilter
 
 
 class DownloaderJobViewSet(ListViewSet):
+    """Downloader jobs: each batch's files fetched into temporary storage."""
+
     queryset = DownloaderJob.objects.prefetch_related("batches")
     serializer_class = serializers.DownloaderJobSerializer
     filterset_class = filters.DownloaderJobFilter
 
 
 class ProcessorJobViewSet(ListViewSet):
+    """Processor jobs: each pipeline run over its batches, with its attempts."""
+
     queryset = ProcessorJob.objects.prefetch_related("batches")
     serializer_class = serializers.ProcessorJobSerializer
     filterset_class = filters.ProcessorJobFilter
@@ -230,16 +237,24 @@ def stats(request: Request) -> Response:
             "name": drf_serializers.CharField(),
             "version": drf_serializers.IntegerField(),
             "endpoints": drf_serializers.DictField(child=drf_serializers.URLField()),
+            "about": drf_serializers.DictField(child=drf_serializers.CharField()),
         },
     )
 )
 @api_view(["GET"])
 def api_root(request: Request) -> Response:
-    """What the API serves."""
-    names = [
-        "organism", "transcriptomeindex", "computedfile", "batch", "surveyjob",
-        "downloaderjob", "processorjob", "sample", "experiment", "sequencingrun",
-    ]  # fmt: skip
-    links = {name: reverse(f"api:{name}-list", request=request) for name in names}
-    links["stats"] = reverse("api:stats", request=request)
-    return Response({"name": "Data Refinery", "version": 1, "endpoints": links})
+    """What the API serves: each endpoint by its URL name (`organisms`,
+    `jobs/processor`, …), with the list endpoints' descriptions under `about`."""
+    from api.urls import router
+
+    links, about = {}, {}
+    for prefix, viewset, basename in router.registry:
+        name = f"api:{basename}-list"
+        try:
+            links[prefix] = reverse(name, request=request)
+        except NoReverseMatch:  # create-only (datasets): its collection URL
+            links[prefix] = request.build_absolute_uri(f"/api/{prefix}/")
+        about[prefix] = (viewset.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    for prefix in ("stats", "schema", "docs"):
+        links[prefix] = reverse(f"api:{prefix}", request=request)
+    return Response({"name": "Data Refinery", "version": 1, "endpoints": links, "about": about})

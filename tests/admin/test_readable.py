@@ -119,5 +119,5 @@ def test_provenance_reads_as_shell_lines_and_indented_json(admin_client):
         reverse("admin:common_provenance_change", args=[provenance.pk])
     ).content.decode()
     assert "salmon quant -i &#x27;my index&#x27; -r reads.fastq.gz" in html
-    indented = '{\n  &quot;index_length&quot;: &quot;long&quot;,\n  &quot;k&quot;: 31\n}'
+    indented = "{\n  &quot;index_length&quot;: &quot;long&quot;,\n  &quot;k&quot;: 31\n}"
     assert f'<pre class="readable">{indented}</pre>' in html

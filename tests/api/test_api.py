@@ -7,9 +7,14 @@ pytestmark = pytest.mark.django_db
 
 def test_the_root_lists_every_endpoint(client):
     body = client.get("/api/").json()
-    assert set(body["endpoints"]) >= {"transcriptomeindex", "processorjob", "stats"}
+    # By their URL names, with each list's description.
+    assert set(body["endpoints"]) >= {
+        "transcriptome-indices", "jobs/processor", "runs", "datasets", "stats", "schema",
+    }  # fmt: skip
+    assert body["endpoints"]["jobs/processor"].endswith("/api/jobs/processor/")
+    assert body["about"]["samples"].startswith("RNA-seq samples")
     for url in body["endpoints"].values():
-        assert client.get(url).status_code == 200
+        assert client.get(url).status_code == 200, url
 
 
 def test_transcriptome_indices_with_file_and_provenance(client, history):

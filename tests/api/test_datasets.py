@@ -194,3 +194,12 @@ def test_a_sample_whose_quantification_went_away_fails_the_build_saying_which(st
     assert job.no_retry and "SAMN1" in job.failure_reason
     shown = APIClient().get(f"/api/datasets/{dataset_id}/").json()
     assert shown["state"] == "retrying" and "SAMN1" in shown["failure_reason"]
+
+
+def test_a_user_lists_the_datasets_they_asked_for_and_nobody_elses(study, user_client):
+    mine = user_client.post("/api/datasets/", {"samples": ["SAMN1"]}, format="json").json()["id"]
+    other = APIClient()
+    other.force_authenticate(get_user_model().objects.create_user("someone-else"))
+    assert other.post("/api/datasets/", {"samples": ["SAMN2"]}, format="json").status_code == 201
+    assert [d["id"] for d in user_client.get("/api/datasets/").json()] == [mine]
+    assert APIClient().get("/api/datasets/").json() == []

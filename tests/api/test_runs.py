@@ -170,4 +170,4 @@ def test_secrets_in_a_reason_are_masked(client, runs, settings):
 
 def test_the_root_lists_runs(client, runs):
     endpoints = client.get("/api/").json()["endpoints"]
-    assert endpoints["sequencingrun"].endswith("/api/runs/")
+    assert endpoints["runs"].endswith("/api/runs/")
