@@ -187,18 +187,25 @@ class Job(models.Model):
         worker_version: str,
         dispatch_id: str,
         skip_pipelines: tuple[str, ...] = (),
+        pipelines: tuple[str, ...] = (),
     ) -> Job | None:
         """Take the oldest queued job of this kind for a worker (queued → running),
         or None when none waits. One statement: on PostgreSQL the candidate row is
         locked with SKIP LOCKED, so workers never wait on each other; on SQLite the
         statement runs under the database's write lock. Either way the state
         condition makes two workers unable to take the same job. Processor jobs of
-        `skip_pipelines` (which this worker cannot run) are left for others."""
+        `skip_pipelines` (which this worker cannot run) are left for others; with
+        `pipelines`, only processor jobs of those are taken (a basecalling engine's
+        claim)."""
         table = connection.ops.quote_name(cls._meta.db_table)
         skip_sql, skip_params = "", []
         if skip_pipelines:
             holes = ", ".join(["%s"] * len(skip_pipelines))
             skip_sql, skip_params = f"AND pipeline NOT IN ({holes}) ", list(skip_pipelines)
+        if pipelines:
+            holes = ", ".join(["%s"] * len(pipelines))
+            skip_sql += f"AND pipeline IN ({holes}) "
+            skip_params += list(pipelines)
         skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         # The partial index's condition is repeated literally so SQLite uses it.
@@ -211,8 +218,12 @@ class Job(models.Model):
             "AND state = 'queued' RETURNING *"
         )
         params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255], *skip_params]
-        # raw() turns the returned row into a model instance with Django's converters.
-        claimed = list(cls.objects.raw(sql, params))
+        # raw() turns the returned row into a model instance with Django's converters;
+        # a claimed job that moves sequencing runs moves them in the same transaction.
+        with transaction.atomic():
+            claimed = list(cls.objects.raw(sql, params))
+            if claimed and claimed[0].follows_runs():
+                follow_job(claimed[0], JobState.RUNNING)
         return claimed[0] if claimed else None
 
     def mark_succeeded(self) -> bool:
