@@ -214,7 +214,7 @@ class EngineSerializer(serializers.ModelSerializer):
             "alive": serializers.BooleanField(),
             "time": serializers.DateTimeField(),
             "version": serializers.CharField(),
-        },  # fmt: skip
+        },
     )
 )
 @api_view(["GET"])
