@@ -28,7 +28,10 @@ class Engine(models.Model):
         return f"engine {self.name}"
 
     def touch(self) -> None:
-        """Record that the engine was heard from just now."""
+        """Record that the engine was heard from just now (at most once a second:
+        an engine's requests come in bursts)."""
         now = timezone.now()
+        if self.last_contact_at and (now - self.last_contact_at).total_seconds() < 1:
+            return
         type(self).objects.filter(pk=self.pk).update(last_contact_at=now)
         self.last_contact_at = now
