@@ -11,7 +11,9 @@ private throwaway server (demo.services.Postgres) when neither is set.
 - It queues `--jobs` basecalling jobs per round, each with a batch of one
   small file in (local) temporary storage, and registers 16 engines.
 - HTTP: bench/wsgi_server.py (Django's threaded development server, one
-  process, with TCP_NODELAY as production servers set it) serves the API; N threads, each an engine with its own token, loop
+  process, with TCP_NODELAY and persistent database connections, as a
+  production server runs) serves the API; N threads, each an engine with its
+  own token, loop
   POST assign → POST keepalive → POST completed until the queue is empty. The
   completion reports a failure (`success=false`): what is measured is the
   API's bookkeeping (token, claim, the ASSIGNED folder of links, heartbeat,
@@ -217,7 +219,8 @@ def main() -> int:
         port = free_port()
         web = subprocess.Popen(
             [sys.executable, str(PROJECT / "bench" / "wsgi_server.py"), str(port)],
-            cwd=PROJECT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+            cwd=PROJECT, env={**os.environ, "DATABASE_URL": f"{url}?conn_max_age=600"},
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
