@@ -8,8 +8,9 @@ work (BCManager's model) through the API.
     GET  /api/engines/                                engines, last contact, their jobs
 
 There is one bookkeeping: an engine claims ProcessorJobs with the workers'
-claim and runs them as their worker (runner/engines.py); a keepalive is
-`job.beat()`; the Foreman takes back a job whose keepalives stop. Each engine
+claim and runs them as their worker (runner/engines.py); a keepalive is the
+job's heartbeat (as `job.beat()` writes it, and only for the engine's own
+job); the Foreman takes back a job whose keepalives stop. Each engine
 authenticates with its own token (`manage.py engines add NAME`) and may touch
 only its own jobs. A completion is checked (every read id accounted for) and
 recorded by the processor's own steps (processors/basecalling/engine.py).
@@ -24,8 +25,20 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view, parser_classes, permission_classes
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import (
+    api_view,
+    authentication_classes,
+    parser_classes,
+    permission_classes,
+)
+from rest_framework.exceptions import (
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -62,9 +75,26 @@ def report_every_s() -> float:
     return max(0.5, settings.REFINERY_HEARTBEAT_LEASE_S / 4)
 
 
+class EngineTokenAuthentication(TokenAuthentication):
+    """DRF's token authentication, reading the token's user and engine in one
+    query: an engine sends a request every few seconds."""
+
+    def authenticate_credentials(self, key: str):
+        try:
+            token = Token.objects.select_related("user", "user__engine").get(key=key)
+        except Token.DoesNotExist:
+            raise AuthenticationFailed("Invalid token.") from None
+        if not token.user.is_active:
+            raise AuthenticationFailed("User inactive or deleted.")
+        return token.user, token
+
+
+ENGINE_AUTH = [EngineTokenAuthentication]
+
+
 def own_engine(request: Request, name: str) -> Engine:
     """The engine `name`, when the request's token is its own (403 otherwise)."""
-    engine = Engine.objects.filter(user=request.user).first()
+    engine = getattr(request.user, "engine", None)
     if engine is None or engine.name != name:
         raise PermissionDenied(
             f"this token is not engine {name[:70]!r}'s: each engine uses the token "
@@ -251,6 +281,7 @@ def engine_list(request: Request) -> Response:
     },
 )
 @api_view(["POST"])
+@authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
 def assign(request: Request, engine: str) -> Response:
     """Take the next queued basecalling jobs (`batch_size`, default 1): each
@@ -327,18 +358,22 @@ def assignment_of(request: Request, job: ProcessorJob, engine: str) -> dict | No
     responses={200: JobStateSerializer, 409: JobStateSerializer},
 )
 @api_view(["POST"])
+@authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
 def keepalive(request: Request, engine: str, job_id: int) -> Response:
     """The engine still works on the job: its heartbeat. 409 when the job is no
     longer running (taken back, cancelled): stop working on it."""
     row = own_engine(request, engine)
-    job = own_job(row, job_id)
     row.touch()
-    if not job.beat():
-        job.refresh_from_db()
+    # One UPDATE when all is well: the job is this engine's and runs.
+    beaten = ProcessorJob.objects.filter(
+        pk=job_id, worker_id=engine_worker_id(row.name), state=JobState.RUNNING
+    ).update(heartbeat_at=timezone.now())
+    if not beaten:
+        job = own_job(row, job_id)
         remove_assigned_folder(job)
         return not_running(job, "stop working on it")
-    return Response({"job": job.pk, "state": JobState.RUNNING, "failure_reason": ""})
+    return Response({"job": job_id, "state": JobState.RUNNING, "failure_reason": ""})
 
 
 @extend_schema(
@@ -351,6 +386,7 @@ def keepalive(request: Request, engine: str, job_id: int) -> Response:
     },
 )
 @api_view(["POST"])
+@authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
 @parser_classes([MultiPartParser, FormParser, JSONParser])
 def completed(request: Request, engine: str, job_id: int) -> Response:
