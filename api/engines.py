@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db.models import Count, F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -87,6 +88,22 @@ class EngineTokenAuthentication(TokenAuthentication):
         if not token.user.is_active:
             raise AuthenticationFailed("User inactive or deleted.")
         return token.user, token
+
+
+class EngineTokenScheme(OpenApiAuthenticationExtension):
+    """The engines' token in the OpenAPI schema: a scheme of its own name."""
+
+    target_class = "api.engines.EngineTokenAuthentication"
+    name = "engineTokenAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'An engine\'s token (`manage.py engines add NAME`), prefixed "Token "',
+        }
 
 
 ENGINE_AUTH = [EngineTokenAuthentication]

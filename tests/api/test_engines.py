@@ -182,6 +182,15 @@ def test_anonymous_other_engines_and_malformed_completions_are_refused(engine_se
     assert ProcessorJob.objects.get(pk=second["job"]).state == JobState.RUNNING
     answer = one.post(second["completed"], {"success": "true"})
     assert answer.status_code == 400  # success without outputs
+
+    # A completion being recorded (or one whose request died half-way): another is
+    # refused, and the job waits for its keepalives to stop.
+    job = ProcessorJob.objects.get(pk=second["job"])
+    ProcessorJob.objects.filter(pk=job.pk).update(dispatch_id=job.dispatch_id + ":completing")
+    answer = one.post(second["completed"], {"success": "false", "reason": "late"})
+    assert answer.status_code == 409 and "is being recorded already" in answer.json()["detail"]
+    job.refresh_from_db()
+    assert (job.state, job.failure_reason) == (JobState.RUNNING, "")
     assert ProcessorJob.objects.get(pk=second["job"]).state == JobState.RUNNING
 
 

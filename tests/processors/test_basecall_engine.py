@@ -85,14 +85,14 @@ def test_two_engines_basecall_50_batches_once_each_and_a_killed_ones_batch_is_re
     queued_basecalling_jobs(tmp_path / "minknow", files=50, reads=2, batch_files=1)
     assert ProcessorJob.objects.filter(state=JobState.QUEUED).count() == 50
     calls = tmp_path / "calls-steady.txt", tmp_path / "calls-doomed.txt"
-    doomed_dorado = dorado_that_hangs(tmp_path / "doomed-bin", on_call=3)
+    doomed_dorado = dorado_that_hangs(tmp_path / "doomed-bin", on_call=15)
     steady_dorado = dorado_that_hangs(tmp_path / "steady-bin", on_call=10**6)
     doomed = start_engine(start_manage, live_server.url, "doomed", doomed_dorado, tmp_path,
                           calls[1])  # fmt: skip
     steady = start_engine(start_manage, live_server.url, "steady", steady_dorado, tmp_path,
                           calls[0])  # fmt: skip
 
-    # The doomed engine is in the middle of its third job: kill it, Dorado and all.
+    # The doomed engine is in the middle of its 15th job: kill it, Dorado and all.
     wait_for(lambda: (tmp_path / "doomed-bin" / "hung").exists(), 120, "the doomed engine's job")
     lost = ProcessorJob.objects.get(worker_id="engine:doomed", state=JobState.RUNNING)
     doomed.send_signal(signal.SIGKILL)
@@ -120,7 +120,7 @@ def test_two_engines_basecall_50_batches_once_each_and_a_killed_ones_batch_is_re
     assert all(b.computed_files.count() == 1 for b in Batch.objects.all())
     by_engine = {w: succeeded.filter(worker_id=w).count() for w in ("engine:doomed",
                                                                     "engine:steady")}  # fmt: skip
-    assert by_engine["engine:doomed"] == 2 and by_engine["engine:steady"] == 48
+    assert by_engine["engine:doomed"] == 14 and by_engine["engine:steady"] == 36
 
     # The killed engine's job: taken back as "engine lost", and done by the other engine.
     lost.refresh_from_db()
