@@ -2,7 +2,7 @@
 per second for 1, 4 and 16 concurrent engines over HTTP, against the same
 claims made by the local workers' SQL in the same script.
 
-    .venv/bin/python bench/engine_api.py [--jobs 400] [--database-url URL]
+    .venv/bin/python bench/engine_api.py [--jobs 400] [--server-processes 1] [--database-url URL]
 
 PostgreSQL only: the bench creates a database of its own on the server that
 `--database-url` or DATABASE_URL names (and drops it at the end), or starts a
@@ -179,6 +179,9 @@ def check_no_duplicate_claims(ids: list[int], expected_worker_prefix: str) -> No
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=400, help="queued jobs per round")
+    parser.add_argument(
+        "--server-processes", type=int, default=1, help="API server processes (default 1)"
+    )
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
@@ -218,10 +221,12 @@ def main() -> int:
             tokens[f"bench{i}"] = out.getvalue().strip()
         port = free_port()
         web = subprocess.Popen(
-            [sys.executable, str(PROJECT / "bench" / "wsgi_server.py"), str(port)],
+            [sys.executable, str(PROJECT / "bench" / "wsgi_server.py"), str(port),
+             str(args.server_processes)],
             cwd=PROJECT, env={**os.environ, "DATABASE_URL": f"{url}?conn_max_age=600"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         import requests
@@ -266,7 +271,7 @@ def main() -> int:
         return 0
     finally:
         if web is not None:
-            web.terminate()
+            os.killpg(web.pid, 15)  # the server and its forked processes
             web.wait(10)
         drop()
         if server:

@@ -1,7 +1,10 @@
 """The refinery's WSGI application on Django's threaded development server,
 with TCP_NODELAY on every connection, for benchmarks that go over HTTP.
 
-    python bench/wsgi_server.py PORT
+    python bench/wsgi_server.py PORT [PROCESSES]
+
+With PROCESSES > 1 the listening socket is shared by that many forked
+processes (pre-fork, as gunicorn's workers), each with its threads.
 
 Django's `runserver` writes a response's headers and body in separate small
 sends; on a kept-alive connection Nagle's algorithm then holds the body until
@@ -46,6 +49,10 @@ def main() -> None:
 
     server = Server(("127.0.0.1", int(sys.argv[1])), QuietHandler)
     server.set_app(get_internal_wsgi_application())
+    processes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    for _ in range(processes - 1):
+        if os.fork() == 0:  # a child: no database connection was opened before the fork
+            break
     server.serve_forever()
 
 
