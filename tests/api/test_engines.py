@@ -274,3 +274,36 @@ def test_engines_command_adds_lists_and_removes_engines(engine_setup):
     call_command("engines", "remove", "gpu1", stdout=io.StringIO())
     assert not Engine.objects.exists()
     assert client_of(out.getvalue().strip()).post("/api/engines/gpu1/assign").status_code == 401
+
+
+def test_with_s3_storage_an_engine_fetches_presigned_urls_and_its_outputs_land_in_s3(
+    tmp_path, s3_storage, settings, monkeypatch
+):
+    """S3 (moto's server on loopback): no ASSIGNED folder; each pod5 file has a
+    presigned URL the engine fetches (and checks) as basecall_engine does."""
+    from processors.basecalling.remote import download
+
+    for name in ("OOM_ONCE", "FILTER_EVERY", "LOSE_EVERY", "CALLS"):
+        monkeypatch.delenv(f"DORADO_STANDIN_{name}", raising=False)
+    settings.REFINERY_DORADO = str(install_dorado_standin(tmp_path / "bin"))
+    settings.REFINERY_ENGINE_ASSIGNED_DIR = tmp_path / "engines"
+    queued_basecalling_jobs(tmp_path / "minknow", files=2, reads=3, batch_files=2)
+    client = client_of(add_engine("gpu1"))
+    assignment = client.post("/api/engines/gpu1/assign").json()["jobs"][0]
+    assert assignment["folder"] is None
+    assert all(f["url"].startswith("http://") for f in assignment["files"])
+    assert not (tmp_path / "engines").exists()
+
+    pod5 = tmp_path / "engine" / "pod5"
+    pod5.mkdir(parents=True)
+    for item in assignment["files"]:
+        download(item["url"], pod5 / item["name"], item["sha256"])
+    with pytest.raises(Exception, match="does not match its SHA-256"):
+        download(assignment["files"][0]["url"], tmp_path / "x.pod5", "0" * 64)
+    outputs = basecalled_outputs({**assignment, "folder": str(pod5)}, tmp_path / "engine")
+    answer = complete(client, assignment, outputs)
+    assert answer.status_code == 200, answer.content
+    results = ComputedFile.objects.filter(processor_job_id=assignment["job"])
+    assert sorted(r.filename for r in results) == sorted(assignment["outputs"])
+    assert all(permanent_storage().exists(r.key) for r in results)
+    assert permanent_storage().location(results[0].key).startswith(f"s3://{s3_storage}/")
