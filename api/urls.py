@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from api import datasets, views
+from api import datasets, engines, views
 
 router = SimpleRouter()
 router.register("organisms", views.OrganismViewSet)
@@ -25,5 +25,18 @@ urlpatterns = [
     path("stats/", views.stats, name="stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("engines/", engines.engine_list, name="engine-list"),
+    path("engines/heartbeat", engines.heartbeat, name="engine-heartbeat"),
+    path("engines/<str:engine>/assign", engines.assign, name="engine-assign"),
+    path(
+        "engines/<str:engine>/jobs/<int:job_id>/keepalive",
+        engines.keepalive,
+        name="engine-keepalive",
+    ),
+    path(
+        "engines/<str:engine>/jobs/<int:job_id>/completed",
+        engines.completed,
+        name="engine-completed",
+    ),
     path("", include(router.urls)),
 ]

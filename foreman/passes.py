@@ -5,7 +5,9 @@ downloaders, then surveys. For each kind it:
 
 1. fails running jobs that passed their runtime limit, and running jobs whose
    work the dispatcher says is gone ("worker lost", with how it ended when the
-   dispatcher can tell: an out-of-memory death then gets more memory);
+   dispatcher can tell: an out-of-memory death then gets more memory), or, run
+   by a remote engine (runner/engines.py), whose keepalives stopped ("engine
+   lost": its ASSIGNED folder goes too);
 2. fails queued jobs the dispatcher no longer has (lost before they started),
    saying how their work ended when the dispatcher can tell (the exit code and
    stderr of a Nomad task that died before `run_job` started the job);
@@ -14,7 +16,8 @@ downloaders, then surveys. For each kind it:
 4. dispatches `created` jobs (left by the outbox, or held back for capacity or
    a pause) within the caps.
 
-Then it delivers pending notifications, and the webhooks owed for changes of the
+Then it removes engines' ASSIGNED folders that no longer match a running job,
+delivers pending notifications, and the webhooks owed for changes of the
 sequencing runs' states (foreman/webhooks.py), and, when the dispatcher is
 local, starts the scheduled surveys that are due (foreman/schedules.py; on
 Nomad they are periodic jobs of their own). Every query reads a partial index of
@@ -42,6 +45,7 @@ from foreman.capacity import Budget
 from foreman.schedules import start_due_surveys
 from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
 from runner.dispatch.outbox import dispatch_now
+from runner.engines import ENGINE_LOST, clean_assigned_folders, engine_of, remove_assigned_folder
 from runner.registry import wait_reason
 
 logger = logging.getLogger("refinery.foreman")
@@ -105,6 +109,9 @@ class Foreman:
             self.check_queued(model, budget, report)
             self.settle_failed(model, budget, report)
             self.dispatch_created(model, budget, report)
+        removed = clean_assigned_folders()
+        if removed:
+            report["engine folders removed"] += removed
         delivered = notify.deliver_pending()
         if delivered:
             report["notifications delivered"] += delivered
@@ -142,6 +149,15 @@ class Foreman:
                     self._stop(job)
                     budget.release(model.kind)
                     report[f"{model.kind} over runtime limit"] += 1
+                continue
+            if judge_heartbeats and engine_of(job):
+                # A remote engine's job: its keepalives are all there is to judge by.
+                if self._engine_lost(job, now - lease):
+                    remove_assigned_folder(job)
+                    budget.release(model.kind)
+                    logger.warning("%s: %s (last keepalive %s)", job, job.failure_reason,
+                                   job.heartbeat_at)  # fmt: skip
+                    report[f"{model.kind} engine lost"] += 1
                 continue
             if judge_heartbeats and self._work_gone(job) and self._fail_ended(job, WORKER_LOST):
                 self._stop(job)
@@ -183,6 +199,17 @@ class Foreman:
             budget.release(job.kind)
             logger.warning("%s: %s", job, reason)
             report[f"{job.kind} unplaceable"] += 1
+
+    def _engine_lost(self, job: Job, stale_before) -> bool:
+        """Fail an engine's job whose keepalives stopped (read again, so that a
+        keepalive that arrived meanwhile counts); the failed-job step retries it
+        and an engine asks for it anew."""
+        job.refresh_from_db()
+        if job.state != JobState.RUNNING:
+            return False
+        if job.heartbeat_at and job.heartbeat_at >= stale_before:
+            return False
+        return job.mark_failed(f"{ENGINE_LOST} (engine {engine_of(job)})")
 
     def _work_gone(self, job: Job) -> bool:
         """Whether the dispatcher says this running job's work is gone, asked twice

@@ -210,6 +210,14 @@ REFINERY_POD5_BATCH_FILES = env_int("REFINERY_POD5_BATCH_FILES", 10)
 REFINERY_DORADO = os.environ.get("REFINERY_DORADO", "dorado")
 REFINERY_DORADO_MODEL = os.environ.get("REFINERY_DORADO_MODEL", "hac")
 REFINERY_DORADO_OUTPUT = os.environ.get("REFINERY_DORADO_OUTPUT", "fastq")
+# Basecalling engines (GPU servers that pull work over the API, api/engines.py): with
+# local storage, each assigned job's pod5 files are links in ASSIGNED_<job>_<engine>/
+# under this folder (the engines mount it at the same path); at most this many jobs
+# are handed out by one assign.
+REFINERY_ENGINE_ASSIGNED_DIR = Path(
+    os.environ.get("REFINERY_ENGINE_ASSIGNED_DIR") or REFINERY_HOME / "engines"
+)
+REFINERY_ENGINE_MAX_BATCH = env_int("REFINERY_ENGINE_MAX_BATCH", 16)
 
 # --- foreman -------------------------------------------------------------------
 # The Foreman's loop (`manage.py foreman`): seconds between passes, and how many

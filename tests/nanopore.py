@@ -33,3 +33,23 @@ def install_dorado_standin(folder: Path) -> Path:
     path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{DORADO_STANDIN}" "$@"\n')
     path.chmod(0o755)
     return path
+
+
+def queued_basecalling_jobs(root: Path, files: int = 3, reads: int = 4, batch_files: int = 1):
+    """A finished run of `files` pod5 files, surveyed and downloaded: its
+    basecalling jobs (one per `batch_files` files) are queued. Returns the run."""
+    from django.conf import settings
+
+    from common.models import DownloaderJob
+    from demo.nanopore_run import make_nanopore_run
+    from runner.registry import work_for
+
+    settings.REFINERY_POD5_BATCH_FILES = batch_files
+    run = make_nanopore_run(root, files=files, reads=reads)
+    survey_nanopore(root)
+    for job in DownloaderJob.objects.filter(state=JobState.QUEUED):
+        assert job.mark_started("test-worker", "test")
+        work_for(job)(job)
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED, job.failure_reason
+    return run

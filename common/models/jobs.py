@@ -187,18 +187,25 @@ class Job(models.Model):
         worker_version: str,
         dispatch_id: str,
         skip_pipelines: tuple[str, ...] = (),
+        pipelines: tuple[str, ...] = (),
     ) -> Job | None:
         """Take the oldest queued job of this kind for a worker (queued → running),
         or None when none waits. One statement: on PostgreSQL the candidate row is
         locked with SKIP LOCKED, so workers never wait on each other; on SQLite the
         statement runs under the database's write lock. Either way the state
         condition makes two workers unable to take the same job. Processor jobs of
-        `skip_pipelines` (which this worker cannot run) are left for others."""
+        `skip_pipelines` (which this worker cannot run) are left for others; with
+        `pipelines`, only processor jobs of those are taken (a basecalling engine's
+        claim)."""
         table = connection.ops.quote_name(cls._meta.db_table)
         skip_sql, skip_params = "", []
         if skip_pipelines:
             holes = ", ".join(["%s"] * len(skip_pipelines))
             skip_sql, skip_params = f"AND pipeline NOT IN ({holes}) ", list(skip_pipelines)
+        if pipelines:
+            holes = ", ".join(["%s"] * len(pipelines))
+            skip_sql += f"AND pipeline IN ({holes}) "
+            skip_params += list(pipelines)
         skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         # The partial index's condition is repeated literally so SQLite uses it.

@@ -79,20 +79,27 @@ def find_dorado(context: BasecallingContext) -> BasecallingContext:
     return context
 
 
+def pod5_link_names(original_files: list) -> dict[int, str]:
+    """The name each pod5 file of a batch has in the folder Dorado reads (its
+    own, or `<file id>-<name>` when two share one, as pod5_pass/x.pod5 and
+    pod5_fail/x.pod5 do). A remote engine's ASSIGNED folder uses the same."""
+    counts = Counter(checked_filename(f) for f in original_files)
+    return {
+        f.pk: checked_filename(f) if counts[checked_filename(f)] == 1 else f"{f.pk}-{f.filename}"
+        for f in original_files
+    }
+
+
 def link_pod5_folder(context: BasecallingContext) -> BasecallingContext:
     """One folder holding (links to) the batch's pod5 files, for Dorado to read,
     and the read ids each holds."""
     folder = work_path(context["work_dir"], "pod5")
     folder.mkdir()
-    names: dict[int, str] = {}
+    names = pod5_link_names(context["original_files"])
     expected: dict[str, list[str]] = {}
-    counts = Counter(checked_filename(f) for f in context["original_files"])
     for original in context["original_files"]:
-        name = checked_filename(original)
-        if counts[name] > 1:  # pod5_pass/x.pod5 and pod5_fail/x.pod5, say
-            name = f"{original.pk}-{name}"
+        name = names[original.pk]
         os.symlink(context["raw_paths"][original.pk], folder / name)
-        names[original.pk] = name
         try:
             expected[name] = read_ids_of_pod5(folder / name)
         except Exception as error:

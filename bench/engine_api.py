@@ -1,0 +1,282 @@
+"""The engine API's bookkeeping cost: assign → keepalive → completed round trips
+per second for 1, 4 and 16 concurrent engines over HTTP, against the same
+claims made by the local workers' SQL in the same script.
+
+    .venv/bin/python bench/engine_api.py [--jobs 400] [--server-processes 1] [--database-url URL]
+
+PostgreSQL only: the bench creates a database of its own on the server that
+`--database-url` or DATABASE_URL names (and drops it at the end), or starts a
+private throwaway server (demo.services.Postgres) when neither is set.
+
+- It queues `--jobs` basecalling jobs per round, each with a batch of one
+  small file in (local) temporary storage, and registers 16 engines.
+- HTTP: bench/wsgi_server.py (Django's threaded development server, one
+  process, with TCP_NODELAY and persistent database connections, as a
+  production server runs) serves the API; N threads, each an engine with its
+  own token, loop
+  POST assign → POST keepalive → POST completed until the queue is empty. The
+  completion reports a failure (`success=false`): what is measured is the
+  API's bookkeeping (token, claim, the ASSIGNED folder of links, heartbeat,
+  completion claim and transition), not the check of basecalls, which depends
+  on the data.
+- Local: N threads, each a worker, loop `Job.claim_next` → `job.beat()` →
+  `job.mark_failed()` on the same kind of queue: the same three transitions
+  with the local worker's SQL, without HTTP.
+
+It prints round trips per second for both at each N, the ratio of their costs
+at 16 (goal: at most 3), and checks that no job was claimed twice (each job
+ends failed exactly once, by one engine or worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from bench.foreman_scan import create_database  # noqa: E402 (after the path is set)
+
+CONCURRENCY = (1, 4, 16)
+
+
+def queue_jobs(count: int, round_name: str) -> list[int]:
+    """`count` queued basecalling jobs, each with a batch of one stored file."""
+    from django.utils import timezone
+
+    from common.models import Batch, OriginalFile, ProcessorJob
+    from common.storage import temporary_storage
+
+    storage = temporary_storage()
+    now = timezone.now()
+    batches = Batch.objects.bulk_create(
+        Batch(source="nanopore_runs", accession=f"bench-{round_name}", variant=str(i),
+              pipeline_required="basecalling")
+        for i in range(count)
+    )  # fmt: skip
+    files = []
+    for i in range(len(batches)):
+        key = f"bench/{round_name}/{i}/batch_{i}.pod5"
+        stored = storage.put_stream(__import__("io").BytesIO(b"pod5 stand-in\n"), key)
+        files.append(
+            OriginalFile(
+                filename=f"batch_{i}.pod5", source_url=f"file:///bench/{round_name}/{i}.pod5",
+                size=stored.size, sha256=stored.sha256, temp_key=key, is_downloaded=True,
+            )
+        )  # fmt: skip
+    files = OriginalFile.objects.bulk_create(files)
+    for batch, original in zip(batches, files, strict=True):
+        original.batches.add(batch)
+    jobs = ProcessorJob.objects.bulk_create(
+        ProcessorJob(pipeline="basecalling", created_at=now) for _ in range(count)
+    )
+    for job, batch in zip(jobs, batches, strict=True):
+        job.batches.add(batch)
+    ids = [job.pk for job in jobs]
+    # Queued, as the dispatcher leaves them (a bulk update: not a transition of interest).
+    ProcessorJob.objects.filter(pk__in=ids).update(state="queued", dispatched_at=now)
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_round(server: str, tokens: dict[str, str], engines: int) -> tuple[int, float]:
+    """Engines loop assign → keepalive → completed until assign answers 204."""
+    import requests
+
+    done = [0] * engines
+    errors: list[str] = []
+
+    def engine(index: int) -> None:
+        name = f"bench{index}"
+        session = requests.Session()
+        headers = {"Authorization": f"Token {tokens[name]}"}
+        while True:
+            answer = session.post(f"{server}/api/engines/{name}/assign", headers=headers)
+            if answer.status_code == 204:
+                return
+            if answer.status_code != 200:
+                errors.append(f"assign {answer.status_code}: {answer.text[:200]}")
+                return
+            job = answer.json()["jobs"][0]
+            beat = session.post(job["keepalive"], headers=headers)
+            end = session.post(
+                job["completed"], headers=headers, data={"success": "false", "reason": "bench"}
+            )
+            if beat.status_code != 200 or end.status_code != 200:
+                errors.append(f"keepalive {beat.status_code}, completed {end.status_code}")
+                return
+            done[index] += 1
+
+    threads = [threading.Thread(target=engine, args=(i,)) for i in range(engines)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"engine API errors: {errors[:3]}")
+    return sum(done), elapsed
+
+
+def local_round(workers: int) -> tuple[int, float]:
+    """Workers loop claim_next → beat → mark_failed until nothing is queued."""
+    from django.db import connections
+
+    from common.models import ProcessorJob
+
+    done = [0] * workers
+
+    def worker(index: int) -> None:
+        try:
+            while True:
+                job = ProcessorJob.claim_next(
+                    f"bench-worker:{index}", "bench", f"local:bench:{index}",
+                    pipelines=("basecalling",),
+                )  # fmt: skip
+                if job is None:
+                    return
+                job.beat()
+                job.mark_failed("bench")
+                done[index] += 1
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done), time.perf_counter() - started
+
+
+def check_no_duplicate_claims(ids: list[int], expected_worker_prefix: str) -> None:
+    from common.models import ProcessorJob
+
+    rows = ProcessorJob.objects.filter(pk__in=ids)
+    states = set(rows.values_list("state", flat=True))
+    if states != {"failed"} or rows.count() != len(ids):
+        raise SystemExit(f"not every job ended once: states {states}")
+    if rows.exclude(worker_id__startswith=expected_worker_prefix).exists():
+        raise SystemExit("a job was finished by someone else than the round's claimers")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=400, help="queued jobs per round")
+    parser.add_argument(
+        "--server-processes", type=int, default=1, help="API server processes (default 1)"
+    )
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args()
+
+    server = None
+    if not args.database_url:
+        from demo.services import Postgres
+
+        print("starting a private PostgreSQL …", flush=True)
+        server = Postgres().start()
+        args.database_url = server.url
+    if not args.database_url.startswith(("postgres://", "postgresql://")):
+        sys.exit("engine_api needs PostgreSQL: give --database-url postgres://…")
+    url, drop = create_database(args.database_url)
+    home = tempfile.mkdtemp(prefix="refinery-bench-")
+    os.environ.update(
+        DATABASE_URL=url, REFINERY_HOME=home, DJANGO_SETTINGS_MODULE="refinery.settings",
+        REFINERY_LOG_LEVEL="ERROR", REFINERY_DISPATCHER="local",
+    )  # fmt: skip
+    web = None
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from api.models import Engine
+        from common.models import ProcessorJob
+
+        call_command("migrate", verbosity=0)
+        print(f"database {urlsplit(url).path[1:]}", flush=True)
+        tokens = {}
+        for i in range(max(CONCURRENCY)):
+            import io
+
+            out = io.StringIO()
+            call_command("engines", "add", f"bench{i}", stdout=out, stderr=io.StringIO())
+            tokens[f"bench{i}"] = out.getvalue().strip()
+        port = free_port()
+        web = subprocess.Popen(
+            [sys.executable, str(PROJECT / "bench" / "wsgi_server.py"), str(port),
+             str(args.server_processes)],
+            cwd=PROJECT, env={**os.environ, "DATABASE_URL": f"{url}?conn_max_age=600"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        import requests
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/api/engines/heartbeat", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the API server did not start")
+            time.sleep(0.2)
+
+        results = {}
+        for n in CONCURRENCY:
+            ids = queue_jobs(args.jobs, f"http{n}")
+            count, took = http_round(base, tokens, n)
+            check_no_duplicate_claims(ids, "engine:bench")
+            http_rate = count / took
+            ids = queue_jobs(args.jobs, f"local{n}")
+            count_local, took_local = local_round(n)
+            check_no_duplicate_claims(ids, "bench-worker:")
+            local_rate = count_local / took_local
+            results[n] = (http_rate, local_rate)
+            print(
+                f"{n:>2} concurrent: engine API {http_rate:7.1f} round trips/s "
+                f"({count} in {took:.2f} s); local worker SQL {local_rate:7.1f}/s "
+                f"({count_local} in {took_local:.2f} s); cost ratio {local_rate / http_rate:.2f}",
+                flush=True,
+            )
+        assert Engine.objects.count() == max(CONCURRENCY)
+        assert not ProcessorJob.objects.filter(state__in=("queued", "running")).exists()
+        http_rate, local_rate = results[max(CONCURRENCY)]
+        print(
+            f"at {max(CONCURRENCY)} engines: an engine API round trip costs "
+            f"{local_rate / http_rate:.2f}x the local claim (goal: at most 3); no job was "
+            "claimed twice",
+            flush=True,
+        )
+        return 0
+    finally:
+        if web is not None:
+            os.killpg(web.pid, 15)  # the server and its forked processes
+            web.wait(10)
+        drop()
+        if server:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
