@@ -43,6 +43,11 @@ def test_a_run_is_recorded_when_it_appears_and_completed_when_minknow_finishes(
             "see the final summary",
             output,
         )
+        wait_for(
+            lambda: Batch.objects.filter(sequencing_run=recorded).exists(),
+            "batch the finished run's pod5 file",
+            output,
+        )
         assert Batch.objects.filter(sequencing_run=recorded).count() == 1
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
