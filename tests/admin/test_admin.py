@@ -1,24 +1,25 @@
 """The admin: every model's pages render for staff; anonymous users log in first."""
 
 import pytest
+from django.contrib import admin
 from django.urls import reverse
 
 from common.models import (
     Batch,
-    ComputedFile,
     DownloaderJob,
-    Organism,
     OriginalFile,
-    PausedKind,
     ProcessorJob,
     Provenance,
     SurveyJob,
-    TranscriptomeIndex,
 )
-from foreman.models import ForemanBeat, Notification
+from refinery.cli import OWN_APPS
 
-MODELS = [SurveyJob, DownloaderJob, ProcessorJob, Batch, OriginalFile, Organism, ComputedFile,
-          Provenance, TranscriptomeIndex, Notification, PausedKind, ForemanBeat]  # fmt: skip
+# Every page the refinery registers (jobs, data, runs, engines, …): a new model's
+# pages are tested the day they are registered.
+MODELS = sorted(
+    (model for model in admin.site._registry if model._meta.app_label in OWN_APPS),
+    key=lambda model: model.__name__,
+)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
@@ -27,8 +28,11 @@ def test_every_admin_page_renders_for_staff(admin_client, history, model):
     listing = admin_client.get(reverse(f"admin:{name}_changelist"))
     assert listing.status_code == 200
     obj = model.objects.first()
-    detail = admin_client.get(reverse(f"admin:{name}_change", args=[obj.pk]))
-    assert detail.status_code == 200
+    if (
+        obj is not None
+    ):  # the history has rows of most models; runs and engines have tests of their own
+        detail = admin_client.get(reverse(f"admin:{name}_change", args=[obj.pk]))
+        assert detail.status_code == 200
     assert admin_client.get(reverse(f"admin:{name}_add")).status_code == 403
 
 
