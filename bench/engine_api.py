@@ -81,10 +81,8 @@ def queue_jobs(count: int, round_name: str) -> list[int]:
     )
     for job, batch in zip(jobs, batches, strict=True):
         job.batches.add(batch)
-    ids = [job.pk for job in jobs]
-    # Queued, as the dispatcher leaves them (a bulk update: not a transition of interest).
-    ProcessorJob.objects.filter(pk__in=ids).update(state="queued", dispatched_at=now)
-    return ids
+        job.mark_queued("bench")  # queued, as the dispatcher leaves them
+    return [job.pk for job in jobs]
 
 
 def free_port() -> int:
