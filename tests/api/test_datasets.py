@@ -205,3 +205,13 @@ def test_a_user_lists_the_datasets_they_asked_for_and_nobody_elses(study, user_c
     assert other.post("/api/datasets/", {"samples": ["SAMN2"]}, format="json").status_code == 201
     assert [d["id"] for d in user_client.get("/api/datasets/").json()] == [mine]
     assert APIClient().get("/api/datasets/").json() == []
+
+
+def test_a_request_naming_too_many_or_overlong_accessions_is_a_400(study, user_client, settings):
+    settings.REFINERY_DATASET_MAX_SAMPLES = 3
+    body = {"samples": [f"SAMN{n}" for n in range(4)]}
+    response = user_client.post("/api/datasets/", body, format="json")
+    assert response.status_code == 400
+    assert "at most 3 accessions" in str(response.json())
+    huge = user_client.post("/api/datasets/", {"samples": ["S" * 65]}, format="json")
+    assert huge.status_code == 400 and not Dataset.objects.exists()
