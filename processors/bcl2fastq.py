@@ -21,8 +21,6 @@ positions (no thumbnails, no InterOp), each checked against the manifest.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import re
 import shutil
 from pathlib import Path
@@ -31,10 +29,11 @@ from django.conf import settings
 
 from common.models import DemultiplexStat, ProcessorJob, RunState
 from common.run_archive import ArchiveError, extract_members
-from common.storage import StorageError, temporary_storage
+from common.storage import StorageError, sha256_of_file, temporary_storage
 from processors.demultiplex_reports import read_reports
 from processors.external_tools import run_tool, tool_version
 from processors.illumina_run_archive import ArchiveContext, find_archive, read_manifest
+from processors.index_tools import available_cpus
 from processors.pipeline import add_computed_file, run_processor
 from runner.pipeline import JobError
 
@@ -113,7 +112,7 @@ def unpack_for_conversion(context: Bcl2FastqContext) -> Bcl2FastqContext:
         )
     context.update(run_folder=folder, sample_sheet=sheet, output=context["work_dir"] / "fastq")
     context["parameters"].update(
-        sample_sheet_sha256=hashlib.sha256(sheet.read_bytes()).hexdigest(),
+        sample_sheet_sha256=sha256_of_file(sheet),
         archive_sha256=archive.sha256,
         include_non_pf=bool(settings.REFINERY_BCL_INCLUDE_NON_PF),
     )
@@ -129,7 +128,7 @@ def convert(context: Bcl2FastqContext) -> Bcl2FastqContext:
 
         try:
             report = convert_run(
-                folder, output, sheet, ConvertOptions.from_settings(threads=os.cpu_count() or 1)
+                folder, output, sheet, ConvertOptions.from_settings(threads=available_cpus())
             )
         except ConversionError as error:
             raise JobError(str(error), no_retry=True) from None
@@ -155,7 +154,7 @@ def convert(context: Bcl2FastqContext) -> Bcl2FastqContext:
             context,
             "bcl2fastq",
             ["-R", folder, "-o", output, "--sample-sheet", sheet,
-             "-p", str(os.cpu_count() or 1)],
+             "-p", str(available_cpus())],
         )  # fmt: skip
     context["parameters"].update(context.get("conversion", {}))
     return context

@@ -13,7 +13,6 @@ as stored) and as Parquet (one float64 column per sample).
 from __future__ import annotations
 
 import io
-import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from common.models import Dataset, DatasetValue, GeneSet, ProcessorJob, Quantification
 from common.models.samples import unpack_values
+from processors.index_tools import available_cpus
 from processors.pipeline import ProcessorContext, add_computed_file, run_processor
 from runner.pipeline import JobError
 
@@ -135,7 +135,7 @@ def write_tsv(context: DatasetContext) -> DatasetContext:
     slices = [
         table.slice(start, TSV_SLICE_ROWS) for start in range(0, table.num_rows, TSV_SLICE_ROWS)
     ]
-    with open(path, "wb") as out, ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    with open(path, "wb") as out, ThreadPoolExecutor(available_cpus()) as pool:
         out.write(igzip.compress(header.encode(), compresslevel=2))
         for member in pool.map(_tsv_member, slices):
             out.write(member)

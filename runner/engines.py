@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 
 from common.models import Job, JobState, ProcessorJob
+from runner.work_dirs import remove_path
 
 logger = logging.getLogger(__name__)
 
@@ -91,27 +91,19 @@ def make_assigned_folder(job: Job, engine: str, files: dict[str, Path]) -> Path:
     try:
         for name, path in files.items():
             os.symlink(Path(path).resolve(), building / name)
-        remove_folder(final)  # one an earlier, killed request left
+        remove_path(final)  # one an earlier, killed request left
         building.rename(final)
     except BaseException:
-        remove_folder(building)
+        remove_path(building)
         raise
     return final
-
-
-def remove_folder(path: Path) -> None:
-    """Remove one folder of links (never what they point to)."""
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)  # removes links, never follows them
 
 
 def remove_assigned_folder(job: Job) -> None:
     """Remove the ASSIGNED folder of an engine's job, if it has one."""
     engine = engine_of(job)
     if engine:
-        remove_folder(assigned_folder(job.pk, engine))
+        remove_path(assigned_folder(job.pk, engine))
 
 
 def clean_assigned_folders() -> int:
@@ -141,7 +133,7 @@ def clean_assigned_folders() -> int:
     for path in stale:
         if path.name.startswith(".building-") and _age_s(path) < 3600:
             continue
-        remove_folder(path)
+        remove_path(path)
         logger.info("removed %s: its job no longer runs on that engine", path)
     return sum(1 for path in stale if not path.exists())
 

@@ -31,19 +31,20 @@ def make_job_dir(kind: str, job_id: int) -> Path:
     followed."""
     path = job_work_dir(kind, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove(path)
+    remove_path(path)
     path.mkdir()
     return path
 
 
 def remove_job_dir(kind: str, job_id: int) -> None:
     """Remove the job's own scratch directory (and only that)."""
-    _remove(job_work_dir(kind, job_id))
+    remove_path(job_work_dir(kind, job_id))
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a folder with its contents."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
+        path.unlink(missing_ok=True)
     elif path.is_dir():
         shutil.rmtree(path, ignore_errors=True)  # rmtree removes links, never follows them
 

@@ -38,11 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
 from common.models import Batch, DownloaderJob
 from common.models.choices import DownloaderTask, ProcessorPipeline, SurveySource
-from common.models.runs import Platform, RunState, RunStateChange, SequencingRun
+from common.models.runs import Platform, RunState, SequencingRun
 from runner.dispatch import send_job
 from runner.pipeline import JobError
 from surveyor.external_source import DiscoveredBatch, ExternalSourceSurveyor
@@ -154,7 +153,6 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
             run.move_to(RunState.COMPLETE, folder.reason, job=self.job)
         elif folder.progress == Progress.FAILED and run.state in BEFORE_JOBS:
             run.move_to(RunState.FAILED, folder.reason, job=self.job)
-        run.refresh_state()
         print(f"{info.run_id}: {run.state} ({folder.reason})", flush=True)
         return run
 
@@ -186,32 +184,15 @@ class IlluminaRunsSurveyor(ExternalSourceSurveyor):
     def find_or_create_run(self, folder: RunFolder) -> tuple[SequencingRun, bool]:
         """The run's row; a new one starts its history at `sequencing`, in the same
         transaction. Two surveys racing: the unique (platform, run_id) decides."""
-        run_id = folder.run_info.run_id
-        existing = SequencingRun.objects.filter(platform=Platform.ILLUMINA, run_id=run_id).first()
-        if existing is not None:
-            return existing, False
         reason = f"found by survey job {self.job.pk}"
-        try:
-            with transaction.atomic():
-                run = SequencingRun.objects.create(
-                    platform=Platform.ILLUMINA,
-                    run_id=run_id,
-                    survey_job=self.job,
-                    state_reason=reason,
-                    **self.run_fields(folder),
-                )
-                RunStateChange.objects.create(
-                    run=run,
-                    old_state="",
-                    new_state=RunState.SEQUENCING,
-                    reason=reason,
-                    at=run.state_changed_at,
-                    job_kind=self.job.kind,
-                    job_id=self.job.pk,
-                ).queue_webhooks()
-        except IntegrityError:
-            return SequencingRun.objects.get(platform=Platform.ILLUMINA, run_id=run_id), False
-        return run, True
+        return SequencingRun.find_or_create(
+            Platform.ILLUMINA,
+            folder.run_info.run_id,
+            reason,
+            self.job,
+            state_reason=reason,
+            **self.run_fields(folder),
+        )
 
     def update_run(self, run: SequencingRun, folder: RunFolder) -> str:
         """Bring a known run's row up to date with its folder: a moved folder, a

@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from common.models import Batch, Platform, RunState, RunStateChange, SequencingRun
+from common.models import Batch, Platform, RunState, SequencingRun
 from common.models.choices import ProcessorPipeline, SurveySource
 from common.models.runs import basecalling_finished
 from runner.pipeline import JobError
@@ -206,31 +206,15 @@ class NanoporeRunsSurveyor(ExternalSourceSurveyor):
         date; `complete` once its final summary is there. None for a copy of a run
         recorded from another folder (its files are that folder's)."""
         fields = run_fields(found)
-        run = SequencingRun.objects.filter(
-            platform=Platform.NANOPORE, run_id=found.protocol_run_id
-        ).first()
-        if run is None:
-            try:
-                with transaction.atomic():
-                    run = SequencingRun.objects.create(
-                        platform=Platform.NANOPORE,
-                        run_id=found.protocol_run_id,
-                        survey_job=self.job,
-                        **fields,
-                    )
-                    RunStateChange.objects.create(
-                        run=run,
-                        new_state=RunState.SEQUENCING,
-                        reason=f"found in {found.path} by survey job {self.job.pk}",
-                        at=run.state_changed_at,
-                        job_kind=self.job.kind,
-                        job_id=self.job.pk,
-                    ).queue_webhooks()
-                print(f"new run {run.run_id} in {found.path}", flush=True)
-            except IntegrityError:  # another survey recorded it first
-                run = SequencingRun.objects.get(
-                    platform=Platform.NANOPORE, run_id=found.protocol_run_id
-                )
+        run, created = SequencingRun.find_or_create(
+            Platform.NANOPORE,
+            found.protocol_run_id,
+            f"found in {found.path} by survey job {self.job.pk}",
+            self.job,
+            **fields,
+        )
+        if created:
+            print(f"new run {run.run_id} in {found.path}", flush=True)
         if run.location != fields["location"]:
             self.skip(
                 str(found.path),

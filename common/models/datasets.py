@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.functional import cached_property
 
 from common.models.jobs import JobState
 
@@ -65,10 +66,17 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return f"dataset {self.id} ({self.organism}, {self.value})"
 
+    @cached_property
+    def latest_job(self):
+        """The latest attempt of its processor job (read once per instance)."""
+        from common.models.job_kinds import ProcessorJob
+
+        return ProcessorJob.objects.filter(batches=self.batch_id).order_by("-id").first()
+
     @property
     def state(self) -> str:
         """Where its build is, from the latest attempt of its processor job."""
-        job = self.batch.processor_jobs.order_by("-id").first()
+        job = self.latest_job
         if job is None or job.state in (JobState.CREATED, JobState.QUEUED):
             return DatasetState.QUEUED
         if job.state == JobState.RUNNING:
@@ -79,5 +87,5 @@ class Dataset(models.Model):
 
     @property
     def failure_reason(self) -> str:
-        job = self.batch.processor_jobs.order_by("-id").first()
+        job = self.latest_job
         return job.failure_reason if job is not None and job.state == JobState.FAILED else ""

@@ -10,6 +10,7 @@ refuses a changed state.
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from django.db import connection, models, transaction
@@ -125,23 +126,21 @@ class Job(models.Model):
     def _transition(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
         """Move from one of `from_states` to `to_state`, atomically. Returns whether
         this call made the change; the instance is refreshed either way."""
-        update = type(self).objects.filter(pk=self.pk, state__in=from_states).update
-        if self.follows_runs():
-            # The run's state moves with the job's, in the same transaction.
-            with transaction.atomic():
-                changed = update(state=to_state, **fields)
-                if changed:
-                    self.state = to_state
-                    for name, value in fields.items():
-                        setattr(self, name, value)
+        follows = self.follows_runs()
+        # A job that moves sequencing runs moves them in the same transaction.
+        with transaction.atomic() if follows else contextlib.nullcontext():
+            changed = (
+                type(self)
+                .objects.filter(pk=self.pk, state__in=from_states)
+                .update(state=to_state, **fields)
+            )
+            if changed:  # we wrote exactly these values: no need to read them back
+                for name, value in fields.items():
+                    setattr(self, name, value)
+                self.state = self._saved_state = to_state
+                if follows:
                     follow_job(self, to_state)
-        else:
-            changed = update(state=to_state, **fields)
-        if changed:  # we wrote exactly these values: no need to read them back
-            for name, value in fields.items():
-                setattr(self, name, value)
-            self.state = self._saved_state = to_state
-        else:
+        if not changed:
             self.refresh_from_db()
         return bool(changed)
 

@@ -13,7 +13,7 @@ that caused it change together or not at all.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from common.models.choices import DownloaderTask, JobKind, ProcessorPipeline
@@ -114,6 +114,33 @@ class SequencingRun(LengthChecked):
                 if not f.primary_key and f.name not in ("state", "state_reason", "state_changed_at")
             ]
         super().save(*args, **kwargs)
+
+    @classmethod
+    def find_or_create(
+        cls, platform: str, run_id: str, reason: str, job, **fields
+    ) -> tuple[SequencingRun, bool]:
+        """The run's row, and whether this call made it. A new run starts its history
+        at `sequencing` (and queues its webhooks) in the transaction that creates
+        it. Two surveys racing: the unique (platform, run_id) decides, and the
+        loser reads the winner's row."""
+        existing = cls.objects.filter(platform=platform, run_id=run_id).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                run = cls.objects.create(platform=platform, run_id=run_id, survey_job=job, **fields)
+                RunStateChange.objects.create(
+                    run=run,
+                    old_state="",
+                    new_state=RunState.SEQUENCING,
+                    reason=redact(reason)[:REASON_MAX],
+                    at=run.state_changed_at,
+                    job_kind=getattr(job, "kind", "") or "",
+                    job_id=getattr(job, "pk", None),
+                ).queue_webhooks()
+        except IntegrityError:
+            return cls.objects.get(platform=platform, run_id=run_id), False
+        return run, True
 
     def move_to(self, state: str, reason: str = "", job=None) -> bool:
         """Move the run to `state` if the state it is in allows it, record the
