@@ -158,7 +158,9 @@ class DatasetViewSet(
     the dataset's, to GET until its `state` is `ready`. The list holds the
     datasets the requesting user asked for (none for anonymous users)."""
 
-    queryset = Dataset.objects.select_related("organism", "matrix_file", "parquet_file")
+    queryset = Dataset.objects.select_related(
+        "organism", "matrix_file", "parquet_file"
+    ).prefetch_related("samples")
     permission_classes = [IsAuthenticatedToCreate]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "datasets"

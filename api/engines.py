@@ -476,7 +476,7 @@ def finish(job: ProcessorJob, engine: str, data: dict) -> Response:
         body["results"] = [f.filename for f in context["uploaded_files"]]
         return Response(body)
     if job.state == JobState.FAILED and context.get("success") is False:
-        if "while it ran" in (context.get("failure_reason") or ""):
+        if context.get("finished_elsewhere"):
             return not_running(job, "it was taken back while its outputs were checked")
         body["detail"] = f"the outputs were not accepted: {job.failure_reason}"
         return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pod5
 
-POD5_SIGNATURE = b"\x8bPOD\r\n\x1a\n"
 SAMPLE_RATE = 5000
 KIT = "SQK-LSK114"
 FLOW_CELL_PRODUCT = "FLO-MIN114"

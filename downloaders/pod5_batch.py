@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.models import Batch, DownloaderJob
+from common.pod5 import POD5_SIGNATURE
 from downloaders.steps import DownloaderContext, run_downloader
 from runner.pipeline import JobError
-
-POD5_SIGNATURE = b"\x8bPOD\r\n\x1a\n"
 
 
 class DamagedPod5(ValueError):

@@ -127,8 +127,9 @@ def start_due_surveys(now: datetime | None = None) -> int:
     """Start every scheduled survey that is due; returns how many were started."""
     now = now or timezone.now()
     started = 0
+    rows = {row.name: row for row in SurveySchedule.objects.all()}  # one read per pass
     for survey in scheduled_surveys():
-        row = schedule_row(survey, now)
+        row = rows.get(survey.name) or schedule_row(survey, now)
         since = row.last_due_at or row.first_seen_at
         due = latest_due(survey.cron, since, now)
         if due is None:

@@ -14,6 +14,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from common.models import JOB_MODELS, JobState, PausedKind, ProcessorJob, RunState, SequencingRun
+from foreman.jobrefs import job_ref
 from foreman.models import ForemanBeat
 from runner.dispatch.outbox import dispatch_room, in_flight_counts
 
@@ -114,11 +115,11 @@ def workers() -> list[dict]:
     """Each running job (the stalest first, at most WORKERS_SHOWN per kind): its
     worker and the worker's last heartbeat."""
     running = []
-    for kind, model in JOB_MODELS.items():
+    for model in JOB_MODELS.values():
         running_jobs = model.objects.filter(state=JobState.RUNNING).order_by("heartbeat_at", "id")
         for job in running_jobs[:WORKERS_SHOWN]:
             running.append(
-                {"job": f"{kind}:{job.pk}", "worker": job.worker_id,
+                {"job": job_ref(job), "worker": job.worker_id,
                  "heartbeat_at": _iso(job.heartbeat_at), "started_at": _iso(job.start_time)}
             )  # fmt: skip
     return running
@@ -150,7 +151,7 @@ def recent_failures(since: datetime, limit: int = FAILURES_SHOWN) -> list[dict]:
             found.append((job.end_time, kind, job))
     found.sort(key=lambda row: (row[0], row[1], row[2].pk), reverse=True)
     return [
-        {"job": f"{kind}:{job.pk}", "kind": kind, "id": job.pk, "ended_at": _iso(ended),
+        {"job": job_ref(job), "kind": kind, "id": job.pk, "ended_at": _iso(ended),
          "reason": job.failure_reason, "retried": job.retried, "has_log": bool(job.log_location)}
         for ended, kind, job in found[:limit]
     ]  # fmt: skip

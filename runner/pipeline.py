@@ -52,6 +52,8 @@ class JobContext(TypedDict, total=False):
     success: bool | None
     failure_reason: str
     no_retry: bool
+    # True when record_success found the job finished elsewhere (given up, cancelled).
+    finished_elsewhere: bool
     # The job's scratch directory, when `prepare_job_dir` made one (end_job removes it).
     work_dir: Path
     # Downloaders and processors: the job's batches and the files they need, each once.
@@ -114,6 +116,7 @@ def record_success(context: JobContext, record: Callable[[], object]) -> None:
         record()
         if not job.mark_succeeded():
             transaction.set_rollback(True)
+            context["finished_elsewhere"] = True
             raise JobError(
                 f"{job.kind} job {job.pk} became {job.state} while it ran; "
                 "its results were discarded"

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.filenames import UnsafeName, check_name, control_character
+from common.pod5 import POD5_SIGNATURE
 
-POD5_SIGNATURE = b"\x8bPOD\r\n\x1a\n"
 # <YYYYMMDD>_<HHMM>_<device or position>_<flow cell>_<first 8 of the protocol run id>
 RUN_FOLDER = re.compile(
     r"^(?P<date>\d{8})_(?P<time>\d{4})_(?P<device>[A-Za-z0-9-]+)_(?P<flowcell>[A-Za-z0-9-]+)"

@@ -15,6 +15,7 @@ from foreman import log_text
 from foreman.admin.base import BatchLinks, ReadOnlyAdmin, admin_link, link_list, redacted
 from foreman.admin.operator import OperatorActionsMixin
 from foreman.cli_tables import span
+from foreman.job_summaries import what as job_what
 from runner.job_logs import read_log
 
 # Each state's colour and icon, on every list and page (failed red, running blue,
@@ -123,7 +124,7 @@ class JobAdmin(OperatorActionsMixin, ReadOnlyAdmin):
     @admin.display(description="what")
     def what(self, job: Job) -> str:
         """The task or pipeline by its name, with the label the API and CLI give it."""
-        name = job.run_rule_name() or getattr(job, "source", "")
+        name = job_what(job)
         field = {"downloader": "downloader_task", "processor": "pipeline", "survey": "source"}
         label = getattr(job, f"get_{field[job.kind]}_display")()
         return format_html("{} <small>({})</small>", name, label) if label != name else name

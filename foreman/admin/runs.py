@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.db.models import Count
+from django.db.models import Count, prefetch_related_objects
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -148,6 +148,19 @@ class SequencingRunAdmin(ReadOnlyAdmin):
     shown_metadata = redacted("metadata")
     shown_state_reason = redacted("state_reason")
 
+    def get_object(self, request, object_id, from_field=None):
+        """The run with its batches, their jobs and results read up front: the page
+        shows them all, and the archive is found among them."""
+        run = super().get_object(request, object_id, from_field)
+        if run is not None:
+            prefetch_related_objects(
+                [run],
+                "batches__downloader_jobs",
+                "batches__processor_jobs",
+                "batches__computed_files",
+            )
+        return run
+
     @admin.display(description="state", ordering="state")
     def shown_state(self, run: SequencingRun) -> str:
         return run_state(run.state)
@@ -176,7 +189,7 @@ class SequencingRunAdmin(ReadOnlyAdmin):
     @admin.display(description="batches, their jobs and results")
     def batches_and_jobs(self, run: SequencingRun) -> str:
         rows = []
-        for batch in run.batches.order_by("id"):
+        for batch in sorted(run.batches.all(), key=lambda batch: batch.pk):
             jobs = sorted(
                 [*batch.downloader_jobs.all(), *batch.processor_jobs.all()],
                 key=lambda job: (job.created_at, job.kind, job.pk),
@@ -190,7 +203,10 @@ class SequencingRunAdmin(ReadOnlyAdmin):
             results = format_html_join(
                 mark_safe(", "),
                 "{} ({} bytes)",
-                ((admin_link(f), f.size) for f in batch.computed_files.order_by("id")),
+                (
+                    (admin_link(f), f.size)
+                    for f in sorted(batch.computed_files.all(), key=lambda f: f.pk)
+                ),
             )
             rows.append(
                 format_html(

@@ -50,6 +50,11 @@ class BasecallingContext(ProcessorContext, total=False):
     expected_reads: dict[str, list[str]]  # pod5 name → its read ids
 
 
+def output_name(pod5_name: str, output: str | None = None) -> str:
+    """The name of the output for one pod5 file (a worker's and an engine's alike)."""
+    return pod5_name.removesuffix(".pod5") + OUTPUTS[output or output_format()]
+
+
 def output_format() -> str:
     value = (settings.REFINERY_DORADO_OUTPUT or "fastq").lower()
     if value not in OUTPUTS:
@@ -124,10 +129,7 @@ def basecall(context: BasecallingContext) -> BasecallingContext:
     result = run_basecaller(command, calls, work_path(context["work_dir"], "dorado.log"))
     out = work_path(context["work_dir"], "calls")
     out.mkdir()
-    outputs = {
-        name: out / (name.removesuffix(".pod5") + OUTPUTS[output])
-        for name in context["expected_reads"]
-    }
+    outputs = {name: out / output_name(name, output) for name in context["expected_reads"]}
     split_calls(calls, outputs)
     calls.unlink()
     summary = check_basecalls(context["expected_reads"], outputs, result.filtered)

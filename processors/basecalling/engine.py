@@ -26,6 +26,7 @@ from processors.basecalling import (
     BasecallingContext,
     link_pod5_folder,
     output_format,
+    output_name,
     pod5_link_names,
 )
 from processors.basecalling.reads import check_basecalls
@@ -50,11 +51,6 @@ def batch_files(job: ProcessorJob) -> list[tuple[OriginalFile, str]]:
     files = list(OriginalFile.objects.filter(batches__in=batches).distinct().order_by("id"))
     names = pod5_link_names(files)
     return [(f, names[f.pk]) for f in files]
-
-
-def output_name(pod5_name: str, output: str | None = None) -> str:
-    """The name of the output an engine sends for one pod5 file."""
-    return pod5_name.removesuffix(".pod5") + OUTPUTS[output or output_format()]
 
 
 def local_inputs(job: ProcessorJob, files: list[OriginalFile]) -> dict[int, Path] | None:

@@ -51,6 +51,7 @@ from processors.bcl.fastq import (
 )
 from processors.bcl.layout import RunLayout
 from processors.bcl.native import fastq_records as fastq_native
+from processors.bcl.native import library as native_library
 from processors.bcl.sample_sheet import SampleSheet, parse_override_cycles, read_sample_sheet
 
 ENGINE = "refinery-builtin"
@@ -780,6 +781,7 @@ def _run_jobs(plan: Plan, jobs: list, threads: int, take, options: ConvertOption
             if options.progress:
                 options.progress(done, len(jobs))
     else:
+        native_library()  # compiled (or found) once, here: the forked workers inherit it
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
             max_workers=threads, mp_context=context, initializer=_init_worker, initargs=(plan,)
