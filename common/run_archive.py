@@ -212,9 +212,7 @@ def check_member_name(name: str, path: str) -> None:
 def check_link(root: Path, real_root: str, path: str, target: str) -> None:
     """A link is stored as a link (never followed) only when it leads to
     something inside the folder."""
-    inside = not posixpath.isabs(target) and not escapes(
-        posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    )
+    inside = not link_escapes(path, target)
     if inside:
         resolved = os.path.realpath(root / path)
         inside = resolved == real_root or resolved.startswith(real_root + os.sep)
@@ -229,6 +227,13 @@ def check_link(root: Path, real_root: str, path: str, target: str) -> None:
 
 def escapes(normalized: str) -> bool:
     return normalized == ".." or normalized.startswith("../") or normalized.startswith("/")
+
+
+def link_escapes(path: str, target: str) -> bool:
+    """Whether a link at `path` (inside the folder) to `target` leads out of it."""
+    return posixpath.isabs(target) or escapes(
+        posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    )
 
 
 def kind_of(mode: int) -> str:
@@ -532,7 +537,7 @@ def build_manifest(
         "root": {"mode": f"{root_mode:04o}", "mtime_ns": root_mtime_ns},
         "exclude": list(exclude),
         "excluded": left_out,
-        "totals": {"files": len(files), "bytes": sum(m.size for m in files)},
+        "totals": {"files": len(files), "bytes": total_bytes(members)},
         "files": [m.manifest_entry() for m in files],
         "folders": [m.manifest_entry() for m in members if m.kind == "folder"],
         "links": [m.manifest_entry() for m in members if m.kind == "link"],
@@ -839,9 +844,7 @@ def restore_archive(
 def place_link(root: Path, path: str, target: str) -> None:
     """Create a link once every file is in place, refusing one that would lead
     out of `root` (the archive was checked, the manifest is trusted no more)."""
-    if posixpath.isabs(target) or escapes(
-        posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    ):
+    if link_escapes(path, target):
         raise ArchiveMismatch(f"{path}: a link to {target!r} would lead out of the folder")
     link = root / path
     link.parent.mkdir(parents=True, exist_ok=True)

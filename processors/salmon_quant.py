@@ -37,7 +37,6 @@ from processors.pipeline import ProcessorContext, add_computed_file, run_process
 from runner.pipeline import JobError
 
 SHORT_READS_BELOW = 75
-KEPT = ("quant.sf", "lib_format_counts.json", "meta_info.json")
 
 
 class QuantContext(ProcessorContext, total=False):
