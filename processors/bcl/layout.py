@@ -77,6 +77,9 @@ class RunLayout:
             self.lanes[lane] = self._lane(lane, folder, listed.get(lane))
         self._slocs: tuple[np.ndarray, np.ndarray] | None = None
         self._cbcl_headers: dict[Path, formats.CbclHeader] = {}
+        # Lane-wide files every tile of a lane reads (bgzf offsets, a NextSeq lane's
+        # filter and positions): read once, not once per tile.
+        self._lane_files: dict[Path, object] = {}
 
     def load_headers(self, cycles: list[int]) -> None:
         """Read every CBCL header the conversion needs once, before workers start
@@ -180,8 +183,9 @@ class RunLayout:
             path = layout.folder / f"{cycle:04d}.bcl.bgzf"
             if not path.exists():
                 raise ConversionError(f"cycle {cycle} is missing", path)
-            offsets = formats.read_bgzf_offsets(
-                path.with_name(path.name + ".bci"), len(layout.bci_order)
+            offsets = self._lane_file(
+                path.with_name(path.name + ".bci"),
+                lambda bci: formats.read_bgzf_offsets(bci, len(layout.bci_order)),
             )
             by_cycle[column] = formats.read_bgzf_tile(path, offsets[position], n)
         return transpose(by_cycle)
@@ -228,11 +232,17 @@ class RunLayout:
             if path.exists():
                 return formats.read_filter(path)
         if layout.kind == "bgzf":
-            whole = formats.read_filter(layout.folder / f"s_{lane}.filter")
+            whole = self._lane_file(layout.folder / f"s_{lane}.filter", formats.read_filter)
             return self._slice_lane_file(layout, tile, whole, layout.folder / f"s_{lane}.filter")
         raise ConversionError(
             f"tile {tile} has no filter file", layout.folder / f"s_{lane}_{tile}.filter"
         )
+
+    def _lane_file(self, path: Path, reader):
+        """`reader(path)`, read once for all the lane's tiles."""
+        if path not in self._lane_files:
+            self._lane_files[path] = reader(path)
+        return self._lane_files[path]
 
     def _slice_lane_file(self, layout: LaneLayout, tile: int, values, path: Path):
         total = sum(layout.bci_counts.values())
@@ -259,7 +269,7 @@ class RunLayout:
                 return self._named(x, y, n, path)
         lane_locs = self.intensities / f"L{lane:03d}" / f"s_{lane}.locs"
         if layout.kind == "bgzf" and lane_locs.exists():
-            x, y = formats.read_locs(lane_locs)
+            x, y = self._lane_file(lane_locs, formats.read_locs)
             x = self._slice_lane_file(layout, tile, x, lane_locs)
             y = self._slice_lane_file(layout, tile, y, lane_locs)
             return self._named(x, y, n, lane_locs)
