@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from common.models import Batch, ProcessorJob
 from tests.foreman.servers import SmtpServer, WebhookServer
@@ -33,6 +35,28 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def children_of(pid: int) -> list[int]:
+    """The live children of process `pid`, from every one of its threads."""
+    tasks = Path(f"/proc/{pid}/task")
+    try:
+        return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def job_process_of(worker_pid: int) -> int | None:
+    """The worker's child that runs a job. It leads its own process group (the
+    supervisor's setpgid), which tells it from a short-lived helper process the
+    worker or a library may start; None until there is one."""
+    for child in children_of(worker_pid):
+        try:
+            if os.getpgid(child) == child:
+                return child
+        except ProcessLookupError:
+            continue
+    return None
 
 
 def operator_env(smtp_server: SmtpServer, webhook_server: WebhookServer) -> dict:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
 from common.models import DownloaderJob, JobState, ProcessorJob
 from foreman.passes import Foreman
 from foreman.ram import next_ram_mb, ran_out_of_memory
-from tests.foreman.helpers import smoke_job, wait_for
+from tests.foreman.helpers import job_process_of, smoke_job, wait_for
 
 INDEX = "transcriptome_index_long"
 
@@ -56,11 +55,6 @@ def test_a_ladder_can_be_set_per_pipeline(settings):
     assert not ran_out_of_memory(attempt(reason="boom"))
 
 
-def children_of(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_job_the_kernel_kills_is_retried_one_step_up(start_manage, settings):
     """SIGKILL to the job's process, as the OOM killer does: the worker records
@@ -68,9 +62,8 @@ def test_a_job_the_kernel_kills_is_retried_one_step_up(start_manage, settings):
     job = smoke_job("oom", sleep_s=30)
     job.mark_queued("local")
     worker = start_manage("worker")
-    wait_for(lambda: children_of(worker.pid), 30, "the job's process")
-    [child] = children_of(worker.pid)
     wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.RUNNING, 30, "start")
+    child = wait_for(lambda: job_process_of(worker.pid), 30, "the job's process")
     os.kill(child, signal.SIGKILL)
     wait_for(lambda: ProcessorJob.objects.get(pk=job.pk).state == JobState.FAILED, 30, "failure")
     job.refresh_from_db()

@@ -18,7 +18,7 @@ from demo.services import S3_TEST_ENVIRONMENT, MotoServer, Postgres
 from foreman.models import ForemanBeat, Notification
 from foreman.passes import WORKER_LOST, Foreman
 from runner.dispatch import send_job_now
-from tests.foreman.helpers import operator_env, smoke_job, wait_for
+from tests.foreman.helpers import job_process_of, operator_env, smoke_job, wait_for
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
 
@@ -29,14 +29,6 @@ BUCKET = "refinery-outage"
 
 def state_of(job: ProcessorJob) -> str:
     return ProcessorJob.objects.get(pk=job.pk).state
-
-
-def children_of(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    try:
-        return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def process_gone(pid: int) -> bool:
@@ -69,8 +61,8 @@ def test_a_killed_worker_is_found_lost_after_the_lease_and_its_job_retried_once(
     batch = job.batches.get()
     assert send_job_now(job)
     worker = start_manage("worker", env=LEASE)
-    wait_for(lambda: state_of(job) == JobState.RUNNING and children_of(worker.pid), 30, "start")
-    [child] = children_of(worker.pid)
+    wait_for(lambda: state_of(job) == JobState.RUNNING, 30, "start")
+    child = wait_for(lambda: job_process_of(worker.pid), 30, "the job's process")
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
     wait_for(lambda: process_gone(child), 10, "the job's process to die with its worker")
@@ -223,8 +215,8 @@ def test_a_job_that_hangs_past_its_limit_is_stopped_and_retried(enforcer, start_
     worker = start_manage(
         "worker", env={**LEASE, "REFINERY_PROCESSOR_RUNTIME_LIMIT_S": worker_limit}
     )
-    wait_for(lambda: state_of(job) == JobState.RUNNING and children_of(worker.pid), 30, "start")
-    [child] = children_of(worker.pid)
+    wait_for(lambda: state_of(job) == JobState.RUNNING, 30, "start")
+    child = wait_for(lambda: job_process_of(worker.pid), 30, "the job's process")
     # Once the job has its work directory it has read its batch: its retry will not hang.
     work_dir = Path(settings.REFINERY_WORK_DIR) / f"processor_job_{job.pk}"
     wait_for(work_dir.exists, 30, "the job to read its batch")
