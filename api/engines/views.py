@@ -20,10 +20,12 @@ from rest_framework.decorators import (
     authentication_classes,
     parser_classes,
     permission_classes,
+    renderer_classes,
 )
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -51,6 +53,8 @@ from runner.engines import (
 )
 
 PIPELINES = (ProcessorPipeline.BASECALLING,)
+# Engines are programs: their endpoints answer JSON only (no browsable API to build).
+ENGINE_RENDERERS = [JSONRenderer]
 REASON_MAX = 2000
 
 
@@ -138,6 +142,7 @@ def engine_list(request: Request) -> Response:
 @api_view(["POST"])
 @authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
+@renderer_classes(ENGINE_RENDERERS)
 def assign(request: Request, engine: str) -> Response:
     """Take the next queued basecalling jobs (`batch_size`, default 1): each
     answer says where the pod5 files are, what to send back and where, and how
@@ -172,6 +177,7 @@ def assign(request: Request, engine: str) -> Response:
 @api_view(["POST"])
 @authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
+@renderer_classes(ENGINE_RENDERERS)
 def keepalive(request: Request, engine: str, job_id: int) -> Response:
     """The engine still works on the job: its heartbeat. 409 when the job is no
     longer running (taken back, cancelled): stop working on it."""
@@ -200,6 +206,7 @@ def keepalive(request: Request, engine: str, job_id: int) -> Response:
 @api_view(["POST"])
 @authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
+@renderer_classes(ENGINE_RENDERERS)
 @parser_classes([MultiPartParser, FormParser, JSONParser])
 def completed(request: Request, engine: str, job_id: int) -> Response:
     """The engine finished the job: `success` with its `outputs` (one file per

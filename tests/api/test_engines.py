@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -255,6 +257,54 @@ def test_a_job_whose_keepalives_stop_is_taken_back_and_handed_out_again(engine_s
     assert sorted(listed["gpu2"]["running"]) == sorted(taken)
     assert listed["gpu1"]["jobs"] == {"failed": 1} and listed["gpu1"]["last_contact_at"]
     assert Batch.objects.filter(pk=retry.batches.get().pk).exists()
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    """The SQL a request ran, without transaction control (which differs between
+    databases) and without the engine's last contact (written at most once a second)."""
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    return [
+        q["sql"]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(control) and not q["sql"].startswith('UPDATE "api_engine"')
+    ]
+
+
+def test_the_hot_endpoints_read_no_row_per_file_and_run_few_statements(
+    tmp_path, refinery_dirs, settings
+):
+    """Assign, keepalive and completed are called over and over by every engine:
+    the token is resolved in one statement, a batch's files in one whatever their
+    number, a keepalive is one UPDATE and a failure's completion one claim and the
+    job's transition. bench/engine_api.py measures what this saves."""
+    settings.REFINERY_ENGINE_ASSIGNED_DIR = tmp_path / "engines"
+    queued_basecalling_jobs(tmp_path / "minknow", files=4, reads=2, batch_files=3)
+    client = client_of(add_engine("gpu1"))
+    sizes, counts = [], []
+    for _ in range(2):  # a batch of 3 files and one of 1
+        with CaptureQueriesContext(connection) as captured:
+            assignment = client.post("/api/engines/gpu1/assign").json()["jobs"][0]
+        sizes.append(len(assignment["files"]))
+        # The first claim also moves the run (the job's transition, as any worker's).
+        sql = [s for s in statements(captured) if "sequencingrun" not in s and "runstate" not in s]
+        counts.append(len(sql))
+        assert sum("authtoken_token" in s for s in sql) == 1, sql
+        assert sum("common_originalfile" in s for s in sql) == 1, sql
+    assert sorted(sizes) == [1, 3]
+    assert counts[0] == counts[1], "a statement per file is back in assign"
+    first = assignment
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.post(first["keepalive"]).status_code == 200
+    sql = statements(captured)
+    assert len(sql) == 2 and sql[1].startswith('UPDATE "common_processorjob"'), sql
+
+    with CaptureQueriesContext(connection) as captured:
+        answer = client.post(first["completed"], {"success": "false", "reason": "no GPU"})
+    assert answer.status_code == 200 and answer.json()["state"] == JobState.FAILED
+    sql = statements(captured)
+    # The token; the completion's claim, which returns the job; its transition.
+    assert len(sql) == 3 and all(s.startswith('UPDATE "common_processorjob"') for s in sql[1:]), sql
 
 
 def test_engines_command_adds_lists_and_removes_engines(engine_setup):
