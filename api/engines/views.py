@@ -18,11 +18,13 @@ from rest_framework import serializers, status
 from rest_framework.decorators import (
     api_view,
     authentication_classes,
+    content_negotiation_class,
     parser_classes,
     permission_classes,
     renderer_classes,
 )
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -55,6 +57,17 @@ from runner.engines import (
 PIPELINES = (ProcessorPipeline.BASECALLING,)
 # Engines are programs: their endpoints answer JSON only (no browsable API to build).
 ENGINE_RENDERERS = [JSONRenderer]
+
+
+class JSONAnswers(DefaultContentNegotiation):
+    """JSON whatever the request's Accept says (DRF's "ignore the client" content
+    negotiation): an engine's endpoints have one renderer, and the request's
+    body is still parsed by its Content-Type."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 REASON_MAX = 2000
 
 
@@ -143,6 +156,7 @@ def engine_list(request: Request) -> Response:
 @authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
 @renderer_classes(ENGINE_RENDERERS)
+@content_negotiation_class(JSONAnswers)
 def assign(request: Request, engine: str) -> Response:
     """Take the next queued basecalling jobs (`batch_size`, default 1): each
     answer says where the pod5 files are, what to send back and where, and how
@@ -178,6 +192,7 @@ def assign(request: Request, engine: str) -> Response:
 @authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
 @renderer_classes(ENGINE_RENDERERS)
+@content_negotiation_class(JSONAnswers)
 def keepalive(request: Request, engine: str, job_id: int) -> Response:
     """The engine still works on the job: its heartbeat. 409 when the job is no
     longer running (taken back, cancelled): stop working on it."""
@@ -207,6 +222,7 @@ def keepalive(request: Request, engine: str, job_id: int) -> Response:
 @authentication_classes(ENGINE_AUTH)
 @permission_classes([IsAuthenticated])
 @renderer_classes(ENGINE_RENDERERS)
+@content_negotiation_class(JSONAnswers)
 @parser_classes([MultiPartParser, FormParser, JSONParser])
 def completed(request: Request, engine: str, job_id: int) -> Response:
     """The engine finished the job: `success` with its `outputs` (one file per
