@@ -10,10 +10,10 @@ private throwaway server (demo.services.Postgres) when neither is set.
 
 - It queues `--jobs` basecalling jobs per round, each with a batch of one
   small file in (local) temporary storage, and registers 16 engines.
-- HTTP: bench/wsgi_server.py (Django's threaded development server, one
-  process, with TCP_NODELAY and persistent database connections, as a
-  production server runs) serves the API; N threads, each an engine with its
-  own token, loop
+- HTTP: bench/wsgi_server.py (Django's threaded development server, in
+  `--server-processes` pre-forked processes, with TCP_NODELAY and persistent
+  database connections, as a production server runs) serves the API; N
+  threads, each an engine with its own token, loop
   POST assign → POST keepalive → POST completed until the queue is empty. The
   completion reports a failure (`success=false`): what is measured is the
   API's bookkeeping (token, claim, the ASSIGNED folder of links, heartbeat,
@@ -261,9 +261,9 @@ def main() -> int:
         assert not ProcessorJob.objects.filter(state__in=("queued", "running")).exists()
         http_rate, local_rate = results[max(CONCURRENCY)]
         print(
-            f"at {max(CONCURRENCY)} engines: an engine API round trip costs "
-            f"{local_rate / http_rate:.2f}x the local claim (goal: at most 3); no job was "
-            "claimed twice",
+            f"at {max(CONCURRENCY)} engines ({args.server_processes} server process(es)): an "
+            f"engine API round trip costs {local_rate / http_rate:.2f}x the local claim "
+            "(goal: at most 3); no job was claimed twice",
             flush=True,
         )
         return 0
