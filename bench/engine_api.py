@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -274,6 +275,7 @@ def main() -> int:
         drop()
         if server:
             server.stop()
+        shutil.rmtree(home, ignore_errors=True)  # its stored files and ASSIGNED folders
 
 
 if __name__ == "__main__":
