@@ -218,6 +218,11 @@ REFINERY_ENGINE_ASSIGNED_DIR = Path(
     os.environ.get("REFINERY_ENGINE_ASSIGNED_DIR") or REFINERY_HOME / "engines"
 )
 REFINERY_ENGINE_MAX_BATCH = env_int("REFINERY_ENGINE_MAX_BATCH", 16)
+# Pipelines kept for engines (comma-separated, for example `basecalling` when the GPU
+# servers are outside the Nomad cluster): their jobs wait in the database for an
+# engine instead of being sent to the dispatcher. Engines never take jobs that
+# were sent to a cluster.
+REFINERY_ENGINE_PIPELINES = env_list("REFINERY_ENGINE_PIPELINES", "")
 
 # --- foreman -------------------------------------------------------------------
 # The Foreman's loop (`manage.py foreman`): seconds between passes, and how many

@@ -38,6 +38,7 @@ from common.models import Job
 from common.models.choices import JobKind, ProcessorPipeline, SurveySource
 from common.secrets import redact_text
 from runner.dispatch.base import DispatchError
+from runner.engines import engine_pipelines
 from runner.nomad.task_env import TaskSettings, masked_env, task_settings
 from runner.nomad.task_spec import (
     NS_PER_S,
@@ -90,6 +91,8 @@ class WorkerClass:
 
 
 def gpu_pipelines() -> frozenset[str]:
+    """The pipelines Nomad sends to the GPU tier: REFINERY_NOMAD_GPU_PIPELINES but
+    those kept for engines outside the cluster (REFINERY_ENGINE_PIPELINES)."""
     pipelines = frozenset(settings.REFINERY_NOMAD_GPU_PIPELINES)
     unknown = sorted(pipelines - set(ProcessorPipeline.values))
     if unknown:
@@ -97,7 +100,7 @@ def gpu_pipelines() -> frozenset[str]:
             f"REFINERY_NOMAD_GPU_PIPELINES names unknown pipelines {unknown}: "
             f"use some of {', '.join(ProcessorPipeline.values)}"
         )
-    return pipelines
+    return pipelines - engine_pipelines()
 
 
 def _ram_tiers(kind: str) -> tuple[int, ...]:
