@@ -165,6 +165,9 @@ ENA_FASTQ_URL = os.environ.get("ENA_FASTQ_URL", "https://ftp.sra.ebi.ac.uk")
 # A quantification mapping fewer reads than this share is marked low quality.
 REFINERY_MIN_MAPPING_RATE = float(os.environ.get("REFINERY_MIN_MAPPING_RATE", "0.2"))
 REFINERY_HTTP_TIMEOUT_S = env_int("REFINERY_HTTP_TIMEOUT_S", 60)
+# The first wait before a source's transient failure (5xx, 429, a timeout) is tried
+# again; each later wait doubles (at most 10 s), four attempts in all.
+REFINERY_HTTP_RETRY_WAIT_S = float(os.environ.get("REFINERY_HTTP_RETRY_WAIT_S", "1"))
 # A source's redirects stay on its own host, or go to one of these (exact names, or
 # ".example.org" for that domain's hosts). Loopback, private and link-local addresses
 # stay refused unless the source's own host is one (see common/source_http.py).
