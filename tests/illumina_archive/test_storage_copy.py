@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from common import storage as storage_module
+from common.storage import s3 as storage_module
 from common.storage import LocalStorage, S3Storage, StorageError
 
 
