@@ -28,8 +28,8 @@ from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchSt
 from runner.engines import ENGINE_RUNNABLE
 from runner.nomad.client import NomadError, call
 from runner.nomad.register import parent_states
-from runner.nomad.specs import all_parent_ids, parent_for
 from runner.nomad.task_end import is_child_id, own_allocation_id, task_end, template_wait
+from runner.nomad.worker_classes import all_parent_ids, parent_for
 
 LIVE = ("pending", "running")
 CLIENT_STATUS = {

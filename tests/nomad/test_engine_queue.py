@@ -64,7 +64,7 @@ def test_the_foreman_leaves_jobs_kept_for_engines_queued(registered, settings):
 
 
 def test_no_gpu_tier_is_registered_when_every_gpu_pipeline_is_kept_for_engines(settings):
-    from runner.nomad.specs import gpu_pipelines, worker_classes
+    from runner.nomad.worker_classes import gpu_pipelines, worker_classes
 
     assert any(worker.gpu for worker in worker_classes())
     settings.REFINERY_ENGINE_PIPELINES = ["basecalling"]
