@@ -5,24 +5,33 @@ runs (salmon_quant's results). A sample sequenced in several runs gets the sum
 of its runs' counts, or the mean of their TPMs. Genes are the union of the
 samples' genes, sorted; a gene a sample's index did not have is left empty.
 
-The matrix is written as a gzip TSV (`gene_id` then one column per sample
-accession; values in shortest round-trip notation, so they read back exactly
-as stored) and as Parquet (one float64 column per sample).
+The values are read in one query (on PostgreSQL through binary COPY,
+processors/pg_copy.py) straight into a matrix with a row per sample, which
+becomes an Arrow table without a copy. The matrix is stored as a gzip TSV
+(`gene_id` then one column per sample accession; values in shortest
+round-trip notation, so they read back exactly as stored) and as Parquet (one
+float64 column per sample), both streamed into permanent storage as they are
+made, side by side (processors/dataset_files.py).
 """
 
 from __future__ import annotations
 
-import io
-from collections import deque
+import contextlib
+import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from common.models import Dataset, DatasetValue, GeneSet, ProcessorJob, Quantification
+from common.storage import StorageError, permanent_storage
+from processors.dataset_files import ChunkPipe, TsvStream, store_from_pipe, write_parquet
 from processors.index_tools import available_cpus
-from processors.pipeline import ProcessorContext, add_computed_file, run_processor
+from processors.pg_copy import CopyFormatError, copy_rows
+from processors.pipeline import ProcessorContext, add_stored_result, result_key, run_processor
 from runner.pipeline import JobError
+
+logger = logging.getLogger(__name__)
 
 TSV_NAME = "dataset.tsv.gz"
 PARQUET_NAME = "dataset.parquet"
@@ -51,6 +60,8 @@ def build_matrix(context: DatasetContext) -> DatasetContext:
     sample, so each quantification's values land in one contiguous stretch
     (one copy, straight from the database's buffer). The gene sets are read
     first, so the matrix is allocated once and filled as the values stream in."""
+    # The writers' libraries load while the database sends the values.
+    threading.Thread(target=import_writers, name="import-writers", daemon=True).start()
     dataset = context["dataset"]
     field = "count_values" if dataset.value == DatasetValue.COUNTS else "tpm_values"
     accessions = sorted(dataset.samples.values_list("accession", flat=True))
@@ -70,6 +81,13 @@ def build_matrix(context: DatasetContext) -> DatasetContext:
     return context
 
 
+def import_writers() -> None:
+    """polars and pyarrow take a few tenths of a second to import."""
+    import isal.igzip  # noqa: F401
+    import polars  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+
 class SampleMatrix:
     """Samples' values by gene, a row per sample (NaN where a sample's index
     lacks a gene). A sample sequenced in several runs gets the sum of its
@@ -80,7 +98,9 @@ class SampleMatrix:
         self, accessions: list[str], genes: list[str], gene_sets: dict[int, list[str]], mean: bool
     ):
         self.row_of = {accession: row for row, accession in enumerate(accessions)}
-        self.values = np.full((len(accessions), len(genes)), np.nan)
+        # Not filled: every row is written whole (the first touch of its pages
+        # happens as the values arrive, while the database sends the next).
+        self.values = np.empty((len(accessions), len(genes)))
         self.mean = mean
         self.runs = [0] * len(accessions)
         self.first_set: dict[int, int] = {}  # row → the gene set of its first run
@@ -118,6 +138,7 @@ class SampleMatrix:
             if gene_set_id in self.whole:
                 self.values[row] = values
             else:
+                self.values[row] = np.nan
                 self.values[row, where] = values
             return
         runs = self.several.setdefault(row, [])
@@ -150,83 +171,26 @@ class SampleMatrix:
 
 def read_values(rows, place) -> None:
     """Hand `place(accession, gene set id, value bytes)` each row of `rows` (a
-    values_list of a sample accession, a gene set id and a binary field). On
-    PostgreSQL through `COPY … TO STDOUT (FORMAT binary)`: the arrays arrive as
-    raw bytes, not hex text to decode, which reads them three to four times as
-    fast as a SELECT."""
+    values_list of a sample accession, a gene set id and a binary field): on
+    PostgreSQL through binary COPY (the arrays arrive as they are stored, not
+    as hex text), elsewhere through the queryset."""
     from django.db import connections
 
-    connection = connections[rows.db]
-    if connection.vendor != "postgresql":
+    if connections[rows.db].vendor != "postgresql":
         for accession, gene_set_id, data in rows.iterator(chunk_size=100):
             place(accession, gene_set_id, data)
         return
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        query = cursor.mogrify(sql, params).decode()
-        sink = CopyRows(lambda fields: place(
-            bytes(fields[0]).decode(), int.from_bytes(fields[1], "big", signed=True), fields[2]
-        ))  # fmt: skip
-        cursor.copy_expert(f"COPY ({query}) TO STDOUT (FORMAT binary)", sink, size=1 << 20)
-    if not sink.ended:
-        raise JobError("PostgreSQL's copy of the quantifications ended early; retrying")
 
+    def on_row(fields) -> None:
+        if len(fields) != 3 or None in fields:
+            raise JobError("a quantification row read from PostgreSQL lacks a field; retrying")
+        accession, gene_set_id, data = fields
+        place(bytes(accession).decode(), int.from_bytes(gene_set_id, "big", signed=True), data)
 
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
-
-class CopyRows:
-    """A file for psycopg2's `copy_expert` that parses PostgreSQL's binary COPY
-    format as it arrives (psycopg2 writes a row at a time) and hands each row's
-    fields, memoryviews valid during the call, to `on_row`. A NULL field is None."""
-
-    def __init__(self, on_row):
-        self.on_row = on_row
-        self.pending = b""  # the start of a row not yet complete
-        self.started = self.ended = False
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(self.pending + data if self.pending else data)
-        at = 0
-        if not self.started:
-            if len(view) < 19:
-                self.pending = bytes(view)
-                return len(data)
-            if view[:11] != COPY_SIGNATURE:
-                raise JobError("PostgreSQL's COPY output is not its binary format")
-            at = 19 + int.from_bytes(view[15:19], "big")
-            self.started = True
-        while not self.ended and (found := self.row(view, at)) is not None:
-            fields, at = found
-            if fields is not None:
-                self.on_row(fields)
-        self.pending = bytes(view[at:])
-        return len(data)
-
-    def row(self, view: memoryview, at: int) -> tuple[list | None, int] | None:
-        """The fields of the row at `at` and where the next row starts (no
-        fields after the last row); None if the row is not all here yet."""
-        if len(view) - at < 2:
-            return None
-        count = int.from_bytes(view[at : at + 2], "big", signed=True)
-        at += 2
-        if count == -1:
-            self.ended = True
-            return None, at
-        fields = []
-        for _ in range(count):
-            if len(view) - at < 4:
-                return None
-            size = int.from_bytes(view[at : at + 4], "big", signed=True)
-            at += 4
-            if size < 0:
-                fields.append(None)
-                continue
-            if len(view) - at < size:
-                return None
-            fields.append(view[at : at + size])
-            at += size
-        return fields, at
+    try:
+        copy_rows(rows, on_row)
+    except CopyFormatError as error:
+        raise JobError(f"reading the quantifications: {error}; retrying") from None
 
 
 def as_table(context: DatasetContext) -> DatasetContext:
@@ -241,60 +205,38 @@ def as_table(context: DatasetContext) -> DatasetContext:
     return context
 
 
-TSV_SLICE_ROWS = 2000  # genes per gzip member: one formats while those before compress
-
-
-def write_files(context: DatasetContext) -> DatasetContext:
-    """The gzip TSV and the Parquet file at once: Parquet's writer (one thread,
-    mostly zstd) runs beside the TSV's formatting and compression."""
-    tsv, parquet = context["work_dir"] / TSV_NAME, context["work_dir"] / PARQUET_NAME
-    with ThreadPoolExecutor(1) as beside:
-        writing = beside.submit(write_parquet, context["table"], parquet)
-        write_tsv(context["table"], context["sample_accessions"], tsv)
-        writing.result()
-    add_computed_file(context, tsv, "tsv.gz")
-    add_computed_file(context, parquet, "parquet")
+def store_files(context: DatasetContext) -> DatasetContext:
+    """Store the gzip TSV and the Parquet file in permanent storage as they are
+    made: the TSV streams into `put_stream` here, while one thread beside
+    writes the Parquet file into a pipe that another stores. What one of them
+    stored is removed if the other fails; once both are stored they are the
+    job's results (recorded, or removed, by the upload step)."""
+    job, storage = context["job"], permanent_storage()
+    table = context["table"]
+    keys = [result_key(job, TSV_NAME), result_key(job, PARQUET_NAME)]
+    header = ["gene_id", *context["sample_accessions"]]
+    pipe = ChunkPipe()
+    try:
+        with ThreadPoolExecutor(2, thread_name_prefix="parquet") as beside:
+            writing = beside.submit(write_parquet, table, pipe)
+            storing = beside.submit(store_from_pipe, storage, pipe, keys[1])
+            try:
+                with contextlib.closing(TsvStream(table, header, available_cpus())) as stream:
+                    tsv = storage.put_stream(stream, keys[0])
+                writing.result()
+                parquet = storing.result()
+            finally:
+                pipe.cancel()  # a side still waiting on the other stops
+    except BaseException:
+        for key in keys:
+            try:
+                storage.delete(key)
+            except StorageError:
+                logger.warning("could not remove %s after a failed dataset build", key)
+        raise
+    add_stored_result(context, tsv, "tsv.gz")
+    add_stored_result(context, parquet, "parquet")
     return context
-
-
-def write_tsv(table, accessions: list[str], path: Path) -> None:
-    """gzip TSV: polars formats each slice of genes (in Rust, floats in
-    shortest round-trip form: three times as fast as Arrow's CSV writer) while
-    isal compresses the slices before on threads of their own. The file is a
-    series of gzip members, which every gzip reader reads as one stream. The
-    header is written here, so the frame's column names are positional (an
-    accession may be anything, even `gene_id`)."""
-    import polars as pl
-    from isal import igzip
-
-    frame = pl.from_arrow(table.rename_columns([f"c{n}" for n in range(table.num_columns)]))
-    header = "\t".join(["gene_id", *accessions]) + "\n"
-    in_flight = available_cpus()
-    with open(path, "wb") as out, ThreadPoolExecutor(in_flight) as compressors:
-        out.write(igzip.compress(header.encode(), compresslevel=2))
-        members: deque = deque()
-        for start in range(0, frame.height, TSV_SLICE_ROWS):
-            text = io.BytesIO()
-            frame.slice(start, TSV_SLICE_ROWS).write_csv(
-                text, include_header=False, separator="\t", line_terminator="\n",
-                quote_style="never", null_value="",
-            )  # fmt: skip
-            members.append(compressors.submit(igzip.compress, text.getbuffer(), compresslevel=2))
-            while len(members) > in_flight:
-                out.write(members.popleft().result())
-        while members:
-            out.write(members.popleft().result())
-
-
-def write_parquet(table, path: Path) -> None:
-    """One float64 column per sample, zstd (a third the size of uncompressed
-    floats for a fifth more time than lz4's); dictionaries do not help floats,
-    and cost half the writing time."""
-    import pyarrow.parquet as pq
-
-    pq.write_table(
-        table, path, compression="zstd", use_dictionary=["gene_id"], write_statistics=False
-    )
 
 
 def link_files(context: DatasetContext, files) -> None:
@@ -311,6 +253,6 @@ def build_dataset(job: ProcessorJob) -> DatasetContext:
     """Its inputs are rows in the database: nothing is fetched."""
     return run_processor(
         job,
-        [load_dataset, build_matrix, as_table, write_files],
+        [load_dataset, build_matrix, as_table, store_files],
         fetch_inputs=False,
     )
