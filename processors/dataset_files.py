@@ -8,16 +8,34 @@ they are made (nothing is written to local disk first).
   which every gzip reader reads as one stream.
 - `write_parquet` into a `ChunkPipe`: pyarrow's writer on one thread, the
   storage reading the pipe on another.
+
+polars' thread pool does not survive fork(): a process forked from one that
+had loaded polars would wait for ever on threads that are not there. Workers
+run each job in a forked child and never load polars themselves, but should
+the parent have loaded it, the TSV falls back to Arrow's CSV writer (the same
+values, a third of the speed) rather than hang.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import queue
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+
+_forked_with_polars = False
+
+
+def _note_fork() -> None:
+    global _forked_with_polars
+    _forked_with_polars = _forked_with_polars or "polars" in sys.modules
+
+
+os.register_at_fork(after_in_child=_note_fork)
 
 TSV_SLICE_ROWS = 2000  # genes per gzip member: one formats while those before compress
 GZIP_LEVEL = 2  # isal: as fast as level 1 here, and a little smaller
@@ -30,15 +48,18 @@ class TsvStream(io.RawIOBase):
     frame's column names are positional (an accession may even be `gene_id`)."""
 
     def __init__(self, table, header: list[str], threads: int):
-        import polars as pl
         from isal import igzip
 
         self._compress = igzip.compress
-        self._frame = pl.from_arrow(
-            table.rename_columns([f"c{n}" for n in range(table.num_columns)])
-        )
+        self._table = table.rename_columns([f"c{n}" for n in range(table.num_columns)])
+        if _forked_with_polars:
+            self._frame = None
+        else:
+            import polars as pl
+
+            self._frame = pl.from_arrow(self._table)
         self._slice_rows = TSV_SLICE_ROWS
-        self._starts = iter(range(0, self._frame.height, self._slice_rows))
+        self._starts = iter(range(0, table.num_rows, self._slice_rows))
         self._threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="tsv-gzip")
         line = ("\t".join(header) + "\n").encode()
@@ -64,16 +85,27 @@ class TsvStream(io.RawIOBase):
             start = next(self._starts, None)
             if start is None:
                 break
-            text = io.BytesIO()
-            self._frame.slice(start, self._slice_rows).write_csv(
-                text, include_header=False, separator="\t", line_terminator="\n",
-                quote_style="never", null_value="",
-            )  # fmt: skip
+            text = self._format(start)
             self._members.append(self._pool.submit(self._compress, text.getbuffer(), GZIP_LEVEL))
         if not self._members:
             return False
         self._buffer += self._members.popleft().result()
         return True
+
+    def _format(self, start: int) -> io.BytesIO:
+        """TSV lines of the genes from `start`: empty cells for nulls, nothing quoted."""
+        text = io.BytesIO()
+        if self._frame is not None:
+            self._frame.slice(start, self._slice_rows).write_csv(
+                text, include_header=False, separator="\t", line_terminator="\n",
+                quote_style="never", null_value="",
+            )  # fmt: skip
+        else:
+            import pyarrow.csv as csv
+
+            options = csv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+            csv.write_csv(self._table.slice(start, self._slice_rows), text, options)
+        return text
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
