@@ -279,12 +279,17 @@ def test_a_side_that_stops_does_not_leave_the_other_waiting():
 # --- failed and killed builds ------------------------------------------------------
 
 
-def dataset_job(samples: int = 3) -> ProcessorJob:
+def dataset_job(samples: int = 3, genes: int = 0) -> ProcessorJob:
+    """A counts dataset of `samples` quantified samples: two genes with the
+    values the tests below read, or `genes` genes of random values."""
     from api.datasets import create_dataset
 
     index = with_index()
+    rng = np.random.default_rng(11)
+    gene_ids = [f"G{n + 1:05d}" for n in range(genes)] if genes else ["G1", "G2"]
     rows = []
     for number in range(samples):
+        counts = rng.gamma(0.5, 200, genes) if genes else [number, 1.5]
         sample = Sample.objects.create(
             source="ena", accession=f"SAMN{number}", organism=index.organism
         )
@@ -295,7 +300,7 @@ def dataset_job(samples: int = 3) -> ProcessorJob:
         Quantification.of_genes(
             batch=batch, processor_job=ProcessorJob.objects.create(pipeline="salmon_quant"),
             transcriptome_index=index, mapping_rate=0.9, reads_processed=1,
-            gene_ids=["G1", "G2"], counts=[number, 1.5], tpm=[1e6, 0.0],
+            gene_ids=gene_ids, counts=counts, tpm=counts,
         ).save()  # fmt: skip
         rows.append(sample)
     asked = {
@@ -368,6 +373,49 @@ def test_a_build_killed_after_storing_its_files_leaves_them_to_the_retry(
     assert [(gene, [float(c) for c in cells]) for gene, *cells in rows] == [
         ("G1", [0.0, 1.0, 2.0]), ("G2", [1.5, 1.5, 1.5]),
     ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_files_larger_than_an_s3_part_stream_into_multipart_uploads(
+    s3_storage, settings, monkeypatch
+):
+    """12 MB of random doubles (they barely compress): both files are larger
+    than S3's smallest part (5 MB, the part size here), so each is a multipart
+    upload fed by `read(part size)` as the file is made (the multipart upload
+    is watched, not replaced)."""
+    settings.REFINERY_S3_PART_SIZE = 5 * 1024 * 1024
+    from common.storage import S3Storage
+
+    multipart = []
+    upload = S3Storage._put_multipart
+    monkeypatch.setattr(S3Storage, "_put_multipart", lambda self, stream, key, first, digest: (
+        multipart.append(key.rsplit("/", 1)[-1]) or upload(self, stream, key, first, digest)
+    ))  # fmt: skip
+    job = dataset_job(samples=300, genes=5000)
+    assert start_here(job)
+    assert execute_job(job), job.failure_reason
+    dataset = Dataset.objects.get()
+    quantifications = {
+        q.batch.samples.get().accession: np.array(q.counts)
+        for q in Quantification.objects.select_related("batch")
+    }
+    for stored in (dataset.matrix_file, dataset.parquet_file):
+        assert stored.size > 5 * 1024 * 1024
+        with permanent_storage().open(stored.key) as handle:
+            body = handle.read()
+        assert len(body) == stored.size
+        if stored.format == "parquet":
+            table = pq.read_table(io.BytesIO(body))
+            got = {name: table[name].to_numpy() for name in table.column_names[1:]}
+        else:
+            lines = gzip.decompress(body).decode().splitlines()
+            header = lines[0].split("\t")[1:]
+            cells = np.array([line.split("\t")[1:] for line in lines[1:]], dtype=float)
+            got = dict(zip(header, cells.T, strict=True))
+        assert sorted(got) == sorted(quantifications)
+        for accession, values in quantifications.items():
+            assert np.array_equal(got[accession], values), (stored.format, accession)
+    assert sorted(multipart) == ["dataset.parquet", "dataset.tsv.gz"]
 
 
 def run_supervised(job) -> None:
