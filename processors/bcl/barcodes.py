@@ -9,8 +9,15 @@ Two rule sets:
   `max_no_calls` are allowed, mismatches are summed over the indexes, and the best
   sample must beat the second best by `min_mismatch_delta`.
 
-Clusters are matched per distinct index sequence (a tile has far fewer than it has
-clusters), and the answers are remembered across tiles.
+BCL Convert's rules are matched with whole-array operations: each index read of
+every cluster is packed into an integer (3 bits a base) and looked up among the
+sorted sequences within the allowed mismatches of some sample's index
+(`np.searchsorted`), and a table indexed by the matched codes gives the sample.
+Only reads whose index lies within the allowed mismatches of two different codes
+(possible when the codes are close in one index but differ in the other), Picard's
+rules and indexes longer than 21 bases are matched per distinct index sequence in
+Python (a tile has far fewer than it has clusters), remembering the answers
+across tiles.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ BASE_BITS = np.full(256, 4, dtype=np.uint64)  # any other letter packs as N
 for _code, _letter in enumerate(b"ACGT"):
     BASE_BITS[_letter] = _code
 COMPLEMENT = bytes.maketrans(b"ACGTN", b"TGCAN")
+MAX_PACKED = 21  # bases a uint64 holds at 3 bits a base
+AMBIGUOUS = -2  # a variant within the allowed mismatches of two codes of one index read
 
 
 def reverse_complement(sequence: str) -> str:
@@ -56,6 +65,11 @@ class LaneBarcodes:
     _cache: dict[bytes, tuple[int, int]] = field(default_factory=dict, repr=False)
     _variants: list[dict[bytes, list[tuple[int, int]]]] = field(default_factory=list, repr=False)
     _by_ids: dict[tuple[int, ...], int] = field(default_factory=dict, repr=False)
+    # Per index read: (sorted packed variants, their code id or AMBIGUOUS, distance).
+    _tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list, repr=False
+    )
+    _sample_of: np.ndarray | None = field(default=None, repr=False)  # code ids → sample
 
     def __post_init__(self) -> None:
         if self.picard is not None or not self.lengths:
@@ -73,6 +87,20 @@ class LaneBarcodes:
                 for variant, distance in _variants(code.encode(), self.mismatches[slot]):
                     table.setdefault(variant, []).append((code_id, distance))
             self._variants.append(table)
+        if max(self.lengths) > MAX_PACKED:
+            return
+        self._sample_of = np.full([len(ids) for ids in ids_per_slot], -1, dtype=np.int32)
+        for ids, sample in self._by_ids.items():
+            self._sample_of[ids] = sample
+        for table in self._variants:
+            keys = pack_bases(np.array([list(v) for v in table], dtype=np.uint8))
+            codes = np.array(
+                [found[0][0] if len(found) == 1 else AMBIGUOUS for found in table.values()],
+                dtype=np.int32,
+            )
+            distances = np.array([found[0][1] for found in table.values()], dtype=np.int8)
+            order = np.argsort(keys)
+            self._tables.append((keys[order], codes[order], distances[order]))
 
     def match(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For an (n x total index length) array of index bases (ASCII), the sample of
@@ -81,6 +109,42 @@ class LaneBarcodes:
         if not self.lengths:
             return np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int8)
         rows = np.ascontiguousarray(observed)
+        if self._sample_of is not None:
+            samples, distances, unsure = self._match_packed(rows)
+            if unsure.any():
+                picked = np.flatnonzero(unsure)
+                samples[picked], distances[picked] = self._match_distinct(rows[picked])
+            return samples, distances
+        return self._match_distinct(rows)
+
+    def _match_packed(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample and mismatches per cluster, and which clusters this cannot decide
+        (an index within the allowed mismatches of two codes)."""
+        n = rows.shape[0]
+        total = np.zeros(n, dtype=np.int8)
+        missing = np.zeros(n, dtype=bool)  # some index read matches no code: undetermined
+        unsure = np.zeros(n, dtype=bool)
+        codes = []
+        start = 0
+        for length, (keys, code_of, distance_of) in zip(self.lengths, self._tables, strict=True):
+            packed = pack_bases(rows[:, start : start + length])
+            start += length
+            at = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
+            found = keys[at] == packed
+            code = np.where(found, code_of[at], -1)
+            unsure |= code == AMBIGUOUS
+            missing |= ~found
+            total += np.where(found, distance_of[at], 0).astype(np.int8)
+            codes.append(np.maximum(code, 0))
+        unsure &= ~missing
+        samples = self._sample_of[tuple(codes)]
+        samples = np.where(missing | unsure, -1, samples).astype(np.int32)
+        distances = np.where(samples >= 0, total, 0).astype(np.int8)
+        return samples, distances, unsure
+
+    def _match_distinct(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Match each distinct index sequence once, in Python, remembering answers."""
+        n = rows.shape[0]
         if rows.shape[1] <= 21:
             # Three bits a base in one integer: np.unique sorts integers far faster
             # than byte strings.
@@ -154,6 +218,15 @@ class LaneBarcodes:
         ):
             return best_sample, best
         return -1, 0
+
+
+def pack_bases(letters: np.ndarray) -> np.ndarray:
+    """(n x length) ASCII bases → one integer each, 3 bits a base (A, C, G, T; any
+    other letter as N), the first base lowest."""
+    keys = np.zeros(letters.shape[0], dtype=np.uint64)
+    for column in range(letters.shape[1]):
+        keys |= BASE_BITS[letters[:, column]] << np.uint64(3 * column)
+    return keys
 
 
 def _variants(code: bytes, mismatches: int):

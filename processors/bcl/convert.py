@@ -450,11 +450,12 @@ def convert_tile(lane: int, tile: int) -> dict:
     samples, distances = barcodes.match(observed)
     sample_count = len(barcodes.barcodes) or 1
     group = np.where(samples < 0, 0, samples + 1)  # 0 = undetermined
-    order = np.argsort(group, kind="stable")
+    # A stable sort of small integers is a radix sort in numpy: linear in clusters.
+    order = np.argsort(group.astype(np.uint16 if sample_count < 65535 else np.int64), kind="stable")
     group_sorted = group[order]
     boundaries = np.searchsorted(group_sorted, np.arange(sample_count + 2))
-    rows = chosen[order]  # one copy of the tile, in output order
-    calls = data.calls[rows]
+    rows = chosen[order]  # the tile's rows in output order
+    sorted_calls = None  # a copy of the tile in output order, made only for numpy's path
     passed = data.passed[rows]
 
     qualities_table = PICARD_QUALITIES if plan.picard else QUALITIES
@@ -464,11 +465,12 @@ def convert_tile(lane: int, tile: int) -> dict:
     header_index = None  # laid out only when numpy writes the records
     umi = None
     if plan.umi_columns:
+        sorted_calls = data.calls[rows]
         parts = []
         for position, cols in enumerate(plan.umi_columns):
             if position:
                 parts.append(np.full((n, 1), ord("+"), np.uint8))
-            parts.append(BASES[calls[:, _span(cols)]])
+            parts.append(BASES[sorted_calls[:, _span(cols)]])
         umi = np.concatenate(parts, axis=1)
 
     members: dict[str, list[tuple[int, bytes]]] = {}
@@ -476,31 +478,39 @@ def convert_tile(lane: int, tile: int) -> dict:
     prefix = f"{plan.name_prefix}{lane}:{tile}:".encode()
     per_group = np.bincount(group_sorted, minlength=sample_count + 1)
     index_spans = [_span(cols) for cols in plan.index_columns]
+    compiled: dict[str, tuple] = {}
+    if plan.picard is None and umi is None and index_spans:
+        # Every read the compiled loop can write, in one pass over the tile's rows.
+        simple = [
+            output
+            for output in plan.outputs
+            if output.key not in plan.adapters
+            and isinstance(_span(output.cycles), slice)
+            and all(isinstance(s, slice) for s in index_spans)
+        ]
+        written = fastq_native(
+            data.calls,
+            [(_span(o.cycles), f" {o.read_number}:".encode()) for o in simple],
+            prefix, x, y, flag, index_spans, rows=rows,
+        )  # fmt: skip
+        if written is not None:
+            compiled = dict(zip([o.key for o in simple], written, strict=True))
     for output in plan.outputs:
         span = _span(output.cycles)
         read_number = "" if plan.picard and output.key.startswith("I") else output.read_number
         rule = plan.adapters.get(output.key)
         lengths = None
-        native = None
-        if (
-            plan.picard is None
-            and umi is None
-            and rule is None
-            and isinstance(span, slice)
-            and index_spans
-            and all(isinstance(s, slice) for s in index_spans)
-        ):
-            native = fastq_native(
-                calls, span, prefix, x, y, f" {read_number}:".encode(), flag, index_spans
-            )
+        native = compiled.pop(output.key, None)
         if native is not None:
             text, ends, row_q30, row_sum = native
             offsets = np.concatenate([[0], ends])
         else:
-            seq = BASES[calls[:, span]]
-            qual = qualities_table[calls[:, span]]
+            if sorted_calls is None:
+                sorted_calls = data.calls[rows]
+            seq = BASES[sorted_calls[:, span]]
+            qual = qualities_table[sorted_calls[:, span]]
             if header_index is None:
-                header_index = _header_index(plan, calls, samples[order], lane)
+                header_index = _header_index(plan, sorted_calls, samples[order], lane)
             if plan.picard:
                 seq = seq.copy()
                 quality_values = (qual - 33).astype(np.uint8)

@@ -215,6 +215,12 @@ def read_cbcl_header(path: Path) -> CbclHeader:
 
 def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
     """One tile's calls from a CBCL file as BCL bytes (one per stored cluster)."""
+    return cbcl_calls(header, tile, read_cbcl_block(header, tile, stream))
+
+
+def read_cbcl_block(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
+    """One tile's block from a CBCL file, inflated but still packed (two clusters a
+    byte for 2-bit qualities), checked against the header's sizes."""
     path = header.path
     record = header.tiles.get(tile)
     if record is None:
@@ -243,11 +249,20 @@ def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
             f"tile {tile} unpacks to {len(packed)} bytes, its header says {record.uncompressed}",
             path,
         )
-    raw = np.frombuffer(packed, dtype=np.uint8)
+    if header.bits_per_quality != 2 and record.uncompressed < record.clusters:
+        raise ConversionError(
+            f"tile {tile} unpacks to {len(packed)} bytes for {record.clusters} clusters", path
+        )
+    return np.frombuffer(packed, dtype=np.uint8)
+
+
+def cbcl_calls(header: CbclHeader, tile: int, raw: np.ndarray) -> np.ndarray:
+    """A tile's inflated CBCL block (read_cbcl_block) as BCL bytes."""
+    clusters = header.tiles[tile].clusters
     if header.bits_per_quality == 2:
         # One look-up per packed byte gives both clusters' BCL bytes, low nibble first.
-        return header.pair_lookup[raw].view(np.uint8)[: record.clusters]
-    return header.lookup[raw[: record.clusters]]
+        return header.pair_lookup[raw].view(np.uint8)[:clusters]
+    return header.lookup[raw[:clusters]]
 
 
 # ---------------------------------------------------------------- filters

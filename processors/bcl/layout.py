@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.bcl import formats
+from processors.bcl import formats, native
 from processors.bcl.errors import ConversionError
 
 TILE_FILE = re.compile(r"^s_(\d+)_(\d+)\.(?:bcl|bcl\.gz|filter)$")
@@ -56,6 +56,21 @@ def transpose(by_cycle: np.ndarray, block: int = 2048) -> np.ndarray:
     for start in range(0, n, block):
         out[start : start + block] = by_cycle[:, start : start + block].T
     return out
+
+
+def cluster_major(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """One BCL-byte array per cycle → clusters x cycles: the compiled loop when there
+    is one, else numpy."""
+    if columns:
+        calls = native.cluster_major(
+            [np.ascontiguousarray(c, dtype=np.uint8) for c in columns], None, False, n
+        )
+        if calls is not None:
+            return calls
+    by_cycle = np.empty((len(columns), n), dtype=np.uint8)
+    for row, values in enumerate(columns):
+        by_cycle[row] = values
+    return transpose(by_cycle)
 
 
 class RunLayout:
@@ -146,12 +161,11 @@ class RunLayout:
         x, y = self._positions(layout, tile, len(passed))
         excluded = False
         if layout.kind == "bcl":
-            by_cycle = np.empty((len(cycles), len(passed)), dtype=np.uint8)
-            for row, cycle in enumerate(cycles):
-                by_cycle[row] = formats.read_bcl(
-                    self._bcl_path(layout, cycle, tile), expected_clusters=len(passed)
-                )
-            calls = transpose(by_cycle)
+            columns = [
+                formats.read_bcl(self._bcl_path(layout, cycle, tile), len(passed))
+                for cycle in cycles
+            ]
+            calls = cluster_major(columns, len(passed))
         elif layout.kind == "bgzf":
             calls = self._read_bgzf(layout, tile, cycles, len(passed))
         else:
@@ -172,14 +186,14 @@ class RunLayout:
         raise ConversionError(f"tile {tile} is missing from cycle {cycle}", plain)
 
     def _read_bgzf(self, layout: LaneLayout, tile: int, cycles: list[int], n: int) -> np.ndarray:
-        by_cycle = np.empty((len(cycles), n), dtype=np.uint8)
+        columns = []
         if layout.bci_counts[tile] != n:
             raise ConversionError(
                 f"gives tile {tile} {layout.bci_counts[tile]} clusters, its filter {n}",
                 layout.folder / f"s_{layout.lane}.bci",
             )
         position = layout.bci_order.index(tile)
-        for column, cycle in enumerate(cycles):
+        for cycle in cycles:
             path = layout.folder / f"{cycle:04d}.bcl.bgzf"
             if not path.exists():
                 raise ConversionError(f"cycle {cycle} is missing", path)
@@ -187,15 +201,14 @@ class RunLayout:
                 path.with_name(path.name + ".bci"),
                 lambda bci: formats.read_bgzf_offsets(bci, len(layout.bci_order)),
             )
-            by_cycle[column] = formats.read_bgzf_tile(path, offsets[position], n)
-        return transpose(by_cycle)
+            columns.append(formats.read_bgzf_tile(path, offsets[position], n))
+        return cluster_major(columns, n)
 
     def _read_cbcl(
         self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray
     ) -> tuple[np.ndarray, bool]:
         surface = layout.cbcl_surfaces[tile]
-        columns = []
-        excluded_flags = set()
+        headers, blocks = [], []
         for cycle in cycles:
             path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
             if not path.exists():
@@ -210,18 +223,30 @@ class RunLayout:
                     f"file has {expected}{' passing' if header.non_pf_excluded else ''}",
                     path,
                 )
-            excluded_flags.add(header.non_pf_excluded)
-            columns.append(formats.read_cbcl_tile(header, tile))
+            headers.append(header)
+            blocks.append(formats.read_cbcl_block(header, tile))
+        excluded_flags = {header.non_pf_excluded for header in headers}
         if len(excluded_flags) > 1:
             raise ConversionError(
                 f"tile {tile}: some cycles exclude non-PF clusters and some do not", layout.folder
             )
         excluded = excluded_flags.pop() if excluded_flags else False
         n = int(passed.sum()) if excluded else len(passed)
-        by_cycle = np.empty((len(cycles), n), dtype=np.uint8)
-        for row, values in enumerate(columns):
-            by_cycle[row] = values
-        return transpose(by_cycle), excluded
+        packings = {header.bits_per_quality for header in headers}
+        if len(packings) == 1:
+            # Each cycle's nibbles (or bytes) go through that file's own quality bins.
+            tables = np.zeros((len(headers), 256), dtype=np.uint8)
+            for row, header in enumerate(headers):
+                table = header.lookup
+                tables[row, : len(table)] = table
+            calls = native.cluster_major(blocks, tables, packings == {2}, n)
+            if calls is not None:
+                return calls, excluded
+        columns = [
+            formats.cbcl_calls(header, tile, block)
+            for header, block in zip(headers, blocks, strict=True)
+        ]
+        return cluster_major(columns, n), excluded
 
     def _filter(self, layout: LaneLayout, tile: int) -> np.ndarray:
         lane = layout.lane

@@ -1,14 +1,20 @@
-"""An optional compiled loop for the commonest FASTQ layout, built at first use.
+"""Compiled loops for the per-tile hot paths, built at first use.
 
-numpy lays out records in several passes over a tile (look-ups, copies, a padding
-mask); this C loop writes each record in one pass and counts its Q30 bases and
-quality sum on the way. It is compiled with the system's C compiler into a cache
-folder the first time a converter needs it; without a compiler (or with
-REFINERY_BCL_NATIVE=0) the numpy path in processors.bcl.fastq does the same work,
+Two loops, in one small C library:
+
+- `cluster_major`: a tile's per-cycle base calls (CBCL's packed nibbles through the
+  file's quality bins, or BCL bytes) → one clusters x cycles array of BCL bytes, a
+  block of clusters at a time so the block stays in cache; one pass instead of
+  numpy's look-up, copy and transposition.
+- `fastq_records`: FASTQ records for the commonest layout (no UMI, no adapter
+  trimming, Picard's rules off), each written in one pass, picking the tile's rows
+  in output order and counting each record's Q30 bases and quality sum on the way.
+  The byte loops are written so the compiler vectorises them (no table look-ups).
+
+The library is compiled with the system's C compiler into a cache folder the first
+time a converter needs it; without a compiler (or with REFINERY_BCL_NATIVE=0) the
+numpy paths in processors.bcl.layout and processors.bcl.fastq do the same work,
 byte for byte (tests/processors/bcl/test_native.py compares them).
-
-It covers records with no UMI, no adapter trimming and Picard's rules off; the
-converter uses numpy for the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +32,37 @@ SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 
-static const char BASE[4] = {'A', 'C', 'G', 'T'};
+/* sources[c]: cycle c's calls for the tile; packed: two clusters a byte, low nibble
+   first, each nibble mapped through tables[c * 256 + nibble]; else one byte a
+   cluster, mapped through tables[c * 256 + byte] (or kept when tables is NULL). */
+void cluster_major(
+    const uint8_t *const *sources, const uint8_t *tables, int64_t packed,
+    int64_t n, int64_t cycles, uint8_t *out)
+{
+    enum { BLOCK = 64 };
+    for (int64_t start = 0; start < n; start += BLOCK) {
+        int64_t stop = start + BLOCK < n ? start + BLOCK : n;
+        for (int64_t c = 0; c < cycles; c++) {
+            const uint8_t *src = sources[c];
+            uint8_t *dst = out + c;
+            if (packed) {
+                const uint8_t *t = tables + c * 256;
+                int64_t i = start;
+                for (; i + 1 < stop; i += 2) {
+                    uint8_t v = src[i >> 1];
+                    dst[i * cycles] = t[v & 15];
+                    dst[(i + 1) * cycles] = t[v >> 4];
+                }
+                if (i < stop) dst[i * cycles] = t[src[i >> 1] & 15];
+            } else if (tables) {
+                const uint8_t *t = tables + c * 256;
+                for (int64_t i = start; i < stop; i++) dst[i * cycles] = t[src[i]];
+            } else {
+                for (int64_t i = start; i < stop; i++) dst[i * cycles] = src[i];
+            }
+        }
+    }
+}
 
 static inline int write_number(uint8_t *p, int64_t value) {
     char digits[24];
@@ -37,61 +73,102 @@ static inline int write_number(uint8_t *p, int64_t value) {
     return count;
 }
 
-int64_t fastq_records(
-    const uint8_t *calls, int64_t n, int64_t width,
-    int64_t seq_start, int64_t seq_len,
-    const uint8_t *prefix, int64_t prefix_len,
-    const int64_t *x, const int64_t *y,
-    const uint8_t *middle, int64_t middle_len,
-    const uint8_t *flag,
-    const int64_t *index_starts, const int64_t *index_lens, int64_t index_count,
-    uint8_t *out, int64_t *ends, int64_t *q30, int64_t *qsum)
+/* A BCL byte's base letter: bits 0-1 A, C, G, T; 0 is a no-call (N). Arithmetic
+   rather than a table so the loop vectorises. */
+static inline void write_bases(uint8_t *restrict p, const uint8_t *restrict s, int64_t len) {
+    for (int64_t j = 0; j < len; j++) {
+        uint8_t c = s[j], b = c & 3;
+        uint8_t letter = (uint8_t)(65 + (b == 1) * 2 + (b == 2) * 6 + (b == 3) * 19);
+        p[j] = c ? letter : (uint8_t)'N';
+    }
+}
+
+/* Phred+33 of a BCL byte (bits 2-7; a no-call is Q2), with the Q30 count and sum. */
+static inline void write_qualities(
+    uint8_t *restrict p, const uint8_t *restrict s, int64_t len, int64_t *good, int64_t *sum)
 {
-    uint8_t *p = out;
+    uint32_t g = 0, t = 0;
+    for (int64_t j = 0; j < len; j++) {
+        uint8_t c = s[j];
+        uint8_t q = c ? (uint8_t)(c >> 2) : (uint8_t)2;
+        p[j] = (uint8_t)(q + 33);
+        t += q;
+        g += q >= 30;
+    }
+    *good = g;
+    *sum = t;
+}
+
+/* FASTQ records for `outputs` reads of the same clusters at once, so each cluster's
+   row (picked through rows, in output order) is fetched from memory once. Output k
+   takes bases [seq_starts[k], +seq_lens[k]) of the row after a name ending in
+   middles[k] (" <read>:"); its text goes to outs[k], each record's end offset to
+   ends[k][i], its Q30 bases and quality sum to q30[k][i] and qsum[k][i]. */
+void fastq_records(
+    const uint8_t *calls, const int64_t *rows, int64_t n, int64_t width,
+    const uint8_t *prefix, int64_t prefix_len,
+    const int64_t *x, const int64_t *y, const uint8_t *flag,
+    const int64_t *index_starts, const int64_t *index_lens, int64_t index_count,
+    int64_t outputs, const int64_t *seq_starts, const int64_t *seq_lens,
+    const uint8_t *const *middles, const int64_t *middle_lens,
+    uint8_t *const *outs, int64_t *const *ends, int64_t *const *q30, int64_t *const *qsum)
+{
+    enum { AHEAD = 8 };
+    uint8_t name[160], tail[160];
+    int64_t written[16] = {0};
     for (int64_t i = 0; i < n; i++) {
-        const uint8_t *row = calls + i * width;
+        if (rows && i + AHEAD < n) {
+            const char *next = (const char *)(calls + rows[i + AHEAD] * width);
+            for (int64_t line = 0; line < width; line += 64) __builtin_prefetch(next + line);
+        }
+        const uint8_t *row = calls + (rows ? rows[i] : i) * width;
+        /* "<prefix><x>:<y>" and "<flag>:0:<index>\n", shared by every output */
+        uint8_t *p = name;
         memcpy(p, prefix, (size_t)prefix_len); p += prefix_len;
         p += write_number(p, x[i]);
         *p++ = ':';
         p += write_number(p, y[i]);
-        memcpy(p, middle, (size_t)middle_len); p += middle_len;
+        int64_t name_len = p - name;
+        p = tail;
         *p++ = flag[i]; *p++ = ':'; *p++ = '0'; *p++ = ':';
         for (int64_t k = 0; k < index_count; k++) {
             if (k) *p++ = '+';
-            const uint8_t *at = row + index_starts[k];
-            for (int64_t j = 0; j < index_lens[k]; j++) {
-                uint8_t c = at[j];
-                *p++ = c ? (uint8_t)BASE[c & 3] : 'N';
-            }
+            write_bases(p, row + index_starts[k], index_lens[k]);
+            p += index_lens[k];
         }
         *p++ = '\n';
-        const uint8_t *seq = row + seq_start;
-        for (int64_t j = 0; j < seq_len; j++) {
-            uint8_t c = seq[j];
-            p[j] = c ? (uint8_t)BASE[c & 3] : 'N';
+        int64_t tail_len = p - tail;
+        for (int64_t k = 0; k < outputs; k++) {
+            uint8_t *o = outs[k] + written[k];
+            memcpy(o, name, (size_t)name_len); o += name_len;
+            memcpy(o, middles[k], (size_t)middle_lens[k]); o += middle_lens[k];
+            memcpy(o, tail, (size_t)tail_len); o += tail_len;
+            const uint8_t *seq = row + seq_starts[k];
+            int64_t len = seq_lens[k];
+            write_bases(o, seq, len);
+            o += len;
+            *o++ = '\n'; *o++ = '+'; *o++ = '\n';
+            write_qualities(o, seq, len, &q30[k][i], &qsum[k][i]);
+            o += len;
+            *o++ = '\n';
+            written[k] = o - outs[k];
+            ends[k][i] = written[k];
         }
-        p += seq_len;
-        *p++ = '\n'; *p++ = '+'; *p++ = '\n';
-        int64_t good = 0, total = 0;
-        for (int64_t j = 0; j < seq_len; j++) {
-            uint8_t c = seq[j];
-            int q = c ? (c >> 2) : 2;
-            p[j] = (uint8_t)(q + 33);
-            total += q;
-            good += q >= 30;
-        }
-        p += seq_len;
-        *p++ = '\n';
-        ends[i] = (int64_t)(p - out);
-        q30[i] = good;
-        qsum[i] = total;
     }
-    return (int64_t)(p - out);
 }
 """
 
 _LIBRARY = None
 _TRIED = False
+
+P, I64 = ctypes.c_void_p, ctypes.c_int64
+SIGNATURES = {
+    "cluster_major": (None, [P, P, I64, I64, I64, P]),
+    "fastq_records": (
+        None,
+        [P, P, I64, I64, P, I64, P, P, P, P, P, I64, I64, P, P, P, P, P, P, P, P],
+    ),
+}
 
 
 def _cache_folder() -> Path:
@@ -100,7 +177,7 @@ def _cache_folder() -> Path:
 
 
 def library():
-    """The compiled loop, or None (no compiler, compile failed, or switched off)."""
+    """The compiled library, or None (no compiler, compile failed, or switched off)."""
     global _LIBRARY, _TRIED
     if _TRIED:
         return _LIBRARY
@@ -111,12 +188,12 @@ def library():
     try:
         folder = _cache_folder()
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"fastq_{digest}.so"
+        target = folder / f"bcl_{digest}.so"
         if not target.exists():
             with tempfile.TemporaryDirectory(dir=folder) as work:
-                source = Path(work) / "fastq.c"
+                source = Path(work) / "bcl.c"
                 source.write_text(SOURCE)
-                built = Path(work) / "fastq.so"
+                built = Path(work) / "bcl.so"
                 subprocess.run(
                     ["cc", "-O3", "-shared", "-fPIC", "-o", str(built), str(source)],
                     check=True,
@@ -127,53 +204,119 @@ def library():
         loaded = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError):
         return None
-    function = loaded.fastq_records
-    function.restype = ctypes.c_int64
-    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
-    function.argtypes += [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    function.argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    function.argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    function.argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    _LIBRARY = function
+    for name, (result, arguments) in SIGNATURES.items():
+        function = getattr(loaded, name)
+        function.restype = result
+        function.argtypes = arguments
+    _LIBRARY = loaded
     return _LIBRARY
+
+
+def cluster_major(sources: list[np.ndarray], tables: np.ndarray | None, packed: bool, n: int):
+    """(clusters x cycles) BCL bytes from per-cycle arrays (see the C comment), or
+    None when the compiled library is not available."""
+    lib = library()
+    if lib is None:
+        return None
+    cycles = len(sources)
+    needed = (n + 1) // 2 if packed else n
+    for source in sources:
+        if source.dtype != np.uint8 or not source.flags.c_contiguous or len(source) < needed:
+            raise ValueError("each cycle's calls must be contiguous bytes covering the tile")
+    pointers = np.array([s.ctypes.data for s in sources] or [0], dtype=np.uintp)
+    if tables is not None:
+        tables = np.ascontiguousarray(tables, dtype=np.uint8)
+        if tables.shape != (cycles, 256):
+            raise ValueError("tables must hold 256 bytes per cycle")
+    out = np.empty((n, cycles), dtype=np.uint8)
+    if n and cycles:
+        lib.cluster_major(
+            pointers.ctypes.data,
+            None if tables is None else tables.ctypes.data,
+            1 if packed else 0,
+            n,
+            cycles,
+            out.ctypes.data,
+        )
+    return out
+
+
+MAX_OUTPUTS = 16
+MAX_NAME = 100  # prefix bytes the C loop's name buffer leaves room for (with x, y)
 
 
 def fastq_records(
     calls: np.ndarray,
-    seq: slice,
+    reads: list[tuple[slice, bytes]],
     prefix: bytes,
     x: np.ndarray,
     y: np.ndarray,
-    middle: bytes,
     flag: np.ndarray,
     index_spans: list[slice],
+    rows: np.ndarray | None = None,
 ):
-    """(text, record ends, Q30 bases per record, quality sum per record), or None
-    when the compiled loop is not available."""
-    function = library()
-    if function is None:
+    """FASTQ text for the records of calls[rows] (every row when rows is None), one
+    per (bases, name's " <read>:") in reads: a list of (text, record ends, Q30 bases
+    per record, quality sum per record), or None when the compiled library is not
+    available (or the layout is beyond it). x, y and flag are in rows' order."""
+    lib = library()
+    index_len = sum(s.stop - s.start for s in index_spans) + max(len(index_spans) - 1, 0)
+    if (
+        lib is None
+        or not 0 < len(reads) <= MAX_OUTPUTS
+        or len(prefix) > MAX_NAME
+        or index_len > 150
+        or any(len(middle) > 32 for _, middle in reads)
+    ):
         return None
     calls = np.ascontiguousarray(calls, dtype=np.uint8)
-    n, width = calls.shape
-    seq_len = seq.stop - seq.start
-    index_len = sum(s.stop - s.start for s in index_spans) + max(len(index_spans) - 1, 0)
-    record = len(prefix) + 2 * 20 + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
-    out = np.empty(max(n * record, 1), dtype=np.uint8)
-    ends = np.empty(n, dtype=np.int64)
-    q30 = np.empty(n, dtype=np.int64)
-    qsum = np.empty(n, dtype=np.int64)
+    count, width = calls.shape
+    if rows is not None:
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        n = len(rows)
+        if n and (rows.min() < 0 or rows.max() >= count):
+            raise ValueError("rows outside the tile")
+    else:
+        n = count
+    for span in [seq for seq, _ in reads] + index_spans:
+        if not 0 <= span.start <= span.stop <= width:
+            raise ValueError("a read's cycles lie outside the calls")
     x = np.ascontiguousarray(x, dtype=np.int64)
     y = np.ascontiguousarray(y, dtype=np.int64)
     flag = np.ascontiguousarray(flag, dtype=np.uint8).reshape(-1)
+    if not (len(x) == len(y) == len(flag) == n):
+        raise ValueError("x, y and flag must have one value per record")
+    keep = []  # every buffer the C loop writes or reads, alive until it returns
+    texts, ends, q30, qsum, middles = [], [], [], [], []
+    for seq, middle in reads:
+        seq_len = seq.stop - seq.start
+        record = len(prefix) + 2 * 20 + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
+        texts.append(np.empty(max(n * record, 1), dtype=np.uint8))
+        ends.append(np.empty(n, dtype=np.int64))
+        q30.append(np.empty(n, dtype=np.int64))
+        qsum.append(np.empty(n, dtype=np.int64))
+        middles.append(np.frombuffer(middle, dtype=np.uint8))
+
+    def pointers(arrays):
+        table = np.array([a.ctypes.data for a in arrays], dtype=np.uintp)
+        keep.append(table)
+        return table.ctypes.data
+
     starts = np.array([s.start for s in index_spans] or [0], dtype=np.int64)
     lengths = np.array([s.stop - s.start for s in index_spans] or [0], dtype=np.int64)
+    seq_starts = np.array([seq.start for seq, _ in reads], dtype=np.int64)
+    seq_lens = np.array([seq.stop - seq.start for seq, _ in reads], dtype=np.int64)
+    middle_lens = np.array([len(middle) for _, middle in reads], dtype=np.int64)
     prefix_buffer = np.frombuffer(prefix, dtype=np.uint8)
-    middle_buffer = np.frombuffer(middle, dtype=np.uint8)
-    total = function(
-        calls.ctypes.data, n, width, seq.start, seq_len,
-        prefix_buffer.ctypes.data, len(prefix), x.ctypes.data, y.ctypes.data,
-        middle_buffer.ctypes.data, len(middle), flag.ctypes.data,
+    lib.fastq_records(
+        calls.ctypes.data, None if rows is None else rows.ctypes.data, n, width,
+        prefix_buffer.ctypes.data, len(prefix), x.ctypes.data, y.ctypes.data, flag.ctypes.data,
         starts.ctypes.data, lengths.ctypes.data, len(index_spans),
-        out.ctypes.data, ends.ctypes.data, q30.ctypes.data, qsum.ctypes.data,
+        len(reads), seq_starts.ctypes.data, seq_lens.ctypes.data,
+        pointers(middles), middle_lens.ctypes.data,
+        pointers(texts), pointers(ends), pointers(q30), pointers(qsum),
     )  # fmt: skip
-    return out[:total], ends, q30, qsum
+    return [
+        (text[: int(end[-1]) if n else 0], end, good, total)
+        for text, end, good, total in zip(texts, ends, q30, qsum, strict=True)
+    ]
