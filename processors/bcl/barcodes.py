@@ -65,6 +65,7 @@ class LaneBarcodes:
     _cache: dict[bytes, tuple[int, int]] = field(default_factory=dict, repr=False)
     _variants: list[dict[bytes, list[tuple[int, int]]]] = field(default_factory=list, repr=False)
     _by_ids: dict[tuple[int, ...], int] = field(default_factory=dict, repr=False)
+    _codes: list[list[str]] = field(default_factory=list, repr=False)
     # Per index read: (sorted packed variants, their code id or AMBIGUOUS, distance).
     _tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=list, repr=False
@@ -81,26 +82,26 @@ class LaneBarcodes:
                 for slot, code in enumerate(codes)
             )
             self._by_ids[ids] = sample
-        for slot, ids in enumerate(ids_per_slot):
-            table: dict[bytes, list[tuple[int, int]]] = {}
-            for code, code_id in ids.items():
-                for variant, distance in _variants(code.encode(), self.mismatches[slot]):
-                    table.setdefault(variant, []).append((code_id, distance))
-            self._variants.append(table)
+        self._codes = [list(ids) for ids in ids_per_slot]  # per index read, by code id
         if max(self.lengths) > MAX_PACKED:
             return
         self._sample_of = np.full([len(ids) for ids in ids_per_slot], -1, dtype=np.int32)
         for ids, sample in self._by_ids.items():
             self._sample_of[ids] = sample
-        for table in self._variants:
-            keys = pack_bases(np.array([list(v) for v in table], dtype=np.uint8))
-            codes = np.array(
-                [found[0][0] if len(found) == 1 else AMBIGUOUS for found in table.values()],
-                dtype=np.int32,
-            )
-            distances = np.array([found[0][1] for found in table.values()], dtype=np.int8)
-            order = np.argsort(keys)
-            self._tables.append((keys[order], codes[order], distances[order]))
+        for codes, mismatches in zip(self._codes, self.mismatches, strict=True):
+            self._tables.append(variant_table(codes, mismatches))
+
+    def _variant_dicts(self) -> list[dict[bytes, list[tuple[int, int]]]]:
+        """Per index read: each sequence within the allowed mismatches of a code →
+        [(code id, mismatches)], built on first use (only Python matching needs it)."""
+        if not self._variants:
+            for codes, mismatches in zip(self._codes, self.mismatches, strict=True):
+                table: dict[bytes, list[tuple[int, int]]] = {}
+                for code_id, code in enumerate(codes):
+                    for variant, distance in _variants(code.encode(), mismatches):
+                        table.setdefault(variant, []).append((code_id, distance))
+                self._variants.append(table)
+        return self._variants
 
     def match(self, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For an (n x total index length) array of index bases (ASCII), the sample of
@@ -178,8 +179,9 @@ class LaneBarcodes:
         if self.picard is not None:
             return self._match_picard(raw)
         candidates = []
+        variants = self._variant_dicts()
         for slot, observed in enumerate(self._slots(raw)):
-            found = self._variants[slot].get(observed)
+            found = variants[slot].get(observed)
             if not found:
                 return -1, 0
             candidates.append(found)
@@ -229,6 +231,44 @@ def pack_bases(letters: np.ndarray) -> np.ndarray:
     return keys
 
 
+def variant_table(codes: list[str], mismatches: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every sequence within `mismatches` of one of codes (as `_variants` makes them),
+    packed (pack_bases) and sorted, with its code's id (AMBIGUOUS when it lies within
+    reach of two codes) and its mismatches."""
+    length = len(codes[0])
+    letters = np.frombuffer("".join(codes).encode(), dtype=np.uint8).reshape(len(codes), length)
+    values = BASE_BITS[letters]
+    packed = pack_bases(letters)
+    ids = np.arange(len(codes), dtype=np.int32)
+    keys, owners, distances = [packed], [ids], [np.zeros(len(codes), np.int8)]
+    for count in range(1, mismatches + 1):
+        for positions in combinations(range(length), count):
+            cleared = packed.copy()
+            for position in positions:
+                cleared &= ~np.uint64(7 << 3 * position)
+            for replacement in product(range(len(LETTERS)), repeat=count):
+                valid = np.ones(len(codes), dtype=bool)
+                key = cleared.copy()
+                for position, value in zip(positions, replacement, strict=True):
+                    valid &= values[:, position] != value
+                    key |= np.uint64(value << 3 * position)
+                keys.append(key[valid])
+                owners.append(ids[valid])
+                distances.append(np.full(int(valid.sum()), count, np.int8))
+    key = np.concatenate(keys)
+    owner = np.concatenate(owners)
+    distance = np.concatenate(distances)
+    order = np.argsort(key, kind="stable")
+    key, owner, distance = key[order], owner[order], distance[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    # A code reaches each sequence once, so a key seen twice belongs to two codes.
+    repeats = np.diff(np.append(starts, len(key)))
+    code = np.where(repeats > 1, AMBIGUOUS, owner[starts]).astype(np.int32)
+    return key[starts], code, distance[starts]
+
+
 def _variants(code: bytes, mismatches: int):
     yield code, 0
     for count in range(1, mismatches + 1):
@@ -256,14 +296,49 @@ def check_collisions(
     every index, the two samples' sequences are within twice the allowed mismatches."""
     if not barcodes or not barcodes[0]:
         return
+    first, second = _first_collision(barcodes, mismatches)
+    if first is None:
+        return
+    a, b = barcodes[first], barcodes[second]
+    shown = "/".join(str(m) for m in mismatches)
+    raise ConversionError(
+        f"line {lines[second]}: index {'+'.join(b)} collides with "
+        f"{'+'.join(a)} on line {lines[first]}"
+        f"{' in lane ' + str(lane) if lane else ''} when {shown} mismatches are "
+        "allowed; lower BarcodeMismatchesIndex1/2 or fix the sheet",
+        sheet_name,
+    )
+
+
+def _first_collision(barcodes: list[tuple[str, ...]], mismatches: tuple[int, ...]):
+    """The first pair (in `combinations` order) of samples whose every index is within
+    twice the allowed mismatches (hamming), or (None, None); whole-array distances,
+    a block of samples at a time."""
+    count = len(barcodes)
+    slots = []
+    for slot in range(len(barcodes[0])):
+        values = [codes[slot] for codes in barcodes]
+        if len({len(v) for v in values}) > 1:  # hamming needs equal lengths
+            return _first_collision_slow(barcodes, mismatches)
+        width = len(values[0])
+        slots.append(np.frombuffer("".join(values).encode(), np.uint8).reshape(count, width))
+    for start in range(0, count, 256):
+        stop = min(start + 256, count)
+        collide = np.ones((stop - start, count), dtype=bool)
+        for letters, allowed in zip(slots, mismatches, strict=True):
+            block = letters[start:stop, None, :]
+            differ = (block != letters[None, :, :]) | (block == ord("N"))
+            collide &= differ.sum(axis=2) <= 2 * allowed
+        collide &= np.arange(count)[None, :] > np.arange(start, stop)[:, None]
+        found = np.argwhere(collide)
+        if len(found):
+            return start + int(found[0][0]), int(found[0][1])
+    return None, None
+
+
+def _first_collision_slow(barcodes, mismatches):
     for first, second in combinations(range(len(barcodes)), 2):
         a, b = barcodes[first], barcodes[second]
         if all(hamming(x, y) <= 2 * m for x, y, m in zip(a, b, mismatches, strict=True)):
-            shown = "/".join(str(m) for m in mismatches)
-            raise ConversionError(
-                f"line {lines[second]}: index {'+'.join(b)} collides with "
-                f"{'+'.join(a)} on line {lines[first]}"
-                f"{' in lane ' + str(lane) if lane else ''} when {shown} mismatches are "
-                "allowed; lower BarcodeMismatchesIndex1/2 or fix the sheet",
-                sheet_name,
-            )
+            return first, second
+    return None, None

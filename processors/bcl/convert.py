@@ -346,18 +346,37 @@ def _decide_i5(
     data = layout.read_tile(lane, tile, [plan.cycles[c] for c in columns])
     observed = BASES[data.calls]
     i7_length = len(plan.index_columns[0])
-    seen = Counter(
-        (row[:i7_length].tobytes(), row[i7_length:].tobytes()) for row in observed[:20000]
-    )
+    rows = observed[:20000]
+    seen: dict[tuple[int, int], dict[bytes, int]] = {}  # (i7, i5 prefix lengths) → counts
+
+    def count(i7: bytes, i5: bytes) -> int:
+        """Clusters whose i7 read starts with i7 and whose i5 read starts with i5."""
+        if len(i7) > i7_length or len(i5) > rows.shape[1] - i7_length:
+            return 0
+        lengths = (len(i7), len(i5))
+        if lengths not in seen:
+            joined = np.ascontiguousarray(
+                np.concatenate(
+                    [rows[:, : len(i7)], rows[:, i7_length : i7_length + len(i5)]], axis=1
+                )
+            )
+            keys, counts = np.unique(
+                joined.view(np.dtype((np.void, max(joined.shape[1], 1)))).ravel()
+                if joined.shape[1]
+                else np.zeros(len(joined), np.uint8),
+                return_counts=True,
+            )
+            seen[lengths] = {
+                (key.tobytes() if joined.shape[1] else b""): int(n)
+                for key, n in zip(keys, counts, strict=True)
+            }
+        return seen[lengths].get(i7 + i5, 0)
+
     as_written = forward = 0
     for sample in sheet.samples_in_lane(lane):
         i7 = sample.index.encode()
-        for (a, b), count in seen.items():
-            if a.startswith(i7):
-                if b.startswith(sample.index2.encode()):
-                    as_written += count
-                if b.startswith(reverse_complement(sample.index2).encode()):
-                    forward += count
+        as_written += count(i7, sample.index2.encode())
+        forward += count(i7, reverse_complement(sample.index2).encode())
     instrument = plan.run_info.instrument
     family_reverses = instrument.upper().startswith(REVERSE_I5_PREFIXES)
     if forward > as_written:
@@ -658,7 +677,6 @@ def convert_run(
     plan, extra = make_plan(run_folder, sheet, options)
     run_info = plan.run_info
     plan.layout = RunLayout(run_folder, run_info.lane_count, run_info.tiles)
-    plan.layout.load_headers(plan.cycles)
     reverse_i5, reason = _decide_i5(plan, sheet, extra["index_reads"], options)
     lane_samples = {}
     for lane in plan.layout.lanes:

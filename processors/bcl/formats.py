@@ -11,6 +11,7 @@ mapped to that form through the file's quality bins.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -164,17 +165,21 @@ class CbclHeader:
         return np.ascontiguousarray(pairs).view("<u2").reshape(256)
 
 
-def read_cbcl_header(path: Path) -> CbclHeader:
+def read_cbcl_header(path: Path, stream=None) -> CbclHeader:
+    """A CBCL file's header; from stream (the file, open for reading) when given."""
     try:
-        with path.open("rb") as stream:
-            start = stream.read(6)
-            if len(start) < 6:
-                raise ConversionError("is shorter than a CBCL header: truncated", path)
-            version, header_size = struct.unpack("<HI", start)
-            if not 6 < header_size < 1 << 24:
-                raise ConversionError(f"has a header size of {header_size}", path)
-            rest = stream.read(header_size - 6)
-            file_size = path.stat().st_size
+        if stream is None:
+            with path.open("rb") as own:
+                return read_cbcl_header(path, own)
+        stream.seek(0)
+        start = stream.read(6)
+        if len(start) < 6:
+            raise ConversionError("is shorter than a CBCL header: truncated", path)
+        version, header_size = struct.unpack("<HI", start)
+        if not 6 < header_size < 1 << 24:
+            raise ConversionError(f"has a header size of {header_size}", path)
+        rest = stream.read(header_size - 6)
+        file_size = os.fstat(stream.fileno()).st_size
     except OSError as error:
         raise ConversionError(f"cannot be read ({error.strerror or error})", path) from None
     if len(rest) != header_size - 6:

@@ -91,22 +91,12 @@ class RunLayout:
                 raise ConversionError(f"has no L{lane:03d} folder for lane {lane}", self.basecalls)
             self.lanes[lane] = self._lane(lane, folder, listed.get(lane))
         self._slocs: tuple[np.ndarray, np.ndarray] | None = None
-        self._cbcl_headers: dict[Path, formats.CbclHeader] = {}
+        self._cbcl_headers: dict[
+            tuple[int, int, int], formats.CbclHeader
+        ] = {}  # lane, surface, cycle
         # Lane-wide files every tile of a lane reads (bgzf offsets, a NextSeq lane's
         # filter and positions): read once, not once per tile.
         self._lane_files: dict[Path, object] = {}
-
-    def load_headers(self, cycles: list[int]) -> None:
-        """Read every CBCL header the conversion needs once, before workers start
-        (they inherit them), instead of once per tile."""
-        for layout in self.lanes.values():
-            if layout.kind != "cbcl":
-                continue
-            for surface in sorted(set(layout.cbcl_surfaces.values())):
-                for cycle in cycles:
-                    path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
-                    if path.exists():
-                        self._cbcl_headers[path] = formats.read_cbcl_header(path)
 
     # ------------------------------------------------------------ discovery
 
@@ -209,29 +199,30 @@ class RunLayout:
     ) -> tuple[np.ndarray, bool]:
         surface = layout.cbcl_surfaces[tile]
         headers, blocks = [], []
+        passing = int(passed.sum())
         for cycle in cycles:
-            path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
-            if not path.exists():
-                raise ConversionError(f"cycle {cycle} (tile {tile}) is missing", path)
-            header = self._cbcl_headers.get(path) or formats.read_cbcl_header(path)
-            if tile not in header.tiles:
-                raise ConversionError(f"tile {tile} is missing from cycle {cycle}", path)
-            expected = int(passed.sum()) if header.non_pf_excluded else len(passed)
-            if header.tiles[tile].clusters != expected:
-                raise ConversionError(
-                    f"tile {tile} has {header.tiles[tile].clusters} clusters where its filter "
-                    f"file has {expected}{' passing' if header.non_pf_excluded else ''}",
-                    path,
-                )
-            headers.append(header)
-            blocks.append(formats.read_cbcl_block(header, tile))
+            key = (layout.lane, surface, cycle)
+            header = self._cbcl_headers.get(key)
+            path = header.path if header else self._cbcl_path(layout, cycle, surface)
+            try:
+                # One open a cycle: the header (the first time) and the tile's block.
+                with open(path, "rb") as stream:
+                    if header is None:
+                        header = self._cbcl_headers[key] = formats.read_cbcl_header(path, stream)
+                    self._check_cbcl_tile(header, tile, cycle, passing, len(passed))
+                    headers.append(header)
+                    blocks.append(formats.read_cbcl_block(header, tile, stream))
+            except FileNotFoundError:
+                raise ConversionError(f"cycle {cycle} (tile {tile}) is missing", path) from None
+            except OSError as error:
+                raise ConversionError(f"cannot be read ({error.strerror})", path) from None
         excluded_flags = {header.non_pf_excluded for header in headers}
         if len(excluded_flags) > 1:
             raise ConversionError(
                 f"tile {tile}: some cycles exclude non-PF clusters and some do not", layout.folder
             )
         excluded = excluded_flags.pop() if excluded_flags else False
-        n = int(passed.sum()) if excluded else len(passed)
+        n = passing if excluded else len(passed)
         packings = {header.bits_per_quality for header in headers}
         if len(packings) == 1:
             # Each cycle's nibbles (or bytes) go through that file's own quality bins.
@@ -247,6 +238,22 @@ class RunLayout:
             for header, block in zip(headers, blocks, strict=True)
         ]
         return cluster_major(columns, n), excluded
+
+    @staticmethod
+    def _check_cbcl_tile(header, tile: int, cycle: int, passing: int, total: int) -> None:
+        if tile not in header.tiles:
+            raise ConversionError(f"tile {tile} is missing from cycle {cycle}", header.path)
+        expected = passing if header.non_pf_excluded else total
+        if header.tiles[tile].clusters != expected:
+            raise ConversionError(
+                f"tile {tile} has {header.tiles[tile].clusters} clusters where its filter "
+                f"file has {expected}{' passing' if header.non_pf_excluded else ''}",
+                header.path,
+            )
+
+    @staticmethod
+    def _cbcl_path(layout: LaneLayout, cycle: int, surface: int) -> Path:
+        return layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
 
     def _filter(self, layout: LaneLayout, tile: int) -> np.ndarray:
         lane = layout.lane
