@@ -51,6 +51,7 @@ from processors.bcl.fastq import (
 )
 from processors.bcl.layout import RunLayout
 from processors.bcl.native import fastq_records as fastq_native
+from processors.bcl.native import keep_freed_memory, release_scratch
 from processors.bcl.native import library as native_library
 from processors.bcl.sample_sheet import SampleSheet, parse_override_cycles, read_sample_sheet
 
@@ -400,9 +401,11 @@ def _decide_i5(
 _PLAN: Plan | None = None
 
 
-def _init_worker(plan: Plan) -> None:
+def _init_worker(plan: Plan, worker: bool = False) -> None:
     global _PLAN
     _PLAN = plan
+    if worker:
+        keep_freed_memory()
 
 
 def _eamss(bases: np.ndarray, qualities: np.ndarray) -> None:
@@ -452,7 +455,7 @@ def _eamss(bases: np.ndarray, qualities: np.ndarray) -> None:
 def convert_tile(lane: int, tile: int) -> dict:
     plan = _PLAN
     assert plan is not None and plan.layout is not None
-    data = plan.layout.read_tile(lane, tile, plan.cycles)
+    data = plan.layout.read_tile(lane, tile, plan.cycles, reuse=True)
     total = len(data.passed)
     pf = int(data.passed.sum())
     everything = np.arange(len(data.passed))
@@ -510,7 +513,7 @@ def convert_tile(lane: int, tile: int) -> dict:
         written = fastq_native(
             data.calls,
             [(_span(o.cycles), f" {o.read_number}:".encode()) for o in simple],
-            prefix, x, y, flag, index_spans, rows=rows,
+            prefix, x, y, flag, index_spans, rows=rows, reuse=True,
         )  # fmt: skip
         if written is not None:
             compiled = dict(zip([o.key for o in simple], written, strict=True))
@@ -803,16 +806,19 @@ def _run_jobs(plan: Plan, jobs: list, threads: int, take, options: ConvertOption
     done = 0
     if threads <= 1 or len(jobs) <= 1:
         _init_worker(plan)
-        for lane, tile in jobs:
-            take(convert_tile(lane, tile))
-            done += 1
-            if options.progress:
-                options.progress(done, len(jobs))
+        try:
+            for lane, tile in jobs:
+                take(convert_tile(lane, tile))
+                done += 1
+                if options.progress:
+                    options.progress(done, len(jobs))
+        finally:
+            release_scratch()  # this is the caller's process: give the buffers back
     else:
         native_library()  # compiled (or found) once, here: the forked workers inherit it
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
-            max_workers=threads, mp_context=context, initializer=_init_worker, initargs=(plan,)
+            max_workers=threads, mp_context=context, initializer=_init_worker, initargs=(plan, True)
         ) as pool:
             pending: deque = deque()
             queue = iter(jobs)

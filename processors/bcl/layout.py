@@ -58,12 +58,12 @@ def transpose(by_cycle: np.ndarray, block: int = 2048) -> np.ndarray:
     return out
 
 
-def cluster_major(columns: list[np.ndarray], n: int) -> np.ndarray:
+def cluster_major(columns: list[np.ndarray], n: int, reuse: bool = False) -> np.ndarray:
     """One BCL-byte array per cycle → clusters x cycles: the compiled loop when there
-    is one, else numpy."""
+    is one (with reuse, into the process's scratch buffer), else numpy."""
     if columns:
         calls = native.cluster_major(
-            [np.ascontiguousarray(c, dtype=np.uint8) for c in columns], None, False, n
+            [np.ascontiguousarray(c, dtype=np.uint8) for c in columns], None, False, n, reuse
         )
         if calls is not None:
             return calls
@@ -145,7 +145,10 @@ class RunLayout:
 
     # ------------------------------------------------------------ reading
 
-    def read_tile(self, lane: int, tile: int, cycles: list[int]) -> TileData:
+    def read_tile(self, lane: int, tile: int, cycles: list[int], reuse: bool = False) -> TileData:
+        """One tile's calls of the cycles asked for, filter and positions. With reuse,
+        the calls may sit in the process's scratch buffer (native.scratch), which
+        the next read_tile with reuse overwrites."""
         layout = self.lanes[lane]
         passed = self._filter(layout, tile)
         x, y = self._positions(layout, tile, len(passed))
@@ -155,11 +158,11 @@ class RunLayout:
                 formats.read_bcl(self._bcl_path(layout, cycle, tile), len(passed))
                 for cycle in cycles
             ]
-            calls = cluster_major(columns, len(passed))
+            calls = cluster_major(columns, len(passed), reuse)
         elif layout.kind == "bgzf":
-            calls = self._read_bgzf(layout, tile, cycles, len(passed))
+            calls = self._read_bgzf(layout, tile, cycles, len(passed), reuse)
         else:
-            calls, excluded = self._read_cbcl(layout, tile, cycles, passed)
+            calls, excluded = self._read_cbcl(layout, tile, cycles, passed, reuse)
             if excluded:
                 x, y = x[passed], y[passed]
                 passed = np.ones(int(passed.sum()), dtype=bool)
@@ -175,7 +178,9 @@ class RunLayout:
             return zipped
         raise ConversionError(f"tile {tile} is missing from cycle {cycle}", plain)
 
-    def _read_bgzf(self, layout: LaneLayout, tile: int, cycles: list[int], n: int) -> np.ndarray:
+    def _read_bgzf(
+        self, layout: LaneLayout, tile: int, cycles: list[int], n: int, reuse: bool
+    ) -> np.ndarray:
         columns = []
         if layout.bci_counts[tile] != n:
             raise ConversionError(
@@ -192,10 +197,10 @@ class RunLayout:
                 lambda bci: formats.read_bgzf_offsets(bci, len(layout.bci_order)),
             )
             columns.append(formats.read_bgzf_tile(path, offsets[position], n))
-        return cluster_major(columns, n)
+        return cluster_major(columns, n, reuse)
 
     def _read_cbcl(
-        self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray
+        self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray, reuse: bool
     ) -> tuple[np.ndarray, bool]:
         surface = layout.cbcl_surfaces[tile]
         headers, blocks = [], []
@@ -230,14 +235,14 @@ class RunLayout:
             for row, header in enumerate(headers):
                 table = header.lookup
                 tables[row, : len(table)] = table
-            calls = native.cluster_major(blocks, tables, packings == {2}, n)
+            calls = native.cluster_major(blocks, tables, packings == {2}, n, reuse)
             if calls is not None:
                 return calls, excluded
         columns = [
             formats.cbcl_calls(header, tile, block)
             for header, block in zip(headers, blocks, strict=True)
         ]
-        return cluster_major(columns, n), excluded
+        return cluster_major(columns, n, reuse), excluded
 
     @staticmethod
     def _check_cbcl_tile(header, tile: int, cycle: int, passing: int, total: int) -> None:

@@ -171,6 +171,40 @@ SIGNATURES = {
 }
 
 
+_SCRATCH: dict[str, np.ndarray] = {}
+
+
+def scratch(name: str, size: int) -> np.ndarray:
+    """A flat uint8 buffer of at least size bytes kept for the process's next tile.
+
+    A tile's big arrays (its calls, its FASTQ text) are tens of megabytes: allocated
+    afresh, every tile pays page faults for them again (they are costly in a virtual
+    machine); reused, it does not. The caller must be done with the previous use."""
+    buffer = _SCRATCH.get(name)
+    if buffer is None or len(buffer) < size:
+        buffer = _SCRATCH[name] = np.empty(max(size, 1), dtype=np.uint8)
+    return buffer[:size]
+
+
+def release_scratch() -> None:
+    _SCRATCH.clear()
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory for reuse rather than hand it back to
+    the system after every tile (and fault it in again for the next one). For worker
+    processes only: memory stays at the process's peak, one tile's worth."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc: nothing to tune
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: bigger arrays use scratch()
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 16 << 20)
+
+
 def _cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "refinery-bcl"
@@ -212,9 +246,16 @@ def library():
     return _LIBRARY
 
 
-def cluster_major(sources: list[np.ndarray], tables: np.ndarray | None, packed: bool, n: int):
+def cluster_major(
+    sources: list[np.ndarray],
+    tables: np.ndarray | None,
+    packed: bool,
+    n: int,
+    reuse: bool = False,
+):
     """(clusters x cycles) BCL bytes from per-cycle arrays (see the C comment), or
-    None when the compiled library is not available."""
+    None when the compiled library is not available. With reuse, the array is the
+    process's scratch buffer, overwritten by the next call with reuse."""
     lib = library()
     if lib is None:
         return None
@@ -228,7 +269,10 @@ def cluster_major(sources: list[np.ndarray], tables: np.ndarray | None, packed: 
         tables = np.ascontiguousarray(tables, dtype=np.uint8)
         if tables.shape != (cycles, 256):
             raise ValueError("tables must hold 256 bytes per cycle")
-    out = np.empty((n, cycles), dtype=np.uint8)
+    if reuse:
+        out = scratch("calls", n * cycles).reshape(n, cycles)
+    else:
+        out = np.empty((n, cycles), dtype=np.uint8)
     if n and cycles:
         lib.cluster_major(
             pointers.ctypes.data,
@@ -254,11 +298,14 @@ def fastq_records(
     flag: np.ndarray,
     index_spans: list[slice],
     rows: np.ndarray | None = None,
+    reuse: bool = False,
 ):
     """FASTQ text for the records of calls[rows] (every row when rows is None), one
     per (bases, name's " <read>:") in reads: a list of (text, record ends, Q30 bases
     per record, quality sum per record), or None when the compiled library is not
-    available (or the layout is beyond it). x, y and flag are in rows' order."""
+    available (or the layout is beyond it). x, y and flag are in rows' order. With
+    reuse, the texts are views of the process's scratch buffers, overwritten by the
+    next call with reuse."""
     lib = library()
     index_len = sum(s.stop - s.start for s in index_spans) + max(len(index_spans) - 1, 0)
     if (
@@ -288,10 +335,11 @@ def fastq_records(
         raise ValueError("x, y and flag must have one value per record")
     keep = []  # every buffer the C loop writes or reads, alive until it returns
     texts, ends, q30, qsum, middles = [], [], [], [], []
-    for seq, middle in reads:
+    for number, (seq, middle) in enumerate(reads):
         seq_len = seq.stop - seq.start
         record = len(prefix) + 2 * 20 + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
-        texts.append(np.empty(max(n * record, 1), dtype=np.uint8))
+        size = max(n * record, 1)
+        texts.append(scratch(f"text{number}", size) if reuse else np.empty(size, np.uint8))
         ends.append(np.empty(n, dtype=np.int64))
         q30.append(np.empty(n, dtype=np.int64))
         qsum.append(np.empty(n, dtype=np.int64))
