@@ -53,6 +53,7 @@ from processors.bcl.layout import RunLayout
 from processors.bcl.native import fastq_records as fastq_native
 from processors.bcl.native import keep_freed_memory, release_scratch
 from processors.bcl.native import library as native_library
+from processors.bcl.output import OutputFiles, Spool
 from processors.bcl.sample_sheet import SampleSheet, parse_override_cycles, read_sample_sheet
 
 ENGINE = "refinery-builtin"
@@ -142,6 +143,7 @@ class Plan:
     picard_barcodes: dict[int, list[bytes]] = field(default_factory=dict)
     layout: RunLayout | None = None
     adapters: dict[str, AdapterRule] = field(default_factory=dict)  # "R1" → rule
+    spool: Path | None = None  # where worker processes leave their tiles' gzip members
 
 
 def _read_segments(run_info: RunInfo, sheet: SampleSheet | None) -> list[list[tuple[str, int]]]:
@@ -495,7 +497,9 @@ def convert_tile(lane: int, tile: int) -> dict:
             parts.append(BASES[sorted_calls[:, _span(cols)]])
         umi = np.concatenate(parts, axis=1)
 
-    members: dict[str, list[tuple[int, bytes]]] = {}
+    # (sample index, member) per read; (sample index, offset, length) with a spool.
+    members: dict[str, list[tuple]] = {}
+    spool = Spool(plan.spool / f"{lane}_{tile}.gz") if plan.spool else None
     read_metrics = {}
     prefix = f"{plan.name_prefix}{lane}:{tile}:".encode()
     per_group = np.bincount(group_sorted, minlength=sample_count + 1)
@@ -555,8 +559,9 @@ def convert_tile(lane: int, tile: int) -> dict:
         for g in range(sample_count + 1):
             start, end = boundaries[g], boundaries[g + 1]
             if end > start:
-                chunk = text[offsets[start] : offsets[end]]
-                members.setdefault(output.key, []).append((g - 1, gzip_member(chunk, plan.level)))
+                member = gzip_member(text[offsets[start] : offsets[end]], plan.level)
+                where = spool.add(member) if spool else (member,)
+                members.setdefault(output.key, []).append((g - 1, *where))
         # Per-sample yield, Q30 and quality sums for this read (from the Phred+33 text).
         length = len(output.cycles)
         if native is not None:
@@ -588,10 +593,13 @@ def convert_tile(lane: int, tile: int) -> dict:
         )
         top = np.argsort(-key_counts, kind="stable")[: TOP_UNKNOWN * 10]
         unknown = Counter({keys[i].tobytes(): int(key_counts[i]) for i in top})
+    if spool:
+        spool.close()
     return {
         "lane": lane,
         "tile": tile,
         "members": members,
+        "spool": spool.path if spool else None,
         "clusters": total,
         "pf": pf,
         "written": n,
@@ -745,25 +753,26 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
             for sample in samples:
                 expected.add(_file_name(sample, lane, output.key, version, no_lane_split))
 
-    handles: dict[Path, object] = {}
-
-    def append(path: Path, member: bytes) -> None:
-        stream = handles.pop(path, None)
-        if stream is None:
-            if len(handles) >= 500:  # stay well under the open-file limit
-                handles.pop(next(iter(handles))).close()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            stream = path.open("ab")
-        handles[path] = stream  # most recently used last
-        stream.write(member)
+    files = OutputFiles()
 
     def take(result: dict) -> None:
         lane = result["lane"]
         samples = lane_samples[lane]
-        for key, members in result["members"].items():
-            for sample_index, member in members:
-                sample = samples[sample_index] if sample_index >= 0 and samples else None
-                append(staging / _file_name(sample, lane, key, version, no_lane_split), member)
+        spool = result["spool"]
+        source = os.open(spool, os.O_RDONLY) if spool else None
+        try:
+            for key, members in result["members"].items():
+                for sample_index, *member in members:
+                    sample = samples[sample_index] if sample_index >= 0 and samples else None
+                    path = staging / _file_name(sample, lane, key, version, no_lane_split)
+                    if source is None:
+                        files.append(path, member[0])
+                    else:
+                        files.copy(path, source, *member)
+        finally:
+            if source is not None:
+                os.close(source)
+                os.unlink(spool)
         report.clusters += result["clusters"]
         report.clusters_pf += result["pf"]
         report.clusters_written += result["written"]
@@ -787,10 +796,9 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
             unknown[lane] = Counter(dict(bucket.most_common(TOP_UNKNOWN * 10)))
 
     try:
-        _run_jobs(plan, jobs, threads, take, options)
+        _run_jobs(plan, jobs, threads, take, options, staging)
     finally:
-        for stream in handles.values():
-            stream.close()
+        files.close()
     empty = gzip_member(b"", plan.level)
     for name in expected:
         path = staging / name
@@ -800,9 +808,12 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
     _fill_report(plan, lane_samples, totals, read_totals, unknown, report)
 
 
-def _run_jobs(plan: Plan, jobs: list, threads: int, take, options: ConvertOptions) -> None:
+def _run_jobs(
+    plan: Plan, jobs: list, threads: int, take, options: ConvertOptions, staging: Path
+) -> None:
     """Convert the tiles, in worker processes when there are several threads; hand
-    each result to take() in tile order (at most two tiles per worker in flight)."""
+    each result to take() in tile order (at most two tiles per worker in flight).
+    Workers leave their tiles' gzip members in spool files in the staging folder."""
     done = 0
     if threads <= 1 or len(jobs) <= 1:
         _init_worker(plan)
@@ -816,6 +827,8 @@ def _run_jobs(plan: Plan, jobs: list, threads: int, take, options: ConvertOption
             release_scratch()  # this is the caller's process: give the buffers back
     else:
         native_library()  # compiled (or found) once, here: the forked workers inherit it
+        plan.spool = staging / ".tiles"
+        plan.spool.mkdir()
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
             max_workers=threads, mp_context=context, initializer=_init_worker, initargs=(plan, True)
@@ -835,6 +848,8 @@ def _run_jobs(plan: Plan, jobs: list, threads: int, take, options: ConvertOption
                 done += 1
                 if options.progress:
                     options.progress(done, len(jobs))
+        plan.spool.rmdir()  # every tile's spool was copied out and removed
+        plan.spool = None
 
 
 def _fill_report(plan, lane_samples, totals, read_totals, unknown, report) -> None:
