@@ -32,34 +32,87 @@ SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 
-/* sources[c]: cycle c's calls for the tile; packed: two clusters a byte, low nibble
-   first, each nibble mapped through tables[c * 256 + nibble]; else one byte a
-   cluster, mapped through tables[c * 256 + byte] (or kept when tables is NULL). */
-void cluster_major(
-    const uint8_t *const *sources, const uint8_t *tables, int64_t packed,
-    int64_t n, int64_t cycles, uint8_t *out)
+/* 8 x 8 bytes: rows[k] byte i → rows[i] byte k (a transposition in registers). */
+static inline void transpose8(uint64_t r[8]) {
+    uint64_t t;
+    for (int k = 0; k < 8; k += 2) {
+        t = ((r[k] >> 8) ^ r[k + 1]) & 0x00FF00FF00FF00FFULL;
+        r[k + 1] ^= t; r[k] ^= t << 8;
+    }
+    for (int k = 0; k < 8; k += 4) for (int j = k; j < k + 2; j++) {
+        t = ((r[j] >> 16) ^ r[j + 2]) & 0x0000FFFF0000FFFFULL;
+        r[j + 2] ^= t; r[j] ^= t << 16;
+    }
+    for (int j = 0; j < 4; j++) {
+        t = ((r[j] >> 32) ^ r[j + 4]) & 0x00000000FFFFFFFFULL;
+        r[j + 4] ^= t; r[j] ^= t << 32;
+    }
+}
+
+/* Eight clusters (from start) of cycle c as the 8 bytes of one integer. */
+static inline __attribute__((always_inline)) uint64_t gather8(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int mode, int64_t c, int64_t start)
 {
+    const uint8_t *src = sources[c];
+    uint64_t v = 0;
+    if (mode == 2) {  /* packed: a byte's two nibbles through the cycle's pair table */
+        const uint16_t *t = pairs + table_of[c] * 256;
+        const uint8_t *at = src + (start >> 1);
+        for (int b = 0; b < 4; b++) v |= (uint64_t)t[at[b]] << (16 * b);
+    } else if (mode == 1) {  /* bytes through the cycle's table */
+        const uint8_t *t = tables + table_of[c] * 256;
+        for (int b = 0; b < 8; b++) v |= (uint64_t)t[src[start + b]] << (8 * b);
+    } else {  /* bytes as they are */
+        for (int b = 0; b < 8; b++) v |= (uint64_t)src[start + b] << (8 * b);
+    }
+    return v;
+}
+
+static inline __attribute__((always_inline)) void blocks8(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int mode, int64_t whole, int64_t wide, int64_t cycles,
+    uint8_t *out)
+{
+    /* Blocks of BLOCK clusters, so each cycle's source is visited once per block. */
     enum { BLOCK = 64 };
-    for (int64_t start = 0; start < n; start += BLOCK) {
-        int64_t stop = start + BLOCK < n ? start + BLOCK : n;
-        for (int64_t c = 0; c < cycles; c++) {
-            const uint8_t *src = sources[c];
-            uint8_t *dst = out + c;
-            if (packed) {
-                const uint8_t *t = tables + c * 256;
-                int64_t i = start;
-                for (; i + 1 < stop; i += 2) {
-                    uint8_t v = src[i >> 1];
-                    dst[i * cycles] = t[v & 15];
-                    dst[(i + 1) * cycles] = t[v >> 4];
+    for (int64_t first = 0; first < whole; first += BLOCK) {
+        int64_t last = first + BLOCK < whole ? first + BLOCK : whole;
+        for (int64_t c0 = 0; c0 < wide; c0 += 8) {
+            for (int64_t start = first; start < last; start += 8) {
+                uint64_t r[8];
+                for (int k = 0; k < 8; k++)
+                    r[k] = gather8(sources, tables, pairs, table_of, mode, c0 + k, start);
+                transpose8(r);
+                for (int i = 0; i < 8; i++) {
+                    uint8_t *row = out + (start + i) * cycles + c0;
+                    for (int b = 0; b < 8; b++) row[b] = (uint8_t)(r[i] >> (8 * b));
                 }
-                if (i < stop) dst[i * cycles] = t[src[i >> 1] & 15];
-            } else if (tables) {
-                const uint8_t *t = tables + c * 256;
-                for (int64_t i = start; i < stop; i++) dst[i * cycles] = t[src[i]];
-            } else {
-                for (int64_t i = start; i < stop; i++) dst[i * cycles] = src[i];
             }
+        }
+    }
+}
+
+/* sources[c]: cycle c's calls for the tile; packed: two clusters a byte, low nibble
+   first, each nibble mapped through table table_of[c] (tables[table_of[c] * 256 +
+   nibble]; pairs holds the same as one uint16 per byte, low nibble's call first);
+   else one byte a cluster, mapped through its table (or kept when tables is NULL).
+   Eight clusters by eight cycles at a time: gathered as 8 integers, transposed in
+   registers, stored as 8 bytes per cluster. */
+void cluster_major(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int64_t packed, int64_t n, int64_t cycles, uint8_t *out)
+{
+    int64_t whole = n & ~(int64_t)7, wide = cycles & ~(int64_t)7;
+    if (packed) blocks8(sources, tables, pairs, table_of, 2, whole, wide, cycles, out);
+    else if (tables) blocks8(sources, tables, pairs, table_of, 1, whole, wide, cycles, out);
+    else blocks8(sources, tables, pairs, table_of, 0, whole, wide, cycles, out);
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t c = i < whole ? wide : 0; c < cycles; c++) {
+            const uint8_t *src = sources[c];
+            uint8_t v = packed ? (uint8_t)((i & 1) ? src[i >> 1] >> 4 : src[i >> 1] & 15)
+                               : src[i];
+            out[i * cycles + c] = tables ? tables[table_of[c] * 256 + v] : v;
         }
     }
 }
@@ -163,7 +216,7 @@ _TRIED = False
 
 P, I64 = ctypes.c_void_p, ctypes.c_int64
 SIGNATURES = {
-    "cluster_major": (None, [P, P, I64, I64, I64, P]),
+    "cluster_major": (None, [P, P, P, P, I64, I64, I64, P]),
     "fastq_records": (
         None,
         [P, P, I64, I64, P, I64, P, P, P, P, P, I64, I64, P, P, P, P, P, P, P, P],
@@ -265,10 +318,20 @@ def cluster_major(
         if source.dtype != np.uint8 or not source.flags.c_contiguous or len(source) < needed:
             raise ValueError("each cycle's calls must be contiguous bytes covering the tile")
     pointers = np.array([s.ctypes.data for s in sources] or [0], dtype=np.uintp)
+    distinct = pairs = table_of = None
     if tables is not None:
         tables = np.ascontiguousarray(tables, dtype=np.uint8)
         if tables.shape != (cycles, 256):
             raise ValueError("tables must hold 256 bytes per cycle")
+        # Cycles share a handful of tables (a run's quality bins rarely change): a few
+        # distinct ones stay in the fastest cache, one per cycle would not.
+        distinct, inverse = np.unique(tables, axis=0, return_inverse=True)
+        table_of = np.ascontiguousarray(inverse.reshape(-1), dtype=np.int64)
+        values = np.arange(256)
+        pairs = np.ascontiguousarray(
+            distinct[:, values & 15].astype(np.uint16)
+            | (distinct[:, values >> 4].astype(np.uint16) << 8)
+        )
     if reuse:
         out = scratch("calls", n * cycles).reshape(n, cycles)
     else:
@@ -276,7 +339,9 @@ def cluster_major(
     if n and cycles:
         lib.cluster_major(
             pointers.ctypes.data,
-            None if tables is None else tables.ctypes.data,
+            None if distinct is None else distinct.ctypes.data,
+            None if pairs is None else pairs.ctypes.data,
+            None if table_of is None else table_of.ctypes.data,
             1 if packed else 0,
             n,
             cycles,
