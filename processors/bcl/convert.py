@@ -754,6 +754,7 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
                 expected.add(_file_name(sample, lane, output.key, version, no_lane_split))
 
     files = OutputFiles()
+    paths: dict[tuple[int, str, int], Path] = {}
 
     def take(result: dict) -> None:
         lane = result["lane"]
@@ -763,8 +764,11 @@ def _convert_tiles(plan, sheet, lane_samples, staging, report, options, no_lane_
         try:
             for key, members in result["members"].items():
                 for sample_index, *member in members:
-                    sample = samples[sample_index] if sample_index >= 0 and samples else None
-                    path = staging / _file_name(sample, lane, key, version, no_lane_split)
+                    path = paths.get((lane, key, sample_index))
+                    if path is None:
+                        sample = samples[sample_index] if sample_index >= 0 and samples else None
+                        path = staging / _file_name(sample, lane, key, version, no_lane_split)
+                        paths[(lane, key, sample_index)] = path
                     if source is None:
                         files.append(path, member[0])
                     else:

@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -143,18 +143,15 @@ class CbclHeader:
     tiles: dict[int, CbclTile]
     non_pf_excluded: bool
 
+    @property
+    def coding(self) -> tuple:
+        """What decides how calls decode: files with the same coding share tables."""
+        return (self.bits_per_base, self.bits_per_quality, self.bins)
+
     @cached_property
     def lookup(self) -> np.ndarray:
         """Maps each packed nibble (or byte, for 8-bit data) to a BCL byte."""
-        scores = dict(self.bins)
-        table = np.zeros(256, dtype=np.uint8)
-        for value in range(1 << (self.bits_per_base + self.bits_per_quality)):
-            base, quality_bin = value & 3, value >> 2
-            if quality_bin == 0:
-                continue  # quality bin 0 is a no-call
-            score = scores.get(quality_bin, quality_bin) if scores else quality_bin
-            table[value] = base | (min(score, 63) << 2)
-        return table
+        return coding_lookup(self.coding)
 
     @cached_property
     def pair_lookup(self) -> np.ndarray:
@@ -163,6 +160,21 @@ class CbclHeader:
         values = np.arange(256)
         pairs = np.stack([self.lookup[values & 0x0F], self.lookup[values >> 4]], axis=1)
         return np.ascontiguousarray(pairs).view("<u2").reshape(256)
+
+
+@lru_cache(maxsize=64)
+def coding_lookup(coding: tuple) -> np.ndarray:
+    bits_per_base, bits_per_quality, bins = coding
+    scores = dict(bins)
+    table = np.zeros(256, dtype=np.uint8)
+    for value in range(1 << (bits_per_base + bits_per_quality)):
+        base, quality_bin = value & 3, value >> 2
+        if quality_bin == 0:
+            continue  # quality bin 0 is a no-call
+        score = scores.get(quality_bin, quality_bin) if scores else quality_bin
+        table[value] = base | (min(score, 63) << 2)
+    table.flags.writeable = False  # shared by every file with the same coding
+    return table
 
 
 def read_cbcl_header(path: Path, stream=None) -> CbclHeader:

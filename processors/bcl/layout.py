@@ -230,12 +230,16 @@ class RunLayout:
         n = passing if excluded else len(passed)
         packings = {header.bits_per_quality for header in headers}
         if len(packings) == 1:
-            # Each cycle's nibbles (or bytes) go through that file's own quality bins.
-            tables = np.zeros((len(headers), 256), dtype=np.uint8)
-            for row, header in enumerate(headers):
-                table = header.lookup
-                tables[row, : len(table)] = table
-            calls = native.cluster_major(blocks, tables, packings == {2}, n, reuse)
+            # Each cycle's nibbles (or bytes) go through that file's own quality bins;
+            # the cycles share a handful of codings (usually one).
+            codings: dict[tuple, int] = {}
+            table_of = np.array(
+                [codings.setdefault(h.coding, len(codings)) for h in headers], dtype=np.int64
+            )
+            tables = np.zeros((len(codings), 256), dtype=np.uint8)
+            for coding, row in codings.items():
+                tables[row] = formats.coding_lookup(coding)
+            calls = native.cluster_major(blocks, tables, packings == {2}, n, reuse, table_of)
             if calls is not None:
                 return calls, excluded
         columns = [

@@ -305,10 +305,13 @@ def cluster_major(
     packed: bool,
     n: int,
     reuse: bool = False,
+    table_of: np.ndarray | None = None,
 ):
     """(clusters x cycles) BCL bytes from per-cycle arrays (see the C comment), or
-    None when the compiled library is not available. With reuse, the array is the
-    process's scratch buffer, overwritten by the next call with reuse."""
+    None when the compiled library is not available. tables: one 256-byte table per
+    cycle, or a few shared ones with table_of giving each cycle's (a few stay in the
+    fastest cache, one per cycle would not). With reuse, the array is the process's
+    scratch buffer, overwritten by the next call with reuse."""
     lib = library()
     if lib is None:
         return None
@@ -318,19 +321,20 @@ def cluster_major(
         if source.dtype != np.uint8 or not source.flags.c_contiguous or len(source) < needed:
             raise ValueError("each cycle's calls must be contiguous bytes covering the tile")
     pointers = np.array([s.ctypes.data for s in sources] or [0], dtype=np.uintp)
-    distinct = pairs = table_of = None
+    pairs = None
     if tables is not None:
         tables = np.ascontiguousarray(tables, dtype=np.uint8)
-        if tables.shape != (cycles, 256):
-            raise ValueError("tables must hold 256 bytes per cycle")
-        # Cycles share a handful of tables (a run's quality bins rarely change): a few
-        # distinct ones stay in the fastest cache, one per cycle would not.
-        distinct, inverse = np.unique(tables, axis=0, return_inverse=True)
-        table_of = np.ascontiguousarray(inverse.reshape(-1), dtype=np.int64)
+        if table_of is None:
+            table_of = np.arange(cycles, dtype=np.int64)
+        table_of = np.ascontiguousarray(table_of, dtype=np.int64)
+        if tables.ndim != 2 or tables.shape[1] != 256 or table_of.shape != (cycles,):
+            raise ValueError("tables must hold 256 bytes each, table_of one per cycle")
+        if cycles and not 0 <= table_of.min() <= table_of.max() < len(tables):
+            raise ValueError("table_of names a table that is not there")
         values = np.arange(256)
         pairs = np.ascontiguousarray(
-            distinct[:, values & 15].astype(np.uint16)
-            | (distinct[:, values >> 4].astype(np.uint16) << 8)
+            tables[:, values & 15].astype(np.uint16)
+            | (tables[:, values >> 4].astype(np.uint16) << 8)
         )
     if reuse:
         out = scratch("calls", n * cycles).reshape(n, cycles)
@@ -339,7 +343,7 @@ def cluster_major(
     if n and cycles:
         lib.cluster_major(
             pointers.ctypes.data,
-            None if distinct is None else distinct.ctypes.data,
+            None if tables is None else tables.ctypes.data,
             None if pairs is None else pairs.ctypes.data,
             None if table_of is None else table_of.ctypes.data,
             1 if packed else 0,
