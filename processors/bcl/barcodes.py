@@ -71,6 +71,7 @@ class LaneBarcodes:
         default_factory=list, repr=False
     )
     _sample_of: np.ndarray | None = field(default=None, repr=False)  # code ids → sample
+    _direct_tables: dict[int, tuple | None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.picard is not None or not self.lengths:
@@ -127,21 +128,70 @@ class LaneBarcodes:
         unsure = np.zeros(n, dtype=bool)
         codes = []
         start = 0
-        for length, (keys, code_of, distance_of) in zip(self.lengths, self._tables, strict=True):
-            packed = pack_bases(rows[:, start : start + length])
+        for slot, length in enumerate(self.lengths):
+            code, distance = self._look_up(slot, rows[:, start : start + length])
             start += length
-            at = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
-            found = keys[at] == packed
-            code = np.where(found, code_of[at], -1)
             unsure |= code == AMBIGUOUS
-            missing |= ~found
-            total += np.where(found, distance_of[at], 0).astype(np.int8)
+            missing |= code == -1
+            total += distance
             codes.append(np.maximum(code, 0))
         unsure &= ~missing
         samples = self._sample_of[tuple(codes)]
         samples = np.where(missing | unsure, -1, samples).astype(np.int32)
         distances = np.where(samples >= 0, total, 0).astype(np.int8)
         return samples, distances, unsure
+
+    def _look_up(self, slot: int, letters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's code id in this index read (-1: none, AMBIGUOUS) and mismatches
+        (0 where none). Reads of A/C/G/T only index a table of every 2-bit packed
+        sequence when there are few enough (4^10); the others (no-calls, long
+        indexes) are found among the sorted variants."""
+        keys, code_of, distance_of = self._tables[slot]
+        values = BASE_BITS[letters]
+        code = np.full(len(letters), -1, dtype=np.int32)
+        distance = np.zeros(len(letters), dtype=np.int8)
+        rest = None  # rows left to the sorted search
+        direct = self._direct(slot)
+        if direct is not None:
+            called = (values < 4).all(axis=1)
+            packed = np.zeros(len(letters), dtype=np.int64)
+            for column in range(letters.shape[1]):
+                packed |= (values[:, column] & 3).astype(np.int64) << (2 * column)
+            table_code, table_distance = direct
+            code = np.where(called, table_code[packed], -1).astype(np.int32)
+            distance = np.where(called, table_distance[packed], 0).astype(np.int8)
+            rest = np.flatnonzero(~called)
+            values = values[rest]
+        packed = np.zeros(len(values), dtype=np.uint64)
+        for column in range(values.shape[1]):
+            packed |= values[:, column] << np.uint64(3 * column)
+        at = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
+        found = keys[at] == packed
+        found_code = np.where(found, code_of[at], -1).astype(np.int32)
+        found_distance = np.where(found, distance_of[at], 0).astype(np.int8)
+        if rest is None:
+            return found_code, found_distance
+        code[rest], distance[rest] = found_code, found_distance
+        return code, distance
+
+    def _direct(self, slot: int):
+        """(code id, mismatches) indexed by the 2-bit packed sequence of A/C/G/T
+        reads, for index reads of up to 10 bases (built on first use), else None."""
+        if slot not in self._direct_tables:
+            table = None
+            length = self.lengths[slot]
+            if length <= 10:
+                keys, code_of, distance_of = self._tables[slot]
+                groups = (keys[:, None] >> (np.uint64(3) * np.arange(length, dtype=np.uint64))) & 7
+                plain = (groups < 4).all(axis=1)  # variants without an N
+                packed = (groups[plain].astype(np.int64) << (2 * np.arange(length))).sum(axis=1)
+                table_code = np.full(4**length, -1, dtype=np.int32)
+                table_distance = np.zeros(4**length, dtype=np.int8)
+                table_code[packed] = code_of[plain]
+                table_distance[packed] = distance_of[plain]
+                table = (table_code, table_distance)
+            self._direct_tables[slot] = table
+        return self._direct_tables[slot]
 
     def _match_distinct(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Match each distinct index sequence once, in Python, remembering answers."""
