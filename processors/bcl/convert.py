@@ -514,10 +514,14 @@ def convert_tile(lane: int, tile: int) -> dict:
             and isinstance(_span(output.cycles), slice)
             and all(isinstance(s, slice) for s in index_spans)
         ]
+        # In the tile's own order, each record placed with its sample's: the tile's
+        # rows are read in order, not gathered in output order.
         written = fastq_native(
             data.calls,
             [(_span(o.cycles), f" {o.read_number}:".encode()) for o in simple],
-            prefix, x, y, flag, index_spans, rows=rows, reuse=True,
+            prefix, data.x[chosen], data.y[chosen],
+            np.where(data.passed[chosen], ord("N"), ord("Y")).astype(np.uint8),
+            index_spans, rows=chosen, group=group, groups=sample_count + 1, reuse=True,
         )  # fmt: skip
         if written is not None:
             compiled = dict(zip([o.key for o in simple], written, strict=True))
@@ -528,9 +532,10 @@ def convert_tile(lane: int, tile: int) -> dict:
         lengths = None
         native = compiled.pop(output.key, None)
         if native is not None:
-            text, ends, row_q30, row_sum = native
-            offsets = np.concatenate([[0], ends])
+            text, group_offsets, row_q30, row_sum = native
+            row_groups = group  # the compiled loop's figures are in the tile's order
         else:
+            row_groups = group_sorted
             if sorted_calls is None:
                 sorted_calls = data.calls[rows]
             seq = BASES[sorted_calls[:, span]]
@@ -556,10 +561,11 @@ def convert_tile(lane: int, tile: int) -> dict:
             fields.append(Const(b"\n"))
             text = build_records(fields, n)
             offsets = np.concatenate([[0], np.cumsum(_record_lengths(fields, n))])
+            group_offsets = offsets[boundaries]
         for g in range(sample_count + 1):
-            start, end = boundaries[g], boundaries[g + 1]
+            start, end = group_offsets[g], group_offsets[g + 1]
             if end > start:
-                member = gzip_member(text[offsets[start] : offsets[end]], plan.level)
+                member = gzip_member(text[start:end], plan.level)
                 where = spool.add(member) if spool else (member,)
                 members.setdefault(output.key, []).append((g - 1, *where))
         # Per-sample yield, Q30 and quality sums for this read (from the Phred+33 text).
@@ -578,8 +584,8 @@ def convert_tile(lane: int, tile: int) -> dict:
             yields = np.bincount(group_sorted, weights=lengths, minlength=sample_count + 1)
         read_metrics[output.key] = (
             yields,
-            np.bincount(group_sorted, weights=per_row_q30, minlength=sample_count + 1),
-            np.bincount(group_sorted, weights=per_row_sum, minlength=sample_count + 1),
+            np.bincount(row_groups, weights=per_row_q30, minlength=sample_count + 1),
+            np.bincount(row_groups, weights=per_row_sum, minlength=sample_count + 1),
         )
     counts = np.bincount(group, minlength=sample_count + 1)
     perfect = np.bincount(group[distances == 0], minlength=sample_count + 1)

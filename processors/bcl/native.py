@@ -153,28 +153,27 @@ static inline void write_qualities(
 }
 
 /* FASTQ records for `outputs` reads of the same clusters at once, so each cluster's
-   row (picked through rows, in output order) is fetched from memory once. Output k
-   takes bases [seq_starts[k], +seq_lens[k]) of the row after a name ending in
-   middles[k] (" <read>:"); its text goes to outs[k], each record's end offset to
-   ends[k][i], its Q30 bases and quality sum to q30[k][i] and qsum[k][i]. */
-void fastq_records(
+   row (rows[i], or i) is fetched from memory once and the tile is read in its own
+   order. Output k takes bases [seq_starts[k], +seq_lens[k]) of the row after a name
+   ending in middles[k] (" <read>:"). Record i goes to outs[k] at cursors[k][g], g =
+   group[i] (its sample), which it advances: each group's records end up together,
+   in the tile's order. Its Q30 bases and quality sum go to q30[k][i], qsum[k][i].
+   Returns -1, writing nothing more, if a record would pass limits[k][g]. */
+int64_t fastq_records(
     const uint8_t *calls, const int64_t *rows, int64_t n, int64_t width,
+    const int64_t *group,
     const uint8_t *prefix, int64_t prefix_len,
     const int64_t *x, const int64_t *y, const uint8_t *flag,
     const int64_t *index_starts, const int64_t *index_lens, int64_t index_count,
     int64_t outputs, const int64_t *seq_starts, const int64_t *seq_lens,
     const uint8_t *const *middles, const int64_t *middle_lens,
-    uint8_t *const *outs, int64_t *const *ends, int64_t *const *q30, int64_t *const *qsum)
+    uint8_t *const *outs, int64_t *const *cursors, const int64_t *const *limits,
+    int64_t *const *q30, int64_t *const *qsum)
 {
-    enum { AHEAD = 8 };
     uint8_t name[160], tail[160];
-    int64_t written[16] = {0};
     for (int64_t i = 0; i < n; i++) {
-        if (rows && i + AHEAD < n) {
-            const char *next = (const char *)(calls + rows[i + AHEAD] * width);
-            for (int64_t line = 0; line < width; line += 64) __builtin_prefetch(next + line);
-        }
         const uint8_t *row = calls + (rows ? rows[i] : i) * width;
+        int64_t g = group ? group[i] : 0;
         /* "<prefix><x>:<y>" and "<flag>:0:<index>\n", shared by every output */
         uint8_t *p = name;
         memcpy(p, prefix, (size_t)prefix_len); p += prefix_len;
@@ -192,22 +191,24 @@ void fastq_records(
         *p++ = '\n';
         int64_t tail_len = p - tail;
         for (int64_t k = 0; k < outputs; k++) {
-            uint8_t *o = outs[k] + written[k];
+            int64_t len = seq_lens[k];
+            int64_t size = name_len + middle_lens[k] + tail_len + 2 * len + 4;
+            if (cursors[k][g] + size > limits[k][g]) return -1;
+            uint8_t *o = outs[k] + cursors[k][g];
             memcpy(o, name, (size_t)name_len); o += name_len;
             memcpy(o, middles[k], (size_t)middle_lens[k]); o += middle_lens[k];
             memcpy(o, tail, (size_t)tail_len); o += tail_len;
             const uint8_t *seq = row + seq_starts[k];
-            int64_t len = seq_lens[k];
             write_bases(o, seq, len);
             o += len;
             *o++ = '\n'; *o++ = '+'; *o++ = '\n';
             write_qualities(o, seq, len, &q30[k][i], &qsum[k][i]);
             o += len;
             *o++ = '\n';
-            written[k] = o - outs[k];
-            ends[k][i] = written[k];
+            cursors[k][g] += size;
         }
     }
+    return 0;
 }
 """
 
@@ -218,8 +219,8 @@ P, I64 = ctypes.c_void_p, ctypes.c_int64
 SIGNATURES = {
     "cluster_major": (None, [P, P, P, P, I64, I64, I64, P]),
     "fastq_records": (
-        None,
-        [P, P, I64, I64, P, I64, P, P, P, P, P, I64, I64, P, P, P, P, P, P, P, P],
+        I64,
+        [P, P, I64, I64, P, P, I64, P, P, P, P, P, I64, I64, P, P, P, P, P, P, P, P, P],
     ),
 }
 
@@ -358,6 +359,17 @@ MAX_OUTPUTS = 16
 MAX_NAME = 100  # prefix bytes the C loop's name buffer leaves room for (with x, y)
 
 
+def digits(values: np.ndarray) -> np.ndarray:
+    """Decimal digits of each value as the C loop writes it (negatives as 0)."""
+    values = np.maximum(np.asarray(values, dtype=np.int64), 0)
+    count = np.ones(len(values), dtype=np.int64)
+    power, top = 10, int(values.max()) if len(values) else 0
+    while power <= top:
+        count += values >= power
+        power *= 10
+    return count
+
+
 def fastq_records(
     calls: np.ndarray,
     reads: list[tuple[slice, bytes]],
@@ -367,14 +379,18 @@ def fastq_records(
     flag: np.ndarray,
     index_spans: list[slice],
     rows: np.ndarray | None = None,
+    group: np.ndarray | None = None,
+    groups: int = 1,
     reuse: bool = False,
 ):
     """FASTQ text for the records of calls[rows] (every row when rows is None), one
-    per (bases, name's " <read>:") in reads: a list of (text, record ends, Q30 bases
-    per record, quality sum per record), or None when the compiled library is not
-    available (or the layout is beyond it). x, y and flag are in rows' order. With
-    reuse, the texts are views of the process's scratch buffers, overwritten by the
-    next call with reuse."""
+    per (bases, name's " <read>:") in reads, each record placed with its group's
+    (group[i] in 0..groups-1; all in group 0 when None) in rows' order: a list of
+    (text, group offsets (groups + 1: group g is text[offsets[g]:offsets[g + 1]]),
+    Q30 bases per record, quality sum per record), or None when the compiled library
+    is not available (or the layout is beyond it). x, y and flag are in rows' order.
+    With reuse, the texts are views of the process's scratch buffers, overwritten by
+    the next call with reuse."""
     lib = library()
     index_len = sum(s.stop - s.start for s in index_spans) + max(len(index_spans) - 1, 0)
     if (
@@ -400,16 +416,27 @@ def fastq_records(
     x = np.ascontiguousarray(x, dtype=np.int64)
     y = np.ascontiguousarray(y, dtype=np.int64)
     flag = np.ascontiguousarray(flag, dtype=np.uint8).reshape(-1)
-    if not (len(x) == len(y) == len(flag) == n):
-        raise ValueError("x, y and flag must have one value per record")
+    if group is None:
+        group = np.zeros(n, dtype=np.int64)
+    group = np.ascontiguousarray(group, dtype=np.int64)
+    if not (len(x) == len(y) == len(flag) == len(group) == n):
+        raise ValueError("x, y, flag and group must have one value per record")
+    if n and not 0 <= group.min() <= group.max() < groups:
+        raise ValueError("group outside 0..groups-1")
+    per_group = np.bincount(group, minlength=groups).astype(np.int64)
+    names = np.bincount(group, weights=digits(x) + digits(y), minlength=groups).astype(np.int64)
     keep = []  # every buffer the C loop writes or reads, alive until it returns
-    texts, ends, q30, qsum, middles = [], [], [], [], []
+    texts, starts, cursors, limits, q30, qsum, middles = [], [], [], [], [], [], []
     for number, (seq, middle) in enumerate(reads):
         seq_len = seq.stop - seq.start
-        record = len(prefix) + 2 * 20 + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
-        size = max(n * record, 1)
+        fixed = len(prefix) + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
+        offsets = np.zeros(groups + 1, dtype=np.int64)
+        np.cumsum(per_group * fixed + names, out=offsets[1:])
+        size = int(offsets[-1])
         texts.append(scratch(f"text{number}", size) if reuse else np.empty(size, np.uint8))
-        ends.append(np.empty(n, dtype=np.int64))
+        starts.append(offsets)
+        cursors.append(offsets[:-1].copy())
+        limits.append(np.ascontiguousarray(offsets[1:]))
         q30.append(np.empty(n, dtype=np.int64))
         qsum.append(np.empty(n, dtype=np.int64))
         middles.append(np.frombuffer(middle, dtype=np.uint8))
@@ -419,21 +446,24 @@ def fastq_records(
         keep.append(table)
         return table.ctypes.data
 
-    starts = np.array([s.start for s in index_spans] or [0], dtype=np.int64)
+    index_starts = np.array([s.start for s in index_spans] or [0], dtype=np.int64)
     lengths = np.array([s.stop - s.start for s in index_spans] or [0], dtype=np.int64)
     seq_starts = np.array([seq.start for seq, _ in reads], dtype=np.int64)
     seq_lens = np.array([seq.stop - seq.start for seq, _ in reads], dtype=np.int64)
     middle_lens = np.array([len(middle) for _, middle in reads], dtype=np.int64)
     prefix_buffer = np.frombuffer(prefix, dtype=np.uint8)
-    lib.fastq_records(
+    status = lib.fastq_records(
         calls.ctypes.data, None if rows is None else rows.ctypes.data, n, width,
+        group.ctypes.data,
         prefix_buffer.ctypes.data, len(prefix), x.ctypes.data, y.ctypes.data, flag.ctypes.data,
-        starts.ctypes.data, lengths.ctypes.data, len(index_spans),
+        index_starts.ctypes.data, lengths.ctypes.data, len(index_spans),
         len(reads), seq_starts.ctypes.data, seq_lens.ctypes.data,
         pointers(middles), middle_lens.ctypes.data,
-        pointers(texts), pointers(ends), pointers(q30), pointers(qsum),
+        pointers(texts), pointers(cursors), pointers(limits), pointers(q30), pointers(qsum),
     )  # fmt: skip
+    if status != 0 or any(not np.array_equal(c, e) for c, e in zip(cursors, limits, strict=True)):
+        raise RuntimeError("FASTQ records did not fill the space laid out for them")
     return [
-        (text[: int(end[-1]) if n else 0], end, good, total)
-        for text, end, good, total in zip(texts, ends, q30, qsum, strict=True)
+        (text, offsets, good, total)
+        for text, offsets, good, total in zip(texts, starts, q30, qsum, strict=True)
     ]
