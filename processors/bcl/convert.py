@@ -19,6 +19,7 @@ Command line (also what bench/demultiplex.py runs):
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import shutil
@@ -839,27 +840,40 @@ def _run_jobs(
         native_library()  # compiled (or found) once, here: the forked workers inherit it
         plan.spool = staging / ".tiles"
         plan.spool.mkdir()
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=threads, mp_context=context, initializer=_init_worker, initargs=(plan, True)
-        ) as pool:
-            pending: deque = deque()
-            queue = iter(jobs)
-            for job in queue:
-                pending.append(pool.submit(convert_tile, *job))
-                if len(pending) >= threads * 2:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                for job in queue:
-                    pending.append(pool.submit(convert_tile, *job))
-                    break
-                take(result)
-                done += 1
-                if options.progress:
-                    options.progress(done, len(jobs))
+        # Forked workers share the parent's memory until they write to it; a full
+        # garbage collection in a worker would touch (and so copy) every object the
+        # parent has. Frozen objects are left alone by the collector.
+        gc.freeze()
+        try:
+            _run_pool(plan, jobs, threads, take, options)
+        finally:
+            gc.unfreeze()
         plan.spool.rmdir()  # every tile's spool was copied out and removed
         plan.spool = None
+
+
+def _run_pool(plan: Plan, jobs: list, threads: int, take, options: ConvertOptions) -> None:
+    """The tiles in forked worker processes, results handed to take() in tile order."""
+    done = 0
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        max_workers=threads, mp_context=context, initializer=_init_worker, initargs=(plan, True)
+    ) as pool:
+        pending: deque = deque()
+        queue = iter(jobs)
+        for job in queue:
+            pending.append(pool.submit(convert_tile, *job))
+            if len(pending) >= threads * 2:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for job in queue:
+                pending.append(pool.submit(convert_tile, *job))
+                break
+            take(result)
+            done += 1
+            if options.progress:
+                options.progress(done, len(jobs))
 
 
 def _fill_report(plan, lane_samples, totals, read_totals, unknown, report) -> None:

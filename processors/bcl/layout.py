@@ -154,11 +154,7 @@ class RunLayout:
         x, y = self._positions(layout, tile, len(passed))
         excluded = False
         if layout.kind == "bcl":
-            columns = [
-                formats.read_bcl(self._bcl_path(layout, cycle, tile), len(passed))
-                for cycle in cycles
-            ]
-            calls = cluster_major(columns, len(passed), reuse)
+            calls = self._read_bcl(layout, tile, cycles, len(passed), reuse)
         elif layout.kind == "bgzf":
             calls = self._read_bgzf(layout, tile, cycles, len(passed), reuse)
         else:
@@ -167,6 +163,21 @@ class RunLayout:
                 x, y = x[passed], y[passed]
                 passed = np.ones(int(passed.sum()), dtype=bool)
         return TileData(lane, tile, calls, passed, x, y, excluded)
+
+    def _read_bcl(
+        self, layout: LaneLayout, tile: int, cycles: list[int], n: int, reuse: bool
+    ) -> np.ndarray:
+        # With reuse, plain files are read straight into one buffer the process keeps
+        # (no allocation per file, nothing to fault in again for the next tile).
+        rows = native.scratch("cycles", len(cycles) * (n + 4)).reshape(-1, n + 4) if reuse else None
+        columns = []
+        for row, cycle in enumerate(cycles):
+            path = self._bcl_path(layout, cycle, tile)
+            if rows is not None and path.suffix == ".bcl":
+                columns.append(formats.read_bcl_into(path, rows[row]))
+            else:
+                columns.append(formats.read_bcl(path, n))
+        return cluster_major(columns, n, reuse)
 
     def _bcl_path(self, layout: LaneLayout, cycle: int, tile: int) -> Path:
         folder = layout.folder / f"C{cycle}.1"
