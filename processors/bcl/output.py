@@ -12,6 +12,12 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from processors.bcl import reports
+
+if TYPE_CHECKING:
+    from processors.bcl.convert import ConversionReport
 
 MAX_OPEN = 500  # stay well under the open-file limit
 
@@ -84,3 +90,39 @@ class OutputFiles:
         for fd in self._open.values():
             os.close(fd)
         self._open.clear()
+
+
+def file_name(sample, lane: int, key: str, version: int, no_lane_split: bool) -> str:
+    lane_part = "" if no_lane_split else f"_L{lane:03d}"
+    if sample is None:
+        return f"Undetermined_S0{lane_part}_{key}_001.fastq.gz"
+    stem = sample.sample_id if version == 2 else sample.name
+    name = f"{stem}_S{sample.number}{lane_part}_{key}_001.fastq.gz"
+    return f"{sample.project}/{name}" if sample.project else name
+
+
+def write_reports(staging: Path, report: ConversionReport) -> None:
+    folder = staging / "Reports"
+    folder.mkdir(exist_ok=True)
+    lane_unknown = {row["lane"]: row["reads"] for row in report.samples if not row["sample_number"]}
+    (folder / "Demultiplex_Stats.csv").write_text(
+        reports.demultiplex_stats_csv(report.samples, report.lane_totals)
+    )
+    (folder / "Quality_Metrics.csv").write_text(reports.quality_metrics_csv(report.samples))
+    (folder / "Top_Unknown_Barcodes.csv").write_text(
+        reports.top_unknown_csv(report.top_unknown, report.lane_totals, lane_unknown)
+    )
+
+
+def publish(staging: Path, output_dir: Path, report: ConversionReport) -> None:
+    """Move every finished file from the staging folder to its place, FASTQs first and
+    the reports last (a reader that sees the reports sees every FASTQ)."""
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.parts[len(staging.parts)] == "Reports")
+    for path in files:
+        relative = path.relative_to(staging)
+        target = output_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        if relative.parts[0] != "Reports":
+            report.files.append(str(relative))
