@@ -34,6 +34,7 @@ BASE_BITS = np.full(256, 4, dtype=np.uint64)  # any other letter packs as N
 for _code, _letter in enumerate(b"ACGT"):
     BASE_BITS[_letter] = _code
 COMPLEMENT = bytes.maketrans(b"ACGTN", b"TGCAN")
+BASE_CODES = BASE_BITS.astype(np.uint8)
 MAX_PACKED = 21  # bases a uint64 holds at 3 bits a base
 AMBIGUOUS = -2  # a variant within the allowed mismatches of two codes of one index read
 
@@ -147,16 +148,16 @@ class LaneBarcodes:
         sequence when there are few enough (4^10); the others (no-calls, long
         indexes) are found among the sorted variants."""
         keys, code_of, distance_of = self._tables[slot]
-        values = BASE_BITS[letters]
+        values = BASE_CODES[letters]  # 0-3 A, C, G, T, 4 anything else (N)
         code = np.full(len(letters), -1, dtype=np.int32)
         distance = np.zeros(len(letters), dtype=np.int8)
         rest = None  # rows left to the sorted search
         direct = self._direct(slot)
         if direct is not None:
-            called = (values < 4).all(axis=1)
-            packed = np.zeros(len(letters), dtype=np.int64)
+            called = values.max(axis=1) < 4
+            packed = np.zeros(len(letters), dtype=np.uint32)
             for column in range(letters.shape[1]):
-                packed |= (values[:, column] & 3).astype(np.int64) << (2 * column)
+                packed |= (values[:, column] & 3).astype(np.uint32) << np.uint32(2 * column)
             table_code, table_distance = direct
             code = np.where(called, table_code[packed], -1).astype(np.int32)
             distance = np.where(called, table_distance[packed], 0).astype(np.int8)
@@ -164,7 +165,7 @@ class LaneBarcodes:
             values = values[rest]
         packed = np.zeros(len(values), dtype=np.uint64)
         for column in range(values.shape[1]):
-            packed |= values[:, column] << np.uint64(3 * column)
+            packed |= values[:, column].astype(np.uint64) << np.uint64(3 * column)
         at = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
         found = keys[at] == packed
         found_code = np.where(found, code_of[at], -1).astype(np.int32)

@@ -97,9 +97,10 @@ def convert_tile(lane: int, tile: int) -> dict:
         cols[:length] for cols, length in zip(plan.index_columns, barcodes.lengths, strict=False)
     ]
     flat_index = [c for cols in index_columns for c in cols]
-    observed = (
-        BASES[data.calls[:, flat_index][chosen]] if flat_index else np.empty((n, 0), np.uint8)
-    )
+    observed = np.empty((n, 0), np.uint8)
+    if flat_index:
+        index_calls = data.calls[:, flat_index]
+        observed = BASES[index_calls if n == total else index_calls[chosen]]
     samples, distances = barcodes.match(observed)
     sample_count = len(barcodes.barcodes) or 1
     group = np.where(samples < 0, 0, samples + 1)  # 0 = undetermined
@@ -109,13 +110,8 @@ def convert_tile(lane: int, tile: int) -> dict:
     boundaries = np.searchsorted(group_sorted, np.arange(sample_count + 2))
     rows = chosen[order]  # the tile's rows in output order
     sorted_calls = None  # a copy of the tile in output order, made only for numpy's path
-    passed = data.passed[rows]
-
     qualities_table = PICARD_QUALITIES if plan.picard else QUALITIES
-    x = data.x[rows]
-    y = data.y[rows]
-    flag = np.where(passed, ord("N"), ord("Y")).astype(np.uint8)[:, None]
-    header_index = None  # laid out only when numpy writes the records
+    header_index = x = y = flag = None  # in output order, made only for numpy's path
     umi = None
     if plan.umi_columns:
         sorted_calls = data.calls[rows]
@@ -167,6 +163,9 @@ def convert_tile(lane: int, tile: int) -> dict:
             row_groups = group_sorted
             if sorted_calls is None:
                 sorted_calls = data.calls[rows]
+            if x is None:
+                x, y = data.x[rows], data.y[rows]
+                flag = np.where(data.passed[rows], ord("N"), ord("Y")).astype(np.uint8)[:, None]
             seq = BASES[sorted_calls[:, span]]
             qual = qualities_table[sorted_calls[:, span]]
             if header_index is None:
