@@ -27,14 +27,64 @@ TILE_FILE = re.compile(r"^s_(\d+)_(\d+)\.(?:bcl|bcl\.gz|filter)$")
 
 
 @dataclass
+class Columns:
+    """A tile's calls as read: one array per cycle, CBCL's packed nibbles (packed)
+    or a byte per cluster, decoded through tables[table_of[cycle]] (None: already
+    BCL bytes). Turned into clusters x cycles on demand (native.Transposer)."""
+
+    sources: list[np.ndarray]
+    n: int
+    tables: np.ndarray | None = None
+    table_of: np.ndarray | None = None
+    packed: bool = False
+
+    def transposer(self, cycles: list[int] | None = None) -> native.Transposer | None:
+        """For the compiled loops, or None without them."""
+        if native.library() is None or not self.sources:
+            return None
+        picks = list(range(len(self.sources))) if cycles is None else list(cycles)
+        table_of = None if self.tables is None else self.table_of[picks]
+        sources = [self.sources[c] for c in picks]
+        return native.Transposer(sources, self.tables, self.packed, self.n, table_of)
+
+    def cluster_major(self, cycles: list[int] | None = None, reuse: bool = False) -> np.ndarray:
+        """Clusters x the cycles asked for (positions in sources; all by default), as
+        BCL bytes; with reuse, in the process's scratch buffer."""
+        transposer = self.transposer(cycles)
+        if transposer is not None:
+            return transposer(buffer="calls" if reuse else None)
+        picks = list(range(len(self.sources))) if cycles is None else list(cycles)
+        by_cycle = np.empty((len(picks), self.n), dtype=np.uint8)
+        for row, cycle in enumerate(picks):
+            source = self.sources[cycle]
+            if self.packed:
+                values = np.stack([source & 15, source >> 4], axis=1).reshape(-1)[: self.n]
+            else:
+                values = source[: self.n]
+            by_cycle[row] = (
+                values if self.tables is None else self.tables[self.table_of[cycle]][values]
+            )
+        return transpose(by_cycle)
+
+
+@dataclass
 class TileData:
     lane: int
     tile: int
-    calls: np.ndarray  # clusters x cycles, BCL bytes
+    columns: Columns  # the calls as read, per cycle
     passed: np.ndarray  # bool per cluster
     x: np.ndarray  # name coordinates
     y: np.ndarray
     non_pf_excluded: bool = False
+    reuse: bool = False  # calls in the process's scratch buffer
+    _calls: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def calls(self) -> np.ndarray:
+        """Clusters x cycles, BCL bytes (made on first use)."""
+        if self._calls is None:
+            self._calls = self.columns.cluster_major(reuse=self.reuse)
+        return self._calls
 
 
 @dataclass
@@ -56,21 +106,6 @@ def transpose(by_cycle: np.ndarray, block: int = 2048) -> np.ndarray:
     for start in range(0, n, block):
         out[start : start + block] = by_cycle[:, start : start + block].T
     return out
-
-
-def cluster_major(columns: list[np.ndarray], n: int, reuse: bool = False) -> np.ndarray:
-    """One BCL-byte array per cycle → clusters x cycles: the compiled loop when there
-    is one (with reuse, into the process's scratch buffer), else numpy."""
-    if columns:
-        calls = native.cluster_major(
-            [np.ascontiguousarray(c, dtype=np.uint8) for c in columns], None, False, n, reuse
-        )
-        if calls is not None:
-            return calls
-    by_cycle = np.empty((len(columns), n), dtype=np.uint8)
-    for row, values in enumerate(columns):
-        by_cycle[row] = values
-    return transpose(by_cycle)
 
 
 class RunLayout:
@@ -147,26 +182,26 @@ class RunLayout:
 
     def read_tile(self, lane: int, tile: int, cycles: list[int], reuse: bool = False) -> TileData:
         """One tile's calls of the cycles asked for, filter and positions. With reuse,
-        the calls may sit in the process's scratch buffer (native.scratch), which
+        the calls may sit in the process's scratch buffers (native.scratch), which
         the next read_tile with reuse overwrites."""
         layout = self.lanes[lane]
         passed = self._filter(layout, tile)
         x, y = self._positions(layout, tile, len(passed))
         excluded = False
         if layout.kind == "bcl":
-            calls = self._read_bcl(layout, tile, cycles, len(passed), reuse)
+            columns = self._read_bcl(layout, tile, cycles, len(passed), reuse)
         elif layout.kind == "bgzf":
-            calls = self._read_bgzf(layout, tile, cycles, len(passed), reuse)
+            columns = self._read_bgzf(layout, tile, cycles, len(passed))
         else:
-            calls, excluded = self._read_cbcl(layout, tile, cycles, passed, reuse)
+            columns, excluded = self._read_cbcl(layout, tile, cycles, passed)
             if excluded:
                 x, y = x[passed], y[passed]
                 passed = np.ones(int(passed.sum()), dtype=bool)
-        return TileData(lane, tile, calls, passed, x, y, excluded)
+        return TileData(lane, tile, columns, passed, x, y, excluded, reuse)
 
     def _read_bcl(
         self, layout: LaneLayout, tile: int, cycles: list[int], n: int, reuse: bool
-    ) -> np.ndarray:
+    ) -> Columns:
         # With reuse, plain files are read straight into one buffer the process keeps
         # (no allocation per file, nothing to fault in again for the next tile).
         rows = native.scratch("cycles", len(cycles) * (n + 4)).reshape(-1, n + 4) if reuse else None
@@ -177,7 +212,7 @@ class RunLayout:
                 columns.append(formats.read_bcl_into(path, rows[row]))
             else:
                 columns.append(formats.read_bcl(path, n))
-        return cluster_major(columns, n, reuse)
+        return Columns(columns, n)
 
     def _bcl_path(self, layout: LaneLayout, cycle: int, tile: int) -> Path:
         folder = layout.folder / f"C{cycle}.1"
@@ -189,9 +224,7 @@ class RunLayout:
             return zipped
         raise ConversionError(f"tile {tile} is missing from cycle {cycle}", plain)
 
-    def _read_bgzf(
-        self, layout: LaneLayout, tile: int, cycles: list[int], n: int, reuse: bool
-    ) -> np.ndarray:
+    def _read_bgzf(self, layout: LaneLayout, tile: int, cycles: list[int], n: int) -> Columns:
         columns = []
         if layout.bci_counts[tile] != n:
             raise ConversionError(
@@ -208,11 +241,11 @@ class RunLayout:
                 lambda bci: formats.read_bgzf_offsets(bci, len(layout.bci_order)),
             )
             columns.append(formats.read_bgzf_tile(path, offsets[position], n))
-        return cluster_major(columns, n, reuse)
+        return Columns(columns, n)
 
     def _read_cbcl(
-        self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray, reuse: bool
-    ) -> tuple[np.ndarray, bool]:
+        self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray
+    ) -> tuple[Columns, bool]:
         surface = layout.cbcl_surfaces[tile]
         headers, blocks = [], []
         passing = int(passed.sum())
@@ -250,14 +283,12 @@ class RunLayout:
             tables = np.zeros((len(codings), 256), dtype=np.uint8)
             for coding, row in codings.items():
                 tables[row] = formats.coding_lookup(coding)
-            calls = native.cluster_major(blocks, tables, packings == {2}, n, reuse, table_of)
-            if calls is not None:
-                return calls, excluded
+            return Columns(blocks, n, tables, table_of, packings == {2}), excluded
         columns = [
             formats.cbcl_calls(header, tile, block)
             for header, block in zip(headers, blocks, strict=True)
         ]
-        return cluster_major(columns, n, reuse), excluded
+        return Columns(columns, n), excluded
 
     @staticmethod
     def _check_cbcl_tile(header, tile: int, cycle: int, passing: int, total: int) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 8 x 8 bytes: rows[k] byte i → rows[i] byte k (a transposition in registers). */
@@ -190,6 +191,20 @@ void cluster_major(
     }
 }
 
+/* cluster_major for clusters first..first+n-1 (first even when packed). */
+int64_t cluster_range(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int64_t packed, int64_t first, int64_t n, int64_t cycles,
+    uint8_t *out)
+{
+    const uint8_t **shifted = malloc(sizeof(*shifted) * (size_t)(cycles ? cycles : 1));
+    if (!shifted) return -1;
+    for (int64_t c = 0; c < cycles; c++) shifted[c] = sources[c] + (packed ? first / 2 : first);
+    cluster_major(shifted, tables, pairs, table_of, packed, n, cycles, out);
+    free(shifted);
+    return 0;
+}
+
 static inline int write_number(uint8_t *p, int64_t value) {
     char digits[24];
     int count = 0;
@@ -291,6 +306,7 @@ _TRIED = False
 P, I64 = ctypes.c_void_p, ctypes.c_int64
 SIGNATURES = {
     "cluster_major": (None, [P, P, P, P, I64, I64, I64, P]),
+    "cluster_range": (I64, [P, P, P, P, I64, I64, I64, I64, P]),
     "fastq_records": (
         I64,
         [P, P, I64, I64, P, P, I64, P, P, P, P, P, I64, I64, P, P, P, P, P, P, P, P, P],
@@ -373,6 +389,74 @@ def library():
     return _LIBRARY
 
 
+class Transposer:
+    """A tile's per-cycle calls (see the C comment on cluster_major), ready to turn
+    into clusters x cycles arrays, whole or a range of clusters at a time: sources,
+    tables and pointers are checked and laid out once. Build it only when library()
+    is not None."""
+
+    def __init__(
+        self,
+        sources: list[np.ndarray],
+        tables: np.ndarray | None,
+        packed: bool,
+        n: int,
+        table_of: np.ndarray | None = None,
+    ):
+        cycles = len(sources)
+        needed = (n + 1) // 2 if packed else n
+        for source in sources:
+            if source.dtype != np.uint8 or not source.flags.c_contiguous or len(source) < needed:
+                raise ValueError("each cycle's calls must be contiguous bytes covering the tile")
+        self.sources = sources  # kept alive while the pointers are in use
+        self.pointers = np.array([s.ctypes.data for s in sources] or [0], dtype=np.uintp)
+        self.tables = self.pairs = None
+        if tables is not None:
+            tables = np.ascontiguousarray(tables, dtype=np.uint8)
+            if table_of is None:
+                table_of = np.arange(cycles, dtype=np.int64)
+            table_of = np.ascontiguousarray(table_of, dtype=np.int64)
+            if tables.ndim != 2 or tables.shape[1] != 256 or table_of.shape != (cycles,):
+                raise ValueError("tables must hold 256 bytes each, table_of one per cycle")
+            if cycles and not 0 <= table_of.min() <= table_of.max() < len(tables):
+                raise ValueError("table_of names a table that is not there")
+            values = np.arange(256)
+            self.tables = tables
+            self.pairs = np.ascontiguousarray(
+                tables[:, values & 15].astype(np.uint16)
+                | (tables[:, values >> 4].astype(np.uint16) << 8)
+            )
+        self.table_of = table_of
+        self.packed, self.n, self.cycles = packed, n, cycles
+
+    def __call__(self, first: int = 0, last: int | None = None, buffer: str | None = None):
+        """Clusters first..last-1 (first even for packed calls) x every cycle; in the
+        process's scratch buffer of that name when buffer is given."""
+        last = self.n if last is None else last
+        if not 0 <= first <= last <= self.n or (self.packed and first % 2):
+            raise ValueError(f"clusters {first}..{last} are not a range of the tile")
+        n, cycles = last - first, self.cycles
+        if buffer:
+            out = scratch(buffer, n * cycles).reshape(n, cycles)
+        else:
+            out = np.empty((n, cycles), dtype=np.uint8)
+        if n and cycles:
+            status = library().cluster_range(
+                self.pointers.ctypes.data,
+                None if self.tables is None else self.tables.ctypes.data,
+                None if self.pairs is None else self.pairs.ctypes.data,
+                None if self.table_of is None else self.table_of.ctypes.data,
+                1 if self.packed else 0,
+                first,
+                n,
+                cycles,
+                out.ctypes.data,
+            )
+            if status:
+                raise MemoryError("cannot transpose the tile's calls")
+        return out
+
+
 def cluster_major(
     sources: list[np.ndarray],
     tables: np.ndarray | None,
@@ -386,46 +470,9 @@ def cluster_major(
     cycle, or a few shared ones with table_of giving each cycle's (a few stay in the
     fastest cache, one per cycle would not). With reuse, the array is the process's
     scratch buffer, overwritten by the next call with reuse."""
-    lib = library()
-    if lib is None:
+    if library() is None:
         return None
-    cycles = len(sources)
-    needed = (n + 1) // 2 if packed else n
-    for source in sources:
-        if source.dtype != np.uint8 or not source.flags.c_contiguous or len(source) < needed:
-            raise ValueError("each cycle's calls must be contiguous bytes covering the tile")
-    pointers = np.array([s.ctypes.data for s in sources] or [0], dtype=np.uintp)
-    pairs = None
-    if tables is not None:
-        tables = np.ascontiguousarray(tables, dtype=np.uint8)
-        if table_of is None:
-            table_of = np.arange(cycles, dtype=np.int64)
-        table_of = np.ascontiguousarray(table_of, dtype=np.int64)
-        if tables.ndim != 2 or tables.shape[1] != 256 or table_of.shape != (cycles,):
-            raise ValueError("tables must hold 256 bytes each, table_of one per cycle")
-        if cycles and not 0 <= table_of.min() <= table_of.max() < len(tables):
-            raise ValueError("table_of names a table that is not there")
-        values = np.arange(256)
-        pairs = np.ascontiguousarray(
-            tables[:, values & 15].astype(np.uint16)
-            | (tables[:, values >> 4].astype(np.uint16) << 8)
-        )
-    if reuse:
-        out = scratch("calls", n * cycles).reshape(n, cycles)
-    else:
-        out = np.empty((n, cycles), dtype=np.uint8)
-    if n and cycles:
-        lib.cluster_major(
-            pointers.ctypes.data,
-            None if tables is None else tables.ctypes.data,
-            None if pairs is None else pairs.ctypes.data,
-            None if table_of is None else table_of.ctypes.data,
-            1 if packed else 0,
-            n,
-            cycles,
-            out.ctypes.data,
-        )
-    return out
+    return Transposer(sources, tables, packed, n, table_of)(buffer="calls" if reuse else None)
 
 
 MAX_OUTPUTS = 16
@@ -444,7 +491,7 @@ def digits(values: np.ndarray) -> np.ndarray:
 
 
 def fastq_records(
-    calls: np.ndarray,
+    calls,
     reads: list[tuple[slice, bytes]],
     prefix: bytes,
     x: np.ndarray,
@@ -455,6 +502,7 @@ def fastq_records(
     group: np.ndarray | None = None,
     groups: int = 1,
     reuse: bool = False,
+    chunk: int = 4096,
 ):
     """FASTQ text for the records of calls[rows] (every row when rows is None), one
     per (bases, name's " <read>:") in reads, each record placed with its group's
@@ -463,7 +511,11 @@ def fastq_records(
     Q30 bases per record, quality sum per record), or None when the compiled library
     is not available (or the layout is beyond it). x, y and flag are in rows' order.
     With reuse, the texts are views of the process's scratch buffers, overwritten by
-    the next call with reuse."""
+    the next call with reuse.
+
+    calls is the tile's clusters x cycles array, or a Transposer: then the tile is
+    turned cluster-major `chunk` clusters at a time, each range written out while it
+    is still in cache (rows must be ascending), and no whole-tile array is made."""
     lib = library()
     index_len = sum(s.stop - s.start for s in index_spans) + max(len(index_spans) - 1, 0)
     if (
@@ -474,15 +526,25 @@ def fastq_records(
         or any(len(middle) > 32 for _, middle in reads)
     ):
         return None
-    calls = np.ascontiguousarray(calls, dtype=np.uint8)
-    count, width = calls.shape
+    if isinstance(calls, Transposer):
+        if chunk <= 0 or chunk % 2:
+            raise ValueError("chunk must be a positive even number of clusters")
+        transposer, count, width = calls, calls.n, calls.cycles
+    else:
+        transposer = None
+        calls = np.ascontiguousarray(calls, dtype=np.uint8)
+        count, width = calls.shape
     if rows is not None:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         n = len(rows)
         if n and (rows.min() < 0 or rows.max() >= count):
             raise ValueError("rows outside the tile")
+        if transposer is not None and n and (np.diff(rows) <= 0).any():
+            raise ValueError("rows must be ascending to be written a range at a time")
     else:
         n = count
+        if transposer is not None:
+            rows = np.arange(count, dtype=np.int64)
     for span in [seq for seq, _ in reads] + index_spans:
         if not 0 <= span.start <= span.stop <= width:
             raise ValueError("a read's cycles lie outside the calls")
@@ -525,15 +587,33 @@ def fastq_records(
     seq_lens = np.array([seq.stop - seq.start for seq, _ in reads], dtype=np.int64)
     middle_lens = np.array([len(middle) for _, middle in reads], dtype=np.int64)
     prefix_buffer = np.frombuffer(prefix, dtype=np.uint8)
-    status = lib.fastq_records(
-        calls.ctypes.data, None if rows is None else rows.ctypes.data, n, width,
-        group.ctypes.data,
-        prefix_buffer.ctypes.data, len(prefix), x.ctypes.data, y.ctypes.data, flag.ctypes.data,
-        index_starts.ctypes.data, lengths.ctypes.data, len(index_spans),
-        len(reads), seq_starts.ctypes.data, seq_lens.ctypes.data,
-        pointers(middles), middle_lens.ctypes.data,
-        pointers(texts), pointers(cursors), pointers(limits), pointers(q30), pointers(qsum),
-    )  # fmt: skip
+    texts_at, cursors_at, limits_at = pointers(texts), pointers(cursors), pointers(limits)
+    middles_at = pointers(middles)
+
+    def write(block: np.ndarray, block_rows, lo: int, hi: int) -> int:
+        """Records lo..hi-1, their rows in block (block_rows, or lo..hi-1 when None)."""
+        picked = [a[lo:] for a in q30], [a[lo:] for a in qsum]
+        return lib.fastq_records(
+            block.ctypes.data, None if block_rows is None else block_rows.ctypes.data,
+            hi - lo, width, group[lo:].ctypes.data,
+            prefix_buffer.ctypes.data, len(prefix),
+            x[lo:].ctypes.data, y[lo:].ctypes.data, flag[lo:].ctypes.data,
+            index_starts.ctypes.data, lengths.ctypes.data, len(index_spans),
+            len(reads), seq_starts.ctypes.data, seq_lens.ctypes.data, middles_at,
+            middle_lens.ctypes.data, texts_at, cursors_at, limits_at,
+            pointers(picked[0]), pointers(picked[1]),
+        )  # fmt: skip
+
+    status = 0
+    if transposer is None:
+        status = write(calls, rows, 0, n)
+    else:
+        bounds = np.searchsorted(rows, np.arange(0, count + chunk, chunk))
+        for number, first in enumerate(range(0, count, chunk)):
+            lo, hi = int(bounds[number]), int(bounds[number + 1])
+            if hi > lo and status == 0:
+                block = transposer(first, min(first + chunk, count), buffer="chunk")
+                status = write(block, rows[lo:hi] - first, lo, hi)
     if status != 0 or any(not np.array_equal(c, e) for c, e in zip(cursors, limits, strict=True)):
         raise RuntimeError("FASTQ records did not fill the space laid out for them")
     return [

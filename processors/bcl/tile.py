@@ -99,7 +99,7 @@ def convert_tile(lane: int, tile: int) -> dict:
     flat_index = [c for cols in index_columns for c in cols]
     observed = np.empty((n, 0), np.uint8)
     if flat_index:
-        index_calls = data.calls[:, flat_index]
+        index_calls = data.columns.cluster_major(cycles=flat_index)
         observed = BASES[index_calls if n == total else index_calls[chosen]]
     samples, distances = barcodes.match(observed)
     sample_count = len(barcodes.barcodes) or 1
@@ -141,8 +141,9 @@ def convert_tile(lane: int, tile: int) -> dict:
         ]
         # In the tile's own order, each record placed with its sample's: the tile's
         # rows are read in order, not gathered in output order.
-        written = fastq_native(
-            data.calls,
+        transposer = data.columns.transposer()
+        written = transposer and fastq_native(
+            transposer,
             [(_span(o.cycles), f" {o.read_number}:".encode()) for o in simple],
             prefix, data.x[chosen], data.y[chosen],
             np.where(data.passed[chosen], ord("N"), ord("Y")).astype(np.uint8),
