@@ -37,24 +37,25 @@ def read_bcl(path: Path, expected_clusters: int | None = None) -> np.ndarray:
     return parse_bcl(data, path, expected_clusters)
 
 
-def read_bcl_into(path: Path, out: np.ndarray) -> np.ndarray:
+def read_bcl_into(path: str | Path, out: np.ndarray) -> np.ndarray:
     """One cycle of one tile from a plain `s_<lane>_<tile>.bcl` read straight into out
     (a uint8 array of 4 + the tile's clusters): no allocation per file. Returns the
-    calls, a view of out; checks the count as read_bcl does."""
+    calls, a view of out; checks the count as read_bcl does. A missing file raises
+    FileNotFoundError (the caller may look for `.bcl.gz`)."""
     try:
-        with path.open("rb") as stream:
+        with open(path, "rb", buffering=0) as stream:
             got = stream.readinto(memoryview(out))
             extra = stream.read(1)
     except FileNotFoundError:
-        raise ConversionError("is missing", path) from None
+        raise  # not a ConversionError: the caller looks for the file's other names
     except OSError as error:
         raise ConversionError(f"cannot be read ({error.strerror or error})", path) from None
     if extra:  # longer than the tile: let parse_bcl name what is wrong
-        return parse_bcl(path.read_bytes(), path, len(out) - 4)
+        return parse_bcl(Path(path).read_bytes(), Path(path), len(out) - 4)
     return parse_bcl(out[:got], path, len(out) - 4)
 
 
-def parse_bcl(data, path: Path, expected_clusters: int | None = None) -> np.ndarray:
+def parse_bcl(data, path: str | Path, expected_clusters: int | None = None) -> np.ndarray:
     if len(data) < 4:
         raise ConversionError("is shorter than a BCL header (4 bytes): truncated", path)
     (count,) = struct.unpack_from("<I", data, 0)

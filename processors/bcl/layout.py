@@ -206,12 +206,16 @@ class RunLayout:
         # (no allocation per file, nothing to fault in again for the next tile).
         rows = native.scratch("cycles", len(cycles) * (n + 4)).reshape(-1, n + 4) if reuse else None
         columns = []
+        folder = str(layout.folder)
         for row, cycle in enumerate(cycles):
-            path = self._bcl_path(layout, cycle, tile)
-            if rows is not None and path.suffix == ".bcl":
-                columns.append(formats.read_bcl_into(path, rows[row]))
-            else:
-                columns.append(formats.read_bcl(path, n))
+            if rows is not None:
+                plain = f"{folder}/C{cycle}.1/s_{layout.lane}_{tile}.bcl"
+                try:
+                    columns.append(formats.read_bcl_into(plain, rows[row]))
+                    continue
+                except FileNotFoundError:
+                    pass  # perhaps gzipped: found below
+            columns.append(formats.read_bcl(self._bcl_path(layout, cycle, tile), n))
         return Columns(columns, n)
 
     def _bcl_path(self, layout: LaneLayout, cycle: int, tile: int) -> Path:
