@@ -354,11 +354,7 @@ class SequencingRunDetailSerializer(SequencingRunSerializer):
     def get_demultiplexing(self, run: SequencingRun) -> list[dict]:
         """Reads, index matches, yield and Q30 per lane and sample, from the latest
         bcl2fastq job ([] before one succeeded)."""
-        latest = run.demultiplex_stats.order_by("-processor_job_id").first()
-        if latest is None:
-            return []
-        rows = run.demultiplex_stats.filter(processor_job_id=latest.processor_job_id)
-        return DemultiplexStatSerializer(rows, many=True).data
+        return DemultiplexStatSerializer(run.latest_demultiplex_stats(), many=True).data
 
     @extend_schema_field(RunArchiveSerializer(allow_null=True))
     def get_archive(self, run: SequencingRun) -> dict | None:

@@ -21,7 +21,10 @@ Then, for each:
 Prints clusters/s for each, the ratio converter/Picard (goal >= 10), the ratio
 converter/floor (goal <= 1.5), peak RSS of the converter's process tree for the
 whole run and for lane 1's tiles alone (must not grow with tiles), and the
-one-thread figure. Debian picard-tools and libcommons-lang-java are installed by
+one-thread figure. It also prints CPU seconds of each (the converter's whole
+process tree, the floor's jobs and writer, Picard's JVM) and their ratios: on a
+machine shared with other work, wall time follows the neighbours' load, CPU time
+much less. Debian picard-tools and libcommons-lang-java are installed by
 the caller (apt-get), never by `make test`.
 
     .venv/bin/python bench/demultiplex.py [--clusters 2000000] [--threads N]
@@ -34,6 +37,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -145,9 +149,26 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished, waited-for children and
+    their own waited-for descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, float] = {}  # the last measured() command's CPU seconds, by log name
+
+
 def measured(command: list[str], log: Path) -> tuple[float, int]:
-    """Run a command; (seconds, peak resident bytes of its process tree)."""
+    """Run a command; (seconds, peak resident bytes of its process tree). Its CPU
+    seconds (the whole process tree) go to CPU[log.name]."""
     started = time.perf_counter()
+    cpu = children_cpu()
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT)
         peak = 0
@@ -155,6 +176,7 @@ def measured(command: list[str], log: Path) -> tuple[float, int]:
             peak = max(peak, tree_rss(process.pid))
             time.sleep(0.05)
     seconds = time.perf_counter() - started
+    CPU[log.name] = children_cpu() - cpu
     if process.returncode:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}); see {log}")
     return seconds, peak
@@ -201,8 +223,10 @@ def picard(run: Path, out: Path, threads: int, lanes: int, samples, log: Path):
 # ------------------------------------------------------------------ the floor
 
 
-def read_tile_input(job: tuple[str, str, int, int, int]) -> int:
-    """Read every input file of one tile, as the converter must (CBCL blocks inflated)."""
+def read_tile_input(job: tuple[str, str, int, int, int]) -> tuple[int, float]:
+    """Read every input file of one tile, as the converter must (CBCL blocks inflated);
+    (bytes, CPU seconds taken)."""
+    cpu = time.process_time()
     run_text, fmt, lane, tile, cycles = job
     run = Path(run_text)
     calls = run / "Data" / "Intensities" / "BaseCalls" / f"L{lane:03d}"
@@ -219,16 +243,18 @@ def read_tile_input(job: tuple[str, str, int, int, int]) -> int:
             with header.path.open("rb") as handle:
                 handle.seek(record.offset)
                 total += len(igzip.decompress(handle.read(record.compressed)))
-    return total
+    return total, time.process_time() - cpu
 
 
-def compress_range(job: tuple[str, int, int]) -> bytes:
+def compress_range(job: tuple[str, int, int]) -> tuple[bytes, float]:
+    """One gzip member of a range of the FASTQ bytes; (member, CPU seconds taken)."""
+    cpu = time.process_time()
     path, start, length = job
     with open(path, "rb") as handle:
         handle.seek(start)
         data = handle.read(length)
     compressor = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush()
+    return compressor.compress(data) + compressor.flush(), time.process_time() - cpu
 
 
 def plain_fastq(converted: Path, plain: Path) -> int:
@@ -243,8 +269,11 @@ def plain_fastq(converted: Path, plain: Path) -> int:
     return size
 
 
-def floor(run: Path, fmt: str, plain: Path, size: int, threads: int, scratch: Path) -> float:
-    """Seconds to read the run's input and to gzip-write the converter's FASTQ bytes."""
+def floor(
+    run: Path, fmt: str, plain: Path, size: int, threads: int, scratch: Path
+) -> tuple[float, float]:
+    """Seconds to read the run's input and to gzip-write the converter's FASTQ bytes,
+    and the CPU seconds that took (the workers' jobs and the writing parent)."""
     info = (run / "RunInfo.xml").read_text()
     tiles = [t.split("_") for t in info.split("<Tile>")[1:]]
     jobs = [(str(run), fmt, int(t[0]), int(t[1].split("<")[0]), 318) for t in tiles]
@@ -253,15 +282,18 @@ def floor(run: Path, fmt: str, plain: Path, size: int, threads: int, scratch: Pa
     subprocess.run(["sync"], check=False)
     with ProcessPoolExecutor(max_workers=threads) as pool:
         list(pool.map(read_tile_input, jobs[:1]))  # start the workers before timing
+        cpu = self_cpu()
         started = time.perf_counter()
-        list(pool.map(read_tile_input, jobs))
+        cpu += -sum(taken for _, taken in pool.map(read_tile_input, jobs))
         reading = time.perf_counter() - started
         started = time.perf_counter()
         with (scratch / "floor.fastq.gz").open("wb") as out:
-            for member in pool.map(compress_range, ranges):
+            for member, taken in pool.map(compress_range, ranges):
                 out.write(member)
+                cpu -= taken
         writing = time.perf_counter() - started
-    return reading + writing
+        cpu = self_cpu() - cpu
+    return reading + writing, cpu
 
 
 # ------------------------------------------------------------------ main
@@ -295,21 +327,27 @@ def main() -> int:
                 print(f"[{fmt}] generated in {time.perf_counter() - started:.1f} s", flush=True)
             out = work / f"out-{fmt}"
             # The machine may be shared: alternate converter and floor, keep the best.
-            timings, floors = [], []
+            timings, floors, cpus, floor_cpus = [], [], [], []
             size = 0
             for attempt in range(args.repeat):
                 seconds, peak, report = convert(run, out, args.threads, work / f"convert-{fmt}.log")
                 timings.append(seconds)
+                cpus.append(CPU[f"convert-{fmt}.log"])
                 if attempt == 0:
                     size = plain_fastq(out, work / "fastq.plain")
-                floors.append(floor(run, fmt, work / "fastq.plain", size, args.threads, work))
+                floor_wall, floor_cpu = floor(
+                    run, fmt, work / "fastq.plain", size, args.threads, work
+                )
+                floors.append(floor_wall)
+                floor_cpus.append(floor_cpu)
                 print(
-                    f"[{fmt}] attempt {attempt + 1}: built-in {seconds:.2f} s, "
-                    f"floor {floors[-1]:.2f} s",
+                    f"[{fmt}] attempt {attempt + 1}: built-in {seconds:.2f} s "
+                    f"({cpus[-1]:.2f} CPU s), floor {floor_wall:.2f} s ({floor_cpu:.2f} CPU s)",
                     flush=True,
                 )
             (work / "fastq.plain").unlink()
             seconds, floor_s = min(timings), min(floors)
+            cpu_s, floor_cpu_s = min(cpus), min(floor_cpus)
             clusters = report["clusters_written"]
             figures = {"clusters": clusters, "builtin_s": seconds, "builtin_rss": peak}
             print(
@@ -318,11 +356,19 @@ def main() -> int:
                 f"{peak / 2**20:,.0f} MiB, {report['undetermined']} undetermined",
                 flush=True,
             )
-            figures.update(floor_s=floor_s, fastq_bytes=size)
+            figures.update(
+                floor_s=floor_s, fastq_bytes=size, builtin_cpu_s=cpu_s, floor_cpu_s=floor_cpu_s
+            )
             print(
                 f"[{fmt}] floor (read input + gzip-write {size / 2**20:,.0f} MiB of FASTQ): "
                 f"{floor_s:.2f} s, {clusters / floor_s:,.0f} clusters/s; "
                 f"built-in/floor {seconds / floor_s:.2f} (goal <= 1.5)",
+                flush=True,
+            )
+            print(
+                f"[{fmt}] CPU seconds (steadier than wall time on a shared machine): built-in "
+                f"{cpu_s:.2f} (whole process tree: start-up, planning, reports), floor "
+                f"{floor_cpu_s:.2f}; built-in/floor {cpu_s / floor_cpu_s:.2f}",
                 flush=True,
             )
             one_s, one_peak, _ = convert(run, out, 1, work / f"convert-{fmt}-1.log")
@@ -351,12 +397,18 @@ def main() -> int:
                 except (RuntimeError, FileNotFoundError) as error:
                     print(f"[{fmt}] Picard did not run: {error}", flush=True)
                 else:
-                    figures.update(picard_s=picard_s, picard_rss=picard_peak)
+                    figures.update(
+                        picard_s=picard_s,
+                        picard_rss=picard_peak,
+                        picard_cpu_s=CPU[f"picard-{fmt}.log"],
+                    )
                     print(
                         f"[{fmt}] Picard, {args.threads} threads: {picard_s:.2f} s, "
                         f"{records / picard_s:,.0f} clusters/s ({records} clusters written), "
                         f"peak RSS {picard_peak / 2**20:,.0f} MiB; built-in is "
-                        f"{picard_s / seconds:.1f}x faster (goal >= 10)",
+                        f"{picard_s / seconds:.1f}x faster (goal >= 10); CPU seconds "
+                        f"{CPU[f'picard-{fmt}.log']:.2f}, {CPU[f'picard-{fmt}.log'] / cpu_s:.1f}x "
+                        "the built-in's",
                         flush=True,
                     )
             shutil.rmtree(work / f"picard-{fmt}", ignore_errors=True)

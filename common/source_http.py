@@ -22,6 +22,11 @@ is input, never instructions. Every HTTP request to a source goes through
 
 `SourceHTTPError.permanent` says another attempt cannot help; callers turn it
 into their own errors (JobError with `no_retry`, or a transient retry).
+
+`fetch_answer` is a REST request with the retries every source client wants:
+5xx, 429 (waiting as long as its `Retry-After` asks, clamped) and network
+failures are tried again, up to `RETRY_ATTEMPTS` times with a doubling wait
+from `REFINERY_HTTP_RETRY_WAIT_S`.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import time
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -43,6 +50,8 @@ from django.conf import settings
 
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER_S = 60.0
+RETRY_ATTEMPTS = 4
+MAX_RETRY_WAIT_S = 10.0
 CHUNK = 64 * 1024
 USER_AGENT = "data-refinery"
 GZIP_ENCODINGS = {
@@ -63,6 +72,19 @@ class SourceHTTPError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+
+
+class SourceGaveUp(SourceHTTPError):
+    """A transient failure (5xx, 429, a network error) that outlasted the retries."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a source answered: its status, media type and (capped) body."""
+
+    status: int
+    content_type: str
+    body: bytes
 
 
 def new_session() -> requests.Session:
@@ -329,3 +351,42 @@ def too_large_announced(url: str, limit: int, announced: int) -> SourceHTTPError
         f"{url}: more than the {limit} bytes expected (the server announces {announced})",
         permanent=True,
     )
+
+
+# --- a request with retries ----------------------------------------------------------------------
+
+
+def fetch_answer(
+    url: str,
+    *,
+    session: requests.Session,
+    params: dict | None = None,
+    method: str = "GET",
+    timeout: float | None = None,
+    attempts: int = RETRY_ATTEMPTS,
+) -> Answer:
+    """The source's answer to one request, its body read (capped) only for a 200 to
+    a GET. Transient failures are tried again (see the module's docstring); when
+    they outlast `attempts`, SourceGaveUp says the last one. A permanent failure
+    (a redirect off the source, a body over the cap) raises SourceHTTPError with
+    `permanent` at once. Any other status is the caller's to judge."""
+    wait_s = float(settings.REFINERY_HTTP_RETRY_WAIT_S)
+    for attempt in range(1, attempts + 1):
+        try:
+            with open_url(
+                url, session=session, method=method, params=params, timeout=timeout
+            ) as response:
+                status = response.status_code
+                if status == 429 or status >= 500:
+                    reason = f"{url}: {status_text(status)}"
+                    pause = parse_retry_after(response.headers.get("Retry-After"), default=0.0)
+                else:
+                    body = read_body(response, url) if status == 200 and method == "GET" else b""
+                    return Answer(status, content_type(response), body)
+        except SourceHTTPError as error:
+            if error.permanent:
+                raise
+            reason, pause = error.reason, 0.0
+        if attempt < attempts:
+            time.sleep(max(pause, min(wait_s * 2 ** (attempt - 1), MAX_RETRY_WAIT_S)))
+    raise SourceGaveUp(f"{reason} (gave up after {attempts} attempts)")

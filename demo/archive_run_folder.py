@@ -6,14 +6,22 @@ no-calls), not like zeros.
     Data/Intensities/BaseCalls/L00<lane>/C<cycle>.1/s_<lane>_<tile>.bcl
     Data/Intensities/BaseCalls/L00<lane>/s_<lane>_<tile>.filter
     InterOp/*.bin, Thumbnail_Images/L00<lane>/C<cycle>.1/s_<lane>_<tile>_<channel>.jpg
-    RunInfo.xml, RunParameters.xml, SampleSheet.csv, RTAComplete.txt, CopyComplete.txt
+    RunInfo.xml, runParameters.xml, SampleSheet.csv, RTAComplete.txt
+
+The bulk (base calls, filters, thumbnails, InterOp) is written here; the files
+about the run come from demo.illumina_run's MiSeq layout, as the survey's
+tests and the demo write them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import struct
+from datetime import UTC, datetime
 from pathlib import Path
+
+from demo.illumina_run import LAYOUTS, add_sample_sheet, finish_run, run_info_xml
 
 # One BCL byte: bits 0-1 the base, bits 2-7 the quality; a zero byte is a no-call.
 # Qualities binned as NovaSeq/HiSeq X do (2, 12, 23, 37), mostly high.
@@ -23,27 +31,11 @@ BCL_TABLE = bytes(
 )
 
 FILTER_TABLE = bytes(1 if i < 205 else 0 for i in range(256))  # 80% pass the filter
+WHEN = datetime(2023, 1, 1, 9, 30, tzinfo=UTC)
 
 
 def base_calls(rng: random.Random, clusters: int) -> bytes:
     return rng.randbytes(clusters).translate(BCL_TABLE)
-
-
-def run_info_xml(run_id: str, lanes: int, tiles: list[str], cycles: int) -> str:
-    flowcell = run_id.rsplit("_", 1)[-1][1:]
-    half = cycles // 2
-    tile_entries = "".join(f"<Tile>{t}</Tile>" for t in tiles)
-    return (
-        '<?xml version="1.0"?>\n<RunInfo Version="2">\n'
-        f'  <Run Id="{run_id}" Number="42">\n    <Flowcell>{flowcell}</Flowcell>\n'
-        "    <Instrument>M01234</Instrument>\n    <Date>230101</Date>\n    <Reads>\n"
-        f'      <Read Number="1" NumCycles="{half}" IsIndexedRead="N" />\n'
-        f'      <Read Number="2" NumCycles="{cycles - half}" IsIndexedRead="N" />\n'
-        f'    </Reads>\n    <FlowcellLayout LaneCount="{lanes}" SurfaceCount="1" '
-        f'SwathCount="1" TileCount="{len(tiles) // lanes}">\n'
-        f'      <TileSet TileNamingConvention="FourDigit"><Tiles>{tile_entries}</Tiles></TileSet>\n'
-        "    </FlowcellLayout>\n  </Run>\n</RunInfo>\n"
-    )
 
 
 def write_run_folder(
@@ -87,14 +79,19 @@ def write_run_folder(
     interop.mkdir()
     for name in ("ErrorMetricsOut.bin", "QMetricsOut.bin", "TileMetricsOut.bin"):
         (interop / name).write_bytes(rng.randbytes(2048))
-    (root / "RunInfo.xml").write_text(run_info_xml(run_id, lanes, tiles, cycles))
-    (root / "RunParameters.xml").write_text(
-        '<?xml version="1.0"?>\n<RunParameters><ScannerID>M01234</ScannerID>'
-        f"<RunID>{run_id}</RunID></RunParameters>\n"
+    # The files a MiSeq writes about the run, as demo.illumina_run writes them.
+    half = cycles // 2
+    layout = dataclasses.replace(
+        LAYOUTS["miseq"],
+        flowcell=run_id.rsplit("_", 1)[-1],
+        lanes=lanes,
+        reads=((half, False), (cycles - half, False)),
     )
-    (root / "SampleSheet.csv").write_text(
-        "[Header]\nIEMFileVersion,4\n\n[Data]\nSample_ID,Sample_Name,index\nS1,S1,ACGTACGT\n"
+    tile_numbers = tuple(1100 + t + 1 for t in range(tiles_per_lane))
+    (root / "RunInfo.xml").write_text(run_info_xml(layout, run_id, 42, WHEN, tile_numbers))
+    (root / layout.run_parameters_name).write_text(
+        layout.run_parameters.format(instrument=layout.instrument_id)
     )
-    (root / "RTAComplete.txt").write_text("RTA 1.18.54 complete\n")
-    (root / "CopyComplete.txt").write_text("")
+    add_sample_sheet(root, layout)
+    finish_run(root, layout)
     return root

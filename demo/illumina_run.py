@@ -162,7 +162,10 @@ TILES = (1101, 1102)
 CLUSTERS = 64
 
 
-def run_info_xml(layout: Layout, run_id: str, number: int, when: datetime) -> str:
+def run_info_xml(
+    layout: Layout, run_id: str, number: int, when: datetime, tiles: tuple[int, ...] = TILES
+) -> str:
+    """RunInfo.xml as the instrument writes it, for `tiles` in every lane."""
     if layout.info_date == "iso":
         date = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     elif layout.info_date == "us":
@@ -173,8 +176,8 @@ def run_info_xml(layout: Layout, run_id: str, number: int, when: datetime) -> st
         f'<Read Number="{n}" NumCycles="{cycles}" IsIndexedRead="{"Y" if index else "N"}"/>'
         for n, (cycles, index) in enumerate(layout.reads, start=1)
     )
-    tiles = "".join(
-        f"<Tile>{lane}_{tile}</Tile>" for lane in range(1, layout.lanes + 1) for tile in TILES
+    tile_entries = "".join(
+        f"<Tile>{lane}_{tile}</Tile>" for lane in range(1, layout.lanes + 1) for tile in tiles
     )
     return (
         '<?xml version="1.0"?>\n'
@@ -182,7 +185,7 @@ def run_info_xml(layout: Layout, run_id: str, number: int, when: datetime) -> st
         f"<Flowcell>{layout.flowcell}</Flowcell><Instrument>{layout.instrument_id}</Instrument>"
         f"<Date>{date}</Date><Reads>{reads}</Reads>"
         f'<FlowcellLayout LaneCount="{layout.lanes}" SurfaceCount="1" SwathCount="1" '
-        f'TileCount="{len(TILES)}"><TileSet TileNamingConvention="FourDigit"><Tiles>{tiles}'
+        f'TileCount="{len(tiles)}"><TileSet TileNamingConvention="FourDigit"><Tiles>{tile_entries}'
         "</Tiles></TileSet></FlowcellLayout></Run></RunInfo>\n"
     )
 

@@ -58,12 +58,14 @@ def fetch_url(
     expected_size: int | None = None,
     max_size: int | None = None,
     attempts: int = ATTEMPTS,
-    backoff_ms: int = 500,
+    backoff_ms: int | None = None,
     progress: Progress | None = None,
 ) -> Path:
     """Fetch `url` to `destination`. The file may not grow past `max_size` (default:
     `expected_size`, when the source gave one). Raises JobError, naming the URL and
     what happened."""
+    if backoff_ms is None:  # retrying waits twice the multiplier first, then doubles
+        backoff_ms = int(settings.REFINERY_HTTP_RETRY_WAIT_S * 500)
     scheme = urlsplit(url).scheme
     fetchers = {"http": _fetch_http, "https": _fetch_http, "ftp": _fetch_ftp, "file": _fetch_file}
     if scheme not in fetchers:

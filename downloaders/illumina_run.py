@@ -31,7 +31,7 @@ from common.run_archive import CODECS, ArchiveError, total_bytes, walk_run, writ
 from common.storage import StorageError, temporary_storage
 from downloaders.steps import DownloaderContext, queue_processor_jobs, temp_key
 from runner.pipeline import JobError, run_pipeline
-from runner.steps import start_job
+from runner.steps import discard_unrecorded_uploads, start_job
 
 logger = logging.getLogger(__name__)
 
@@ -120,22 +120,17 @@ def already_stored(files: dict[str, OriginalFile]) -> bool:
 def discard_earlier_attempts_uploads(context: IlluminaRunContext) -> IlluminaRunContext:
     """Remove what earlier attempts of this job stored and never recorded (a
     worker killed between storing the archive and recording it leaves it)."""
-    storage = temporary_storage()
-    earlier = context["job"].retried_job
-    while earlier is not None:
-        prefix = f"downloader/job-{earlier.pk}/"
-        recorded = set(
-            OriginalFile.objects.filter(temp_key__startswith=prefix).values_list(
-                "temp_key", flat=True
-            )
-        )
-        for key in list(storage.list(prefix)):
-            if key not in recorded:
-                try:
-                    storage.delete(key)
-                except StorageError:
-                    logger.warning("could not remove %s, stored by failed %s", key, earlier)
-        earlier = earlier.retried_job
+
+    def recorded(attempt: DownloaderJob, prefix: str) -> set[str]:
+        keys = OriginalFile.objects.filter(temp_key__startswith=prefix)
+        return set(keys.values_list("temp_key", flat=True))
+
+    discard_unrecorded_uploads(
+        context["job"],
+        temporary_storage(),
+        lambda attempt: f"downloader/job-{attempt.pk}/",
+        recorded,
+    )
     return context
 
 

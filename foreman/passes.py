@@ -45,7 +45,13 @@ from foreman.capacity import Budget
 from foreman.schedules import start_due_surveys
 from runner.dispatch import Dispatcher, DispatchStatus, WorkEnd, get_dispatcher
 from runner.dispatch.outbox import dispatch_now
-from runner.engines import ENGINE_LOST, clean_assigned_folders, engine_of, remove_assigned_folder
+from runner.engines import (
+    ENGINE_LOST,
+    ENGINE_QUEUE,
+    clean_assigned_folders,
+    engine_of,
+    remove_assigned_folder,
+)
 from runner.registry import wait_reason
 
 logger = logging.getLogger("refinery.foreman")
@@ -171,9 +177,10 @@ class Foreman:
         failed-job step retries them. Jobs dispatched within the last lease are
         left alone: the dispatcher may not know them yet."""
         lease = timedelta(seconds=settings.REFINERY_HEARTBEAT_LEASE_S)
+        # Jobs queued for engines wait in the database: there is no dispatched work to lose.
         queued = model.objects.filter(
             state=JobState.QUEUED, dispatched_at__lt=timezone.now() - lease
-        )
+        ).exclude(dispatch_id=ENGINE_QUEUE)
         for job in paged(queued, "created_at", self.page_size):
             status = self._status(job)
             if status in GONE:

@@ -5,24 +5,34 @@ runs (salmon_quant's results). A sample sequenced in several runs gets the sum
 of its runs' counts, or the mean of their TPMs. Genes are the union of the
 samples' genes, sorted; a gene a sample's index did not have is left empty.
 
-The matrix is written as a gzip TSV (`gene_id` then one column per sample
-accession; values in shortest round-trip notation, so they read back exactly
-as stored) and as Parquet (one float64 column per sample).
+The values are read in one query (on PostgreSQL through binary COPY,
+processors/pg_copy.py) straight into a matrix with a row per sample, which
+becomes an Arrow table without a copy. The matrix is stored as a gzip TSV
+(`gene_id` then one column per sample accession; values in shortest
+round-trip notation, so they read back exactly as stored) and as Parquet (one
+float64 column per sample), both streamed into permanent storage as they are
+made, side by side (processors/dataset_files.py).
 """
 
 from __future__ import annotations
 
-import io
-from collections import defaultdict
+import contextlib
+import gc
+import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from common.models import Dataset, DatasetValue, GeneSet, ProcessorJob, Quantification
-from common.models.samples import unpack_values
+from common.storage import StorageError, permanent_storage
+from processors.dataset_files import ChunkPipe, TsvStream, store_from_pipe, write_parquet
 from processors.index_tools import available_cpus
-from processors.pipeline import ProcessorContext, add_computed_file, run_processor
+from processors.pg_copy import CopyFormatError, copy_rows
+from processors.pipeline import ProcessorContext, add_stored_result, result_key, run_processor
 from runner.pipeline import JobError
+
+logger = logging.getLogger(__name__)
 
 TSV_NAME = "dataset.tsv.gz"
 PARQUET_NAME = "dataset.parquet"
@@ -47,112 +57,186 @@ def load_dataset(context: DatasetContext) -> DatasetContext:
 
 
 def build_matrix(context: DatasetContext) -> DatasetContext:
-    """Gather the samples' quantifications into one matrix (a row per gene, a
-    column per sample), reading each gene set's ids once."""
+    """Gather the samples' quantifications into one matrix: a row of genes per
+    sample, so each quantification's values land in one contiguous stretch
+    (one copy, straight from the database's buffer). The gene sets are read
+    first, so the matrix is allocated once and filled as the values stream in."""
+    # The writers' libraries load while the database sends the values.
+    threading.Thread(target=import_writers, name="import-writers", daemon=True).start()
     dataset = context["dataset"]
     field = "count_values" if dataset.value == DatasetValue.COUNTS else "tpm_values"
     accessions = sorted(dataset.samples.values_list("accession", flat=True))
-    column_of = {accession: column for column, accession in enumerate(accessions)}
-    per_sample: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
-    rows = Quantification.objects.filter(batch__samples__datasets=dataset).values_list(
-        "batch__samples__accession", "gene_set_id", field
-    )
-    for accession, gene_set_id, data in rows.iterator(chunk_size=200):
-        if accession in column_of:
-            per_sample[accession].append((gene_set_id, unpack_values(data)))
-    missing = [accession for accession in accessions if not per_sample[accession]]
-    if missing:
-        raise JobError(
-            f"{len(missing)} of the dataset's samples have no quantification any more: "
-            + ", ".join(missing[:10]),
-            no_retry=True,
+    quantifications = Quantification.objects.filter(batch__samples__datasets=dataset).order_by()
+    gene_sets = dict(
+        GeneSet.objects.filter(pk__in=quantifications.values("gene_set_id")).values_list(
+            "pk", "gene_ids"
         )
-    used = {gene_set_id for runs in per_sample.values() for gene_set_id, _ in runs}
-    gene_sets = dict(GeneSet.objects.filter(pk__in=used).values_list("pk", "gene_ids"))
+    )
     genes = sorted({gene for ids in gene_sets.values() for gene in ids})
-    gene_array = np.array(genes)
-    rows_of = {pk: np.searchsorted(gene_array, np.array(ids)) for pk, ids in gene_sets.items()}
-    matrix = np.full((len(genes), len(accessions)), np.nan)
-    for accession, runs in per_sample.items():
-        total = np.zeros(len(genes))
-        seen = np.zeros(len(genes), dtype=bool)
-        for gene_set_id, values in runs:
-            where = rows_of[gene_set_id]
-            if len(values) != len(where):
-                raise JobError(
-                    f"a quantification of {accession} has {len(values)} values for "
-                    f"{len(where)} genes",
-                    no_retry=True,
-                )
-            np.add.at(total, where, values)
-            seen[where] = True
-        if field == "tpm_values":
-            total /= len(runs)
-        column = matrix[:, column_of[accession]]
-        column[seen] = total[seen]
-    context.update(genes=genes, sample_accessions=accessions, matrix=matrix)
+    matrix = SampleMatrix(accessions, genes, gene_sets, mean=field == "tpm_values")
+    read_values(quantifications.values_list("batch__samples__accession", "gene_set_id", field),
+                matrix.place)  # fmt: skip
+    matrix.finish()
+    context.update(genes=genes, sample_accessions=accessions, matrix=matrix.values)
     context["parameters"].update(value=dataset.value, samples=len(accessions), genes=len(genes))
     return context
 
 
+def import_writers() -> None:
+    """polars and pyarrow take a few tenths of a second to import."""
+    import isal.igzip  # noqa: F401
+    import polars  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+
+class SampleMatrix:
+    """Samples' values by gene, a row per sample (NaN where a sample's index
+    lacks a gene). A sample sequenced in several runs gets the sum of its
+    runs' values, or their mean (`mean`, for TPM): its runs are set aside as
+    they come and combined in `finish`."""
+
+    def __init__(
+        self, accessions: list[str], genes: list[str], gene_sets: dict[int, list[str]], mean: bool
+    ):
+        self.row_of = {accession: row for row, accession in enumerate(accessions)}
+        # Not filled: every row is written whole (the first touch of its pages
+        # happens as the values arrive, while the database sends the next).
+        self.values = np.empty((len(accessions), len(genes)))
+        self.mean = mean
+        self.runs = [0] * len(accessions)
+        self.first_set: dict[int, int] = {}  # row → the gene set of its first run
+        self.several: dict[int, list[tuple[int, np.ndarray]]] = {}
+        gene_array = np.array(genes)
+        self.where = {
+            pk: np.searchsorted(gene_array, np.array(ids, dtype=gene_array.dtype))
+            for pk, ids in gene_sets.items()
+        }
+        # A gene set that is every gene in order is copied whole (the usual case:
+        # one index); one listing a gene twice is summed like several runs.
+        self.whole = {pk for pk, ids in gene_sets.items() if ids == genes}
+        self.unique = {pk for pk, ids in gene_sets.items() if len(set(ids)) == len(ids)}
+
+    def place(self, accession: str, gene_set_id: int, data) -> None:
+        row = self.row_of.get(accession)
+        if row is None:  # the run is also another sample's, outside the dataset
+            return
+        where = self.where.get(gene_set_id)
+        if where is None:
+            raise JobError(
+                f"a quantification of {accession} was replaced while the dataset was read; "
+                "the next attempt reads it again"
+            )
+        if len(data) != 8 * len(where):
+            raise JobError(
+                f"a quantification of {accession} has {len(data)} bytes of values for "
+                f"{len(where)} genes (8 bytes a gene)",
+                no_retry=True,
+            )
+        values = np.frombuffer(data, dtype="<f8")
+        self.runs[row] += 1
+        if self.runs[row] == 1 and gene_set_id in self.unique:
+            self.first_set[row] = gene_set_id
+            if gene_set_id in self.whole:
+                self.values[row] = values
+            else:
+                self.values[row] = np.nan
+                self.values[row, where] = values
+            return
+        runs = self.several.setdefault(row, [])
+        if row in self.first_set:  # its first run was placed directly: take it back
+            first = self.first_set.pop(row)
+            runs.append((first, self.values[row, self.where[first]].copy()))
+        runs.append((gene_set_id, values.copy()))
+
+    def finish(self) -> None:
+        """Combine the runs set aside, and check that every sample has one."""
+        missing = [accession for accession, row in self.row_of.items() if not self.runs[row]]
+        if missing:
+            raise JobError(
+                f"{len(missing)} of the dataset's samples have no quantification any more: "
+                + ", ".join(missing[:10]),
+                no_retry=True,
+            )
+        genes = self.values.shape[1]
+        for row, runs in self.several.items():
+            total = np.zeros(genes)
+            seen = np.zeros(genes, dtype=bool)
+            for gene_set_id, values in runs:
+                where = self.where[gene_set_id]
+                np.add.at(total, where, values)
+                seen[where] = True
+            if self.mean:
+                total /= len(runs)
+            self.values[row] = np.where(seen, total, np.nan)
+
+
+def read_values(rows, place) -> None:
+    """Hand `place(accession, gene set id, value bytes)` each row of `rows` (a
+    values_list of a sample accession, a gene set id and a binary field): on
+    PostgreSQL through binary COPY (the arrays arrive as they are stored, not
+    as hex text), elsewhere through the queryset."""
+    from django.db import connections
+
+    if connections[rows.db].vendor != "postgresql":
+        for accession, gene_set_id, data in rows.iterator(chunk_size=100):
+            place(accession, gene_set_id, data)
+        return
+
+    def on_row(fields) -> None:
+        if len(fields) != 3 or None in fields:
+            raise JobError("a quantification row read from PostgreSQL lacks a field; retrying")
+        accession, gene_set_id, data = fields
+        place(bytes(accession).decode(), int.from_bytes(gene_set_id, "big", signed=True), data)
+
+    try:
+        copy_rows(rows, on_row)
+    except CopyFormatError as error:
+        raise JobError(f"reading the quantifications: {error}; retrying") from None
+
+
 def as_table(context: DatasetContext) -> DatasetContext:
-    """The matrix as an Arrow table (empty cells are nulls), which both writers use."""
+    """The matrix as an Arrow table (empty cells are nulls), which both writers
+    use: each sample's row of the matrix becomes its column without a copy."""
     import pyarrow as pa
 
-    columns = {"gene_id": pa.array(context["genes"], type=pa.string())}
-    for column, accession in enumerate(context["sample_accessions"]):
-        columns[accession] = pa.array(context["matrix"][:, column], from_pandas=True)
-    context["table"] = pa.table(columns)
-    del context["matrix"]  # the table holds the values now
+    matrix = context.pop("matrix")
+    arrays = [pa.array(context["genes"], type=pa.string())]
+    arrays += [pa.array(matrix[row], from_pandas=True) for row in range(matrix.shape[0])]
+    context["table"] = pa.Table.from_arrays(arrays, ["gene_id", *context["sample_accessions"]])
     return context
 
 
-TSV_SLICE_ROWS = 5000  # genes per gzip member: each slice is formatted and compressed apart
-
-
-def _tsv_member(table) -> bytes:
-    """One slice of the matrix as TSV lines in a gzip member (Arrow and isal both
-    release the GIL, so slices run on every core at once)."""
-    import pyarrow.csv as csv
-    from isal import igzip
-
-    out = io.BytesIO()
-    options = csv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-    csv.write_csv(table, out, options)
-    return igzip.compress(out.getvalue(), compresslevel=2)
-
-
-def write_tsv(context: DatasetContext) -> DatasetContext:
-    """gzip TSV through Arrow's CSV writer (C++; floats in shortest round-trip
-    form) and isal, a slice of genes per thread: formatting millions of floats in
-    Python would take ten times as long. The file is a series of gzip members,
-    which every gzip reader reads as one stream."""
-    from isal import igzip
-
+def store_files(context: DatasetContext) -> DatasetContext:
+    """Store the gzip TSV and the Parquet file in permanent storage as they are
+    made: the TSV streams into `put_stream` here, while one thread beside
+    writes the Parquet file into a pipe that another stores. What one of them
+    stored is removed if the other fails; once both are stored they are the
+    job's results (recorded, or removed, by the upload step)."""
+    job, storage = context["job"], permanent_storage()
     table = context["table"]
-    path = context["work_dir"] / TSV_NAME
-    header = "\t".join(["gene_id", *context["sample_accessions"]]) + "\n"
-    slices = [
-        table.slice(start, TSV_SLICE_ROWS) for start in range(0, table.num_rows, TSV_SLICE_ROWS)
-    ]
-    with open(path, "wb") as out, ThreadPoolExecutor(available_cpus()) as pool:
-        out.write(igzip.compress(header.encode(), compresslevel=2))
-        for member in pool.map(_tsv_member, slices):
-            out.write(member)
-    add_computed_file(context, path, "tsv.gz")
-    return context
-
-
-def write_parquet(context: DatasetContext) -> DatasetContext:
-    import pyarrow.parquet as pq
-
-    path = context["work_dir"] / PARQUET_NAME
-    # Dictionaries do not help floats, and cost half the writing time.
-    pq.write_table(
-        context["table"], path, compression="zstd", use_dictionary=["gene_id"],
-        write_statistics=False,
-    )  # fmt: skip
-    add_computed_file(context, path, "parquet")
+    keys = [result_key(job, TSV_NAME), result_key(job, PARQUET_NAME)]
+    header = ["gene_id", *context["sample_accessions"]]
+    pipe = ChunkPipe()
+    try:
+        with ThreadPoolExecutor(2, thread_name_prefix="parquet") as beside:
+            writing = beside.submit(write_parquet, table, pipe)
+            storing = beside.submit(store_from_pipe, storage, pipe, keys[1])
+            try:
+                with contextlib.closing(TsvStream(table, header, available_cpus())) as stream:
+                    tsv = storage.put_stream(stream, keys[0])
+                writing.result()
+                parquet = storing.result()
+            finally:
+                pipe.cancel()  # a side still waiting on the other stops
+    except BaseException:
+        for key in keys:
+            try:
+                storage.delete(key)
+            except StorageError:
+                logger.warning("could not remove %s after a failed dataset build", key)
+        raise
+    add_stored_result(context, tsv, "tsv.gz")
+    add_stored_result(context, parquet, "parquet")
     return context
 
 
@@ -168,8 +252,25 @@ def link_files(context: DatasetContext, files) -> None:
 
 def build_dataset(job: ProcessorJob) -> DatasetContext:
     """Its inputs are rows in the database: nothing is fetched."""
-    return run_processor(
-        job,
-        [load_dataset, build_matrix, as_table, write_tsv, write_parquet],
-        fetch_inputs=False,
-    )
+    with collector_paused():
+        return run_processor(
+            job,
+            [load_dataset, build_matrix, as_table, store_files],
+            fetch_inputs=False,
+        )
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off for the build. The build makes
+    few objects and no garbage worth a collection, but importing polars and
+    pyarrow makes enough long-lived ones to set off a full collection, which
+    walks every object Django and the libraries hold (0.1 to 0.3 s) and frees
+    nothing. What the build leaves is collected once it is back on."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()

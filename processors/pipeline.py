@@ -45,7 +45,7 @@ from common.storage import (
 from common.version import refinery_version
 from processors.redownload import download_again, missing_inputs
 from runner.pipeline import JobContext, JobError, Step, record_success, run_pipeline
-from runner.steps import checked_filename, prepare_job_dir, start_job
+from runner.steps import checked_filename, discard_unrecorded_uploads, prepare_job_dir, start_job
 from runner.work_dirs import work_path
 
 logger = logging.getLogger(__name__)
@@ -142,16 +142,11 @@ def discard_earlier_attempts_files(context: ProcessorContext) -> ProcessorContex
     """Remove what earlier, failed attempts of this job stored and never recorded
     (a worker killed between storing its results and recording them leaves
     them): the results this attempt recorded replace them."""
-    storage = permanent_storage()
-    earlier = context["job"].retried_job  # None for a first attempt: nothing to read
-    while earlier is not None:
-        if not earlier.computed_files.exists():
-            for key in list(storage.list(result_prefix(earlier))):
-                try:
-                    storage.delete(key)
-                except StorageError:
-                    logger.warning("could not remove %s, stored by failed %s", key, earlier)
-        earlier = earlier.retried_job
+
+    def recorded(attempt: ProcessorJob, prefix: str) -> set[str]:
+        return set(attempt.computed_files.values_list("key", flat=True))
+
+    discard_unrecorded_uploads(context["job"], permanent_storage(), result_prefix, recorded)
     return context
 
 

@@ -165,6 +165,9 @@ ENA_FASTQ_URL = os.environ.get("ENA_FASTQ_URL", "https://ftp.sra.ebi.ac.uk")
 # A quantification mapping fewer reads than this share is marked low quality.
 REFINERY_MIN_MAPPING_RATE = float(os.environ.get("REFINERY_MIN_MAPPING_RATE", "0.2"))
 REFINERY_HTTP_TIMEOUT_S = env_int("REFINERY_HTTP_TIMEOUT_S", 60)
+# The first wait before a source's transient failure (5xx, 429, a timeout) is tried
+# again; each later wait doubles (at most 10 s), four attempts in all.
+REFINERY_HTTP_RETRY_WAIT_S = float(os.environ.get("REFINERY_HTTP_RETRY_WAIT_S", "1"))
 # A source's redirects stay on its own host, or go to one of these (exact names, or
 # ".example.org" for that domain's hosts). Loopback, private and link-local addresses
 # stay refused unless the source's own host is one (see common/source_http.py).
@@ -218,6 +221,11 @@ REFINERY_ENGINE_ASSIGNED_DIR = Path(
     os.environ.get("REFINERY_ENGINE_ASSIGNED_DIR") or REFINERY_HOME / "engines"
 )
 REFINERY_ENGINE_MAX_BATCH = env_int("REFINERY_ENGINE_MAX_BATCH", 16)
+# Pipelines kept for engines (comma-separated, for example `basecalling` when the GPU
+# servers are outside the Nomad cluster): their jobs wait in the database for an
+# engine instead of being sent to the dispatcher. Engines never take jobs that
+# were sent to a cluster.
+REFINERY_ENGINE_PIPELINES = env_list("REFINERY_ENGINE_PIPELINES", "")
 
 # --- foreman -------------------------------------------------------------------
 # The Foreman's loop (`manage.py foreman`): seconds between passes, and how many

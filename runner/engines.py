@@ -8,6 +8,13 @@ records it as the job's worker (`worker_id` is `engine:<name>`, `dispatch_id`
 `engine:<name>:<claim>`); its keepalives are the job's heartbeat; the Foreman
 takes back a job whose keepalives stop, as it does a lost local worker's.
 
+Where the jobs wait: with the local dispatcher, queued jobs are in the database
+and an engine claims them as a worker would. A cluster's jobs are sent to it
+(Nomad sends basecalling to its GPU tier), and an engine never takes a job that
+was sent to a cluster: when the GPU servers are outside the cluster,
+REFINERY_ENGINE_PIPELINES names the pipelines to keep for engines, and their
+jobs are queued in the database (dispatch id `engines`) instead of sent.
+
 For local storage, an engine reads a job's pod5 files from an
 `ASSIGNED_<job id>_<engine>/` folder of links to them (BCManager's layout),
 under REFINERY_ENGINE_ASSIGNED_DIR. A folder exists only while its job runs on
@@ -25,13 +32,22 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from common.models import Job, JobState, ProcessorJob
+from common.models.choices import JobKind, ProcessorPipeline
 from runner.work_dirs import remove_path
 
 logger = logging.getLogger(__name__)
 
 ENGINE_PREFIX = "engine:"
+# The pipelines an engine can run (the refinery checks their outputs with the
+# pipeline's own code).
+ENGINE_RUNNABLE = (ProcessorPipeline.BASECALLING,)
+# The dispatch id of a job queued in the database for engines, not sent anywhere.
+ENGINE_QUEUE = "engines"
+# The jobs an engine may take: queued by the local dispatcher or for engines.
+ENGINE_CLAIMABLE = ("local", ENGINE_QUEUE)
 ENGINE_LOST = "engine lost: its keepalives stopped"
 # An engine's name: it becomes part of folder names and URLs.
 ENGINE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,62}$")
@@ -60,12 +76,34 @@ def engine_of(job: Job) -> str:
     return ""
 
 
-def claim_for_engine(name: str, version: str, pipelines: tuple[str, ...]) -> ProcessorJob | None:
-    """The oldest queued processor job of `pipelines`, now running on the engine
-    `name`; None when none waits. The local workers' claim: two engines (or an
-    engine and a worker) never take the same job."""
+def engine_pipelines() -> frozenset[str]:
+    """REFINERY_ENGINE_PIPELINES: the pipelines whose jobs wait in the database
+    for engines instead of being sent to the dispatcher."""
+    pipelines = frozenset(settings.REFINERY_ENGINE_PIPELINES)
+    unknown = sorted(pipelines - set(ENGINE_RUNNABLE))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"REFINERY_ENGINE_PIPELINES names {unknown}, which engines cannot run: "
+            f"use some of {', '.join(ENGINE_RUNNABLE)}"
+        )
+    return pipelines
+
+
+def kept_for_engines(job: Job) -> bool:
+    """Whether `job` is queued for engines rather than sent to the dispatcher."""
+    return job.kind == JobKind.PROCESSOR and job.pipeline in engine_pipelines()
+
+
+def claim_for_engine(
+    name: str, version: str, pipelines: tuple[str, ...] = ENGINE_RUNNABLE
+) -> ProcessorJob | None:
+    """The oldest queued processor job of `pipelines` that an engine may take, now
+    running on the engine `name`; None when none waits. The local workers' claim:
+    two engines (or an engine and a worker) never take the same job."""
     claim = f"{ENGINE_PREFIX}{name}:{uuid.uuid4().hex[:12]}"
-    return ProcessorJob.claim_next(engine_worker_id(name), version, claim, pipelines=pipelines)
+    return ProcessorJob.claim_next(
+        engine_worker_id(name), version, claim, pipelines=pipelines, queued_as=ENGINE_CLAIMABLE
+    )
 
 
 # --- ASSIGNED folders ------------------------------------------------------------------------

@@ -32,7 +32,6 @@ def run_in_foreground(job: Job, command: str, out: TextIO | OutputWrapper | None
     out = out or sys.stdout
     if out.isatty():
         os.environ["REFINERY_PROGRESS"] = "1"  # the child's progress bars reach this terminal
-    supervisor = Supervisor(keep_spool=True)
     stopping: list[str] = []
 
     def stop(signum: int, frame: object) -> None:
@@ -40,18 +39,29 @@ def run_in_foreground(job: Job, command: str, out: TextIO | OutputWrapper | None
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
-        child = supervisor.launch(job)
-        offset = 0
-        while supervisor.busy and not stopping:
-            supervisor.poll()
-            offset = echo_log(child.log_path, offset, out)
-            time.sleep(ECHO_EVERY_S)
-        if stopping:
-            supervisor.stop_all(f"interrupted: {command} received {stopping[0]}")
-        echo_log(child.log_path, offset, out)
+        return supervise_echoing(job, command, out, stopping)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def supervise_echoing(
+    job: Job, command: str, out: TextIO | OutputWrapper, stopping: list[str]
+) -> bool:
+    """Run `job` in a supervised child, echoing its log to `out`, until it ends or
+    `stopping` (filled by the caller's signal handlers) names a signal: then the
+    job is stopped and marked interrupted by `command`. Returns whether it
+    succeeded."""
+    supervisor = Supervisor(keep_spool=True)
+    child = supervisor.launch(job)
+    offset = 0
+    while supervisor.busy and not stopping:
+        supervisor.poll()
+        offset = echo_log(child.log_path, offset, out)
+        time.sleep(ECHO_EVERY_S)
+    if stopping:
+        supervisor.stop_all(f"interrupted: {command} received {stopping[0]}")
+    echo_log(child.log_path, offset, out)
     child.log_path.unlink(missing_ok=True)
     return child.succeeded
 

@@ -136,6 +136,7 @@ def queued_waits() -> list[str]:
     """What queued jobs of pipelines only some machines run wait for, one line per
     pipeline that has any (for `manage.py jobs status`)."""
     from common.models import JobState, ProcessorJob
+    from runner.engines import ENGINE_QUEUE
 
     lines = []
     for name, registered in _PIPELINES.items():
@@ -151,6 +152,11 @@ def queued_waits() -> list[str]:
             if here
             else "this machine can run them: start `manage.py worker` here"
         )
+        for_engines = ProcessorJob.objects.filter(
+            state=JobState.QUEUED, pipeline=name, dispatch_id=ENGINE_QUEUE
+        ).count()
+        if for_engines:
+            where += f" ({for_engines} kept for engines by REFINERY_ENGINE_PIPELINES)"
         lines.append(f"{queued} queued {name} job(s) wait for {needs}; {where}")
     return lines
 

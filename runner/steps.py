@@ -4,10 +4,16 @@ its own."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from common.filenames import UnsafeName, check_name
-from common.models import JobState, OriginalFile
+from common.models import Job, JobState, OriginalFile
+from common.storage import Storage, StorageError
 from runner.pipeline import JobContext, JobError
 from runner.work_dirs import make_job_dir
+
+logger = logging.getLogger(__name__)
 
 
 def start_job(context: JobContext) -> JobContext:
@@ -47,3 +53,27 @@ def prepare_job_dir(context: JobContext) -> JobContext:
     job = context["job"]
     context["work_dir"] = make_job_dir(job.kind, job.pk)
     return context
+
+
+def discard_unrecorded_uploads(
+    job: Job,
+    storage: Storage,
+    prefix_of: Callable[[Job], str],
+    recorded_keys: Callable[[Job, str], set[str]],
+) -> None:
+    """Remove what earlier, failed attempts of `job` stored under their own
+    `prefix_of(attempt)` and never recorded (a worker killed between storing and
+    recording leaves such objects); `recorded_keys(attempt, prefix)` says which
+    keys the database knows and must stay. A key that cannot be removed is
+    logged and left: this attempt's own work does not depend on it."""
+    earlier = job.retried_job  # None for a first attempt: nothing to read
+    while earlier is not None:
+        prefix = prefix_of(earlier)
+        recorded = recorded_keys(earlier, prefix)
+        for key in list(storage.list(prefix)):
+            if key not in recorded:
+                try:
+                    storage.delete(key)
+                except StorageError:
+                    logger.warning("could not remove %s, stored by failed %s", key, earlier)
+        earlier = earlier.retried_job

@@ -11,7 +11,8 @@ class SurveyorConfig(AppConfig):
         from runner.registry import register_source
         from surveyor.ena import EnaSurveyor
         from surveyor.ensembl import EnsemblSurveyor
-        from surveyor.illumina_folders import MARKER_NAMES, scan_illumina_root
+        from surveyor.illumina_files import MARKER_NAMES
+        from surveyor.illumina_folders import scan_illumina_root
         from surveyor.illumina_runs import IlluminaRunsSurveyor
         from surveyor.local_files import LocalFilesSurveyor
         from surveyor.nanopore_runs import NanoporeRunsSurveyor

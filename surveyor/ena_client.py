@@ -13,24 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 
 import requests
 from django.conf import settings
-from retrying import retry
 
 from common.shapes import ListOf, ShapeError, Text, check
-from common.source_http import (
-    SourceHTTPError,
-    new_session,
-    open_url,
-    parse_retry_after,
-    read_body,
-    status_text,
-)
+from common.source_http import SourceHTTPError, fetch_answer, new_session, status_text
 from runner.pipeline import JobError
 
-ATTEMPTS = 4
 FIELDS = (
     "run_accession", "experiment_accession", "study_accession", "secondary_study_accession",
     "sample_accession", "secondary_sample_accession", "scientific_name", "tax_id",
@@ -44,10 +34,6 @@ ROW = {name: TEXT for name in FIELDS if name != "run_accession"} | {
 }
 
 
-class TransientHTTPError(Exception):
-    pass
-
-
 class EnaClient:
     """Reads ENA's Portal API."""
 
@@ -55,28 +41,6 @@ class EnaClient:
         self.session = session or new_session()
         self.timeout = settings.REFINERY_HTTP_TIMEOUT_S
         self.format = answer_format
-
-    @retry(
-        stop_max_attempt_number=ATTEMPTS,
-        wait_exponential_multiplier=500,
-        wait_exponential_max=10_000,
-        retry_on_exception=lambda error: isinstance(error, TransientHTTPError),
-    )
-    def _get(self, url: str, params: dict) -> tuple[int, bytes]:
-        try:
-            with open_url(
-                url, session=self.session, params=params, timeout=self.timeout
-            ) as response:
-                status = response.status_code
-                if status == 429:
-                    time.sleep(parse_retry_after(response.headers.get("Retry-After")))
-                if status == 429 or status >= 500:
-                    raise TransientHTTPError(f"{url}: {status_text(status)}")
-                return status, read_body(response, url) if status == 200 else b""
-        except SourceHTTPError as error:
-            if error.permanent:
-                raise JobError(error.reason, no_retry=True) from None
-            raise TransientHTTPError(error.reason) from None
 
     def filereport(self, accession: str) -> list[dict[str, str]]:
         """One row per run of `accession` (a study or a run), with FIELDS."""
@@ -88,11 +52,12 @@ class EnaClient:
             "format": self.format,
         }
         try:
-            status, body = self._get(url, params)
-        except TransientHTTPError as error:
+            answer = fetch_answer(url, session=self.session, params=params, timeout=self.timeout)
+        except SourceHTTPError as error:
             raise JobError(
-                f"ENA filereport for {accession}: {error} (gave up after {ATTEMPTS} attempts)"
+                f"ENA filereport for {accession}: {error.reason}", no_retry=error.permanent
             ) from None
+        status, body = answer.status, answer.body
         if status in (400, 404):
             raise JobError(
                 f"ENA does not know the accession {accession} ({status_text(status)})",

@@ -15,29 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 import requests
 from django.conf import settings
-from retrying import retry
 
 from common.shapes import ListOf, Maybe, ShapeError, Text, Whole, check
-from common.source_http import (
-    SourceHTTPError,
-    content_type,
-    new_session,
-    open_url,
-    parse_retry_after,
-    read_body,
-    status_text,
-)
+from common.source_http import Answer, SourceHTTPError, fetch_answer, new_session, status_text
 from runner.pipeline import JobError
 from surveyor.ensembl_divisions import DIVISION_FOLDERS, DIVISIONS, VERTEBRATES
 
 logger = logging.getLogger(__name__)
 
-ATTEMPTS = 4
 
 # --- the shapes of the answers the refinery reads ------------------------------------------------
 
@@ -66,19 +55,6 @@ DIVISION_NAME = Text("an Ensembl division", r"Ensembl[A-Za-z]+", 64)
 GENOME_DIVISION = {"division": DIVISION_NAME}  # /info/genomes/<name>
 
 
-class TransientHTTPError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a source answered: its status, media type and (capped) body."""
-
-    status: int
-    content_type: str
-    body: bytes
-
-
 @dataclass(frozen=True)
 class EnsemblSpecies:
     """One genome of a division, as the REST API describes it."""
@@ -89,10 +65,6 @@ class EnsemblSpecies:
     taxonomy_id: int | None
     assembly: str
     core_db: str = ""
-
-
-def _transient(error: Exception) -> bool:
-    return isinstance(error, TransientHTTPError)
 
 
 class EnsemblClient:
@@ -111,36 +83,14 @@ class EnsemblClient:
 
     # --- HTTP -----------------------------------------------------------------------------------
 
-    @retry(
-        stop_max_attempt_number=ATTEMPTS,
-        wait_exponential_multiplier=500,
-        wait_exponential_max=10_000,
-        retry_on_exception=_transient,
-    )
-    def _get(self, url: str, params: dict | None = None, method: str = "GET") -> Answer:
-        try:
-            response = open_url(
-                url, session=self.session, method=method, params=params, timeout=self.timeout
-            )
-            with response:
-                status = response.status_code
-                if status == 429:
-                    time.sleep(parse_retry_after(response.headers.get("Retry-After")))
-                if status == 429 or status >= 500:
-                    raise TransientHTTPError(f"{url}: {status_text(status)}")
-                body = read_body(response, url) if status == 200 and method == "GET" else b""
-                return Answer(status, content_type(response), body)
-        except SourceHTTPError as error:
-            if error.permanent:
-                raise JobError(error.reason, no_retry=True) from None
-            raise TransientHTTPError(error.reason) from None
-
     def get(self, url: str, params: dict | None = None, method: str = "GET") -> Answer:
-        """GET with retries; a failure that outlasts them becomes a JobError."""
+        """The answer, with retries; a failure that outlasts them becomes a JobError."""
         try:
-            return self._get(url, params, method)
-        except TransientHTTPError as error:
-            raise JobError(f"{error} (gave up after {ATTEMPTS} attempts)") from None
+            return fetch_answer(
+                url, session=self.session, params=params, method=method, timeout=self.timeout
+            )
+        except SourceHTTPError as error:
+            raise JobError(error.reason, no_retry=error.permanent) from None
 
     def rest(self, path: str, shape: object, **params) -> object:
         """The answer of a REST endpoint, checked against its `shape`."""

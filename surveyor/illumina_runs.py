@@ -45,15 +45,8 @@ from common.models.runs import Platform, RunState, SequencingRun
 from runner.dispatch import send_job
 from runner.pipeline import JobError
 from surveyor.external_source import DiscoveredBatch, ExternalSourceSurveyor
-from surveyor.illumina_folders import (
-    FolderProblem,
-    Progress,
-    RunFolder,
-    Unsettled,
-    clean,
-    inspect_run_folder,
-    run_folders,
-)
+from surveyor.illumina_files import FolderProblem, Unsettled, clean
+from surveyor.illumina_folders import Progress, RunFolder, inspect_run_folder, run_folders
 
 logger = logging.getLogger(__name__)
 

@@ -41,11 +41,10 @@ from watchdog.observers import Observer
 from common.models import JobState, SurveyJob
 from common.secrets import redact
 from runner.dispatch import send_job
-from runner.foreground import ECHO_EVERY_S, echo_log
+from runner.foreground import supervise_echoing
 from runner.lifecycle import start_here
 from runner.pipeline import JobError
 from runner.registry import surveyor_class
-from runner.supervisor import Supervisor
 
 
 @dataclass(frozen=True)
@@ -270,18 +269,7 @@ class Watcher:
         kept), echoing its output, as `manage.py survey` does; this process's own
         signal handlers stay in place, so a stop is never missed: it stops the
         survey (marked interrupted, its retry does not count) and the watch."""
-        supervisor = Supervisor(keep_spool=True)
-        child = supervisor.launch(job)
-        offset = 0
-        out = self.out or sys.stdout
-        while supervisor.busy and not self.stopping:
-            supervisor.poll()
-            offset = echo_log(child.log_path, offset, out)
-            time.sleep(ECHO_EVERY_S)
-        if self.stopping:
-            supervisor.stop_all(f"interrupted: watch {self.source} received {self.stopping[0]}")
-        echo_log(child.log_path, offset, out)
-        child.log_path.unlink(missing_ok=True)
+        supervise_echoing(job, f"watch {self.source}", self.out or sys.stdout, self.stopping)
 
     # --- the terminal --------------------------------------------------------------------------
 

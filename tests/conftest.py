@@ -71,6 +71,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def short_retry_waits(settings):
+    """Sources' transient failures are tried again after 50 ms, not 1 s: the tests
+    check that retries happen and what they end in, not how long they wait."""
+    settings.REFINERY_HTTP_RETRY_WAIT_S = 0.05
+
+
+@pytest.fixture(autouse=True)
 def fresh_dispatch_state():
     """Each test's sends read pauses and caps from its own database."""
     from runner.dispatch.outbox import forget_dispatch_state
@@ -112,6 +119,7 @@ def refinery_environment(refinery_dirs: Path) -> dict:
         "REFINERY_PERMANENT_STORAGE": settings.REFINERY_PERMANENT_STORAGE,
         "REFINERY_WORK_DIR": str(settings.REFINERY_WORK_DIR),
         "REFINERY_WORKER_POLL_S": "0.05",
+        "REFINERY_HTTP_RETRY_WAIT_S": str(settings.REFINERY_HTTP_RETRY_WAIT_S),
         "PYTHONPATH": str(PROJECT),
         "DJANGO_SETTINGS_MODULE": "refinery.settings",
     }

@@ -187,6 +187,7 @@ class Job(models.Model):
         dispatch_id: str,
         skip_pipelines: tuple[str, ...] = (),
         pipelines: tuple[str, ...] = (),
+        queued_as: tuple[str, ...] = (),
     ) -> Job | None:
         """Take the oldest queued job of this kind for a worker (queued → running),
         or None when none waits. One statement: on PostgreSQL the candidate row is
@@ -195,7 +196,8 @@ class Job(models.Model):
         condition makes two workers unable to take the same job. Processor jobs of
         `skip_pipelines` (which this worker cannot run) are left for others; with
         `pipelines`, only processor jobs of those are taken (a basecalling engine's
-        claim)."""
+        claim); with `queued_as`, only jobs queued with one of those dispatch ids
+        (an engine never takes a job that was sent to a cluster)."""
         table = connection.ops.quote_name(cls._meta.db_table)
         skip_sql, skip_params = "", []
         if skip_pipelines:
@@ -205,6 +207,10 @@ class Job(models.Model):
             holes = ", ".join(["%s"] * len(pipelines))
             skip_sql += f"AND pipeline IN ({holes}) "
             skip_params += list(pipelines)
+        if queued_as:
+            holes = ", ".join(["%s"] * len(queued_as))
+            skip_sql += f"AND dispatch_id IN ({holes}) "
+            skip_params += list(queued_as)
         skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         # The partial index's condition is repeated literally so SQLite uses it.

@@ -190,6 +190,13 @@ class SequencingRun(LengthChecked):
     def history(self) -> models.QuerySet:
         return self.state_changes.order_by("at", "id")
 
+    def latest_demultiplex_stats(self) -> models.QuerySet:
+        """The figures per lane and sample of the run's latest demultiplexing job
+        (none before one succeeded), in one query."""
+        stats = self.demultiplex_stats
+        latest = stats.order_by("-processor_job_id").values("processor_job_id")[:1]
+        return stats.filter(processor_job_id=models.Subquery(latest))
+
 
 class RunStateChange(models.Model):
     """One change of a run's state: when, from what to what, why, and which job."""

@@ -238,10 +238,9 @@ class SequencingRunAdmin(ReadOnlyAdmin):
     @admin.display(description="demultiplexing")
     def demultiplexing(self, run: SequencingRun) -> str:
         """The latest bcl2fastq job's figures per lane and sample, and a plot."""
-        latest = run.demultiplex_stats.order_by("-processor_job_id").first()
-        if latest is None:
+        stats = list(run.latest_demultiplex_stats())
+        if not stats:
             return "-"
-        stats = list(run.demultiplex_stats.filter(processor_job_id=latest.processor_job_id))
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:,}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -263,7 +262,7 @@ class SequencingRunAdmin(ReadOnlyAdmin):
         )
         # matplotlib's own SVG: its text escaped by matplotlib.
         plot = mark_safe(plots.reads_per_sample(stats))
-        job = admin_link(latest.processor_job)
+        job = admin_link(stats[0].processor_job)
         return format_html("{}<br>by {}<div>{}</div>", table, job, plot)
 
     @admin.display(description="webhook deliveries")

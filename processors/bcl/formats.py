@@ -11,10 +11,11 @@ mapped to that form through the file's quality bins.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,25 @@ def read_bcl(path: Path, expected_clusters: int | None = None) -> np.ndarray:
     return parse_bcl(data, path, expected_clusters)
 
 
-def parse_bcl(data: bytes, path: Path, expected_clusters: int | None = None) -> np.ndarray:
+def read_bcl_into(path: str | Path, out: np.ndarray) -> np.ndarray:
+    """One cycle of one tile from a plain `s_<lane>_<tile>.bcl` read straight into out
+    (a uint8 array of 4 + the tile's clusters): no allocation per file. Returns the
+    calls, a view of out; checks the count as read_bcl does. A missing file raises
+    FileNotFoundError (the caller may look for `.bcl.gz`)."""
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            got = stream.readinto(memoryview(out))
+            extra = stream.read(1)
+    except FileNotFoundError:
+        raise  # not a ConversionError: the caller looks for the file's other names
+    except OSError as error:
+        raise ConversionError(f"cannot be read ({error.strerror or error})", path) from None
+    if extra:  # longer than the tile: let parse_bcl name what is wrong
+        return parse_bcl(Path(path).read_bytes(), Path(path), len(out) - 4)
+    return parse_bcl(out[:got], path, len(out) - 4)
+
+
+def parse_bcl(data, path: str | Path, expected_clusters: int | None = None) -> np.ndarray:
     if len(data) < 4:
         raise ConversionError("is shorter than a BCL header (4 bytes): truncated", path)
     (count,) = struct.unpack_from("<I", data, 0)
@@ -142,18 +161,15 @@ class CbclHeader:
     tiles: dict[int, CbclTile]
     non_pf_excluded: bool
 
+    @property
+    def coding(self) -> tuple:
+        """What decides how calls decode: files with the same coding share tables."""
+        return (self.bits_per_base, self.bits_per_quality, self.bins)
+
     @cached_property
     def lookup(self) -> np.ndarray:
         """Maps each packed nibble (or byte, for 8-bit data) to a BCL byte."""
-        scores = dict(self.bins)
-        table = np.zeros(256, dtype=np.uint8)
-        for value in range(1 << (self.bits_per_base + self.bits_per_quality)):
-            base, quality_bin = value & 3, value >> 2
-            if quality_bin == 0:
-                continue  # quality bin 0 is a no-call
-            score = scores.get(quality_bin, quality_bin) if scores else quality_bin
-            table[value] = base | (min(score, 63) << 2)
-        return table
+        return coding_lookup(self.coding)
 
     @cached_property
     def pair_lookup(self) -> np.ndarray:
@@ -164,17 +180,36 @@ class CbclHeader:
         return np.ascontiguousarray(pairs).view("<u2").reshape(256)
 
 
-def read_cbcl_header(path: Path) -> CbclHeader:
+@lru_cache(maxsize=64)
+def coding_lookup(coding: tuple) -> np.ndarray:
+    bits_per_base, bits_per_quality, bins = coding
+    scores = dict(bins)
+    table = np.zeros(256, dtype=np.uint8)
+    for value in range(1 << (bits_per_base + bits_per_quality)):
+        base, quality_bin = value & 3, value >> 2
+        if quality_bin == 0:
+            continue  # quality bin 0 is a no-call
+        score = scores.get(quality_bin, quality_bin) if scores else quality_bin
+        table[value] = base | (min(score, 63) << 2)
+    table.flags.writeable = False  # shared by every file with the same coding
+    return table
+
+
+def read_cbcl_header(path: Path, stream=None) -> CbclHeader:
+    """A CBCL file's header; from stream (the file, open for reading) when given."""
     try:
-        with path.open("rb") as stream:
-            start = stream.read(6)
-            if len(start) < 6:
-                raise ConversionError("is shorter than a CBCL header: truncated", path)
-            version, header_size = struct.unpack("<HI", start)
-            if not 6 < header_size < 1 << 24:
-                raise ConversionError(f"has a header size of {header_size}", path)
-            rest = stream.read(header_size - 6)
-            file_size = path.stat().st_size
+        if stream is None:
+            with path.open("rb") as own:
+                return read_cbcl_header(path, own)
+        stream.seek(0)
+        start = stream.read(6)
+        if len(start) < 6:
+            raise ConversionError("is shorter than a CBCL header: truncated", path)
+        version, header_size = struct.unpack("<HI", start)
+        if not 6 < header_size < 1 << 24:
+            raise ConversionError(f"has a header size of {header_size}", path)
+        rest = stream.read(header_size - 6)
+        file_size = os.fstat(stream.fileno()).st_size
     except OSError as error:
         raise ConversionError(f"cannot be read ({error.strerror or error})", path) from None
     if len(rest) != header_size - 6:
@@ -215,6 +250,12 @@ def read_cbcl_header(path: Path) -> CbclHeader:
 
 def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
     """One tile's calls from a CBCL file as BCL bytes (one per stored cluster)."""
+    return cbcl_calls(header, tile, read_cbcl_block(header, tile, stream))
+
+
+def read_cbcl_block(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
+    """One tile's block from a CBCL file, inflated but still packed (two clusters a
+    byte for 2-bit qualities), checked against the header's sizes."""
     path = header.path
     record = header.tiles.get(tile)
     if record is None:
@@ -243,11 +284,20 @@ def read_cbcl_tile(header: CbclHeader, tile: int, stream=None) -> np.ndarray:
             f"tile {tile} unpacks to {len(packed)} bytes, its header says {record.uncompressed}",
             path,
         )
-    raw = np.frombuffer(packed, dtype=np.uint8)
+    if header.bits_per_quality != 2 and record.uncompressed < record.clusters:
+        raise ConversionError(
+            f"tile {tile} unpacks to {len(packed)} bytes for {record.clusters} clusters", path
+        )
+    return np.frombuffer(packed, dtype=np.uint8)
+
+
+def cbcl_calls(header: CbclHeader, tile: int, raw: np.ndarray) -> np.ndarray:
+    """A tile's inflated CBCL block (read_cbcl_block) as BCL bytes."""
+    clusters = header.tiles[tile].clusters
     if header.bits_per_quality == 2:
         # One look-up per packed byte gives both clusters' BCL bytes, low nibble first.
-        return header.pair_lookup[raw].view(np.uint8)[: record.clusters]
-    return header.lookup[raw[: record.clusters]]
+        return header.pair_lookup[raw].view(np.uint8)[:clusters]
+    return header.lookup[raw[:clusters]]
 
 
 # ---------------------------------------------------------------- filters

@@ -20,21 +20,71 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.bcl import formats
+from processors.bcl import formats, native
 from processors.bcl.errors import ConversionError
 
 TILE_FILE = re.compile(r"^s_(\d+)_(\d+)\.(?:bcl|bcl\.gz|filter)$")
 
 
 @dataclass
+class Columns:
+    """A tile's calls as read: one array per cycle, CBCL's packed nibbles (packed)
+    or a byte per cluster, decoded through tables[table_of[cycle]] (None: already
+    BCL bytes). Turned into clusters x cycles on demand (native.Transposer)."""
+
+    sources: list[np.ndarray]
+    n: int
+    tables: np.ndarray | None = None
+    table_of: np.ndarray | None = None
+    packed: bool = False
+
+    def transposer(self, cycles: list[int] | None = None) -> native.Transposer | None:
+        """For the compiled loops, or None without them."""
+        if native.library() is None or not self.sources:
+            return None
+        picks = list(range(len(self.sources))) if cycles is None else list(cycles)
+        table_of = None if self.tables is None else self.table_of[picks]
+        sources = [self.sources[c] for c in picks]
+        return native.Transposer(sources, self.tables, self.packed, self.n, table_of)
+
+    def cluster_major(self, cycles: list[int] | None = None, reuse: bool = False) -> np.ndarray:
+        """Clusters x the cycles asked for (positions in sources; all by default), as
+        BCL bytes; with reuse, in the process's scratch buffer."""
+        transposer = self.transposer(cycles)
+        if transposer is not None:
+            return transposer(buffer="calls" if reuse else None)
+        picks = list(range(len(self.sources))) if cycles is None else list(cycles)
+        by_cycle = np.empty((len(picks), self.n), dtype=np.uint8)
+        for row, cycle in enumerate(picks):
+            source = self.sources[cycle]
+            if self.packed:
+                values = np.stack([source & 15, source >> 4], axis=1).reshape(-1)[: self.n]
+            else:
+                values = source[: self.n]
+            by_cycle[row] = (
+                values if self.tables is None else self.tables[self.table_of[cycle]][values]
+            )
+        return transpose(by_cycle)
+
+
+@dataclass
 class TileData:
     lane: int
     tile: int
-    calls: np.ndarray  # clusters x cycles, BCL bytes
+    columns: Columns  # the calls as read, per cycle
     passed: np.ndarray  # bool per cluster
     x: np.ndarray  # name coordinates
     y: np.ndarray
     non_pf_excluded: bool = False
+    reuse: bool = False  # calls in the process's scratch buffer
+    _calls: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def calls(self) -> np.ndarray:
+        """Clusters x cycles, BCL bytes (made on first use)."""
+        if self._calls is None:
+            self._calls = self.columns.cluster_major(reuse=self.reuse)
+        return self._calls
 
 
 @dataclass
@@ -76,22 +126,12 @@ class RunLayout:
                 raise ConversionError(f"has no L{lane:03d} folder for lane {lane}", self.basecalls)
             self.lanes[lane] = self._lane(lane, folder, listed.get(lane))
         self._slocs: tuple[np.ndarray, np.ndarray] | None = None
-        self._cbcl_headers: dict[Path, formats.CbclHeader] = {}
+        self._cbcl_headers: dict[
+            tuple[int, int, int], formats.CbclHeader
+        ] = {}  # lane, surface, cycle
         # Lane-wide files every tile of a lane reads (bgzf offsets, a NextSeq lane's
         # filter and positions): read once, not once per tile.
         self._lane_files: dict[Path, object] = {}
-
-    def load_headers(self, cycles: list[int]) -> None:
-        """Read every CBCL header the conversion needs once, before workers start
-        (they inherit them), instead of once per tile."""
-        for layout in self.lanes.values():
-            if layout.kind != "cbcl":
-                continue
-            for surface in sorted(set(layout.cbcl_surfaces.values())):
-                for cycle in cycles:
-                    path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
-                    if path.exists():
-                        self._cbcl_headers[path] = formats.read_cbcl_header(path)
 
     # ------------------------------------------------------------ discovery
 
@@ -140,26 +180,43 @@ class RunLayout:
 
     # ------------------------------------------------------------ reading
 
-    def read_tile(self, lane: int, tile: int, cycles: list[int]) -> TileData:
+    def read_tile(self, lane: int, tile: int, cycles: list[int], reuse: bool = False) -> TileData:
+        """One tile's calls of the cycles asked for, filter and positions. With reuse,
+        the calls may sit in the process's scratch buffers (native.scratch), which
+        the next read_tile with reuse overwrites."""
         layout = self.lanes[lane]
         passed = self._filter(layout, tile)
         x, y = self._positions(layout, tile, len(passed))
         excluded = False
         if layout.kind == "bcl":
-            by_cycle = np.empty((len(cycles), len(passed)), dtype=np.uint8)
-            for row, cycle in enumerate(cycles):
-                by_cycle[row] = formats.read_bcl(
-                    self._bcl_path(layout, cycle, tile), expected_clusters=len(passed)
-                )
-            calls = transpose(by_cycle)
+            columns = self._read_bcl(layout, tile, cycles, len(passed), reuse)
         elif layout.kind == "bgzf":
-            calls = self._read_bgzf(layout, tile, cycles, len(passed))
+            columns = self._read_bgzf(layout, tile, cycles, len(passed))
         else:
-            calls, excluded = self._read_cbcl(layout, tile, cycles, passed)
+            columns, excluded = self._read_cbcl(layout, tile, cycles, passed)
             if excluded:
                 x, y = x[passed], y[passed]
                 passed = np.ones(int(passed.sum()), dtype=bool)
-        return TileData(lane, tile, calls, passed, x, y, excluded)
+        return TileData(lane, tile, columns, passed, x, y, excluded, reuse)
+
+    def _read_bcl(
+        self, layout: LaneLayout, tile: int, cycles: list[int], n: int, reuse: bool
+    ) -> Columns:
+        # With reuse, plain files are read straight into one buffer the process keeps
+        # (no allocation per file, nothing to fault in again for the next tile).
+        rows = native.scratch("cycles", len(cycles) * (n + 4)).reshape(-1, n + 4) if reuse else None
+        columns = []
+        folder = str(layout.folder)
+        for row, cycle in enumerate(cycles):
+            if rows is not None:
+                plain = f"{folder}/C{cycle}.1/s_{layout.lane}_{tile}.bcl"
+                try:
+                    columns.append(formats.read_bcl_into(plain, rows[row]))
+                    continue
+                except FileNotFoundError:
+                    pass  # perhaps gzipped: found below
+            columns.append(formats.read_bcl(self._bcl_path(layout, cycle, tile), n))
+        return Columns(columns, n)
 
     def _bcl_path(self, layout: LaneLayout, cycle: int, tile: int) -> Path:
         folder = layout.folder / f"C{cycle}.1"
@@ -171,15 +228,15 @@ class RunLayout:
             return zipped
         raise ConversionError(f"tile {tile} is missing from cycle {cycle}", plain)
 
-    def _read_bgzf(self, layout: LaneLayout, tile: int, cycles: list[int], n: int) -> np.ndarray:
-        by_cycle = np.empty((len(cycles), n), dtype=np.uint8)
+    def _read_bgzf(self, layout: LaneLayout, tile: int, cycles: list[int], n: int) -> Columns:
+        columns = []
         if layout.bci_counts[tile] != n:
             raise ConversionError(
                 f"gives tile {tile} {layout.bci_counts[tile]} clusters, its filter {n}",
                 layout.folder / f"s_{layout.lane}.bci",
             )
         position = layout.bci_order.index(tile)
-        for column, cycle in enumerate(cycles):
+        for cycle in cycles:
             path = layout.folder / f"{cycle:04d}.bcl.bgzf"
             if not path.exists():
                 raise ConversionError(f"cycle {cycle} is missing", path)
@@ -187,41 +244,71 @@ class RunLayout:
                 path.with_name(path.name + ".bci"),
                 lambda bci: formats.read_bgzf_offsets(bci, len(layout.bci_order)),
             )
-            by_cycle[column] = formats.read_bgzf_tile(path, offsets[position], n)
-        return transpose(by_cycle)
+            columns.append(formats.read_bgzf_tile(path, offsets[position], n))
+        return Columns(columns, n)
 
     def _read_cbcl(
         self, layout: LaneLayout, tile: int, cycles: list[int], passed: np.ndarray
-    ) -> tuple[np.ndarray, bool]:
+    ) -> tuple[Columns, bool]:
         surface = layout.cbcl_surfaces[tile]
-        columns = []
-        excluded_flags = set()
+        headers, blocks = [], []
+        passing = int(passed.sum())
         for cycle in cycles:
-            path = layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
-            if not path.exists():
-                raise ConversionError(f"cycle {cycle} (tile {tile}) is missing", path)
-            header = self._cbcl_headers.get(path) or formats.read_cbcl_header(path)
-            if tile not in header.tiles:
-                raise ConversionError(f"tile {tile} is missing from cycle {cycle}", path)
-            expected = int(passed.sum()) if header.non_pf_excluded else len(passed)
-            if header.tiles[tile].clusters != expected:
-                raise ConversionError(
-                    f"tile {tile} has {header.tiles[tile].clusters} clusters where its filter "
-                    f"file has {expected}{' passing' if header.non_pf_excluded else ''}",
-                    path,
-                )
-            excluded_flags.add(header.non_pf_excluded)
-            columns.append(formats.read_cbcl_tile(header, tile))
+            key = (layout.lane, surface, cycle)
+            header = self._cbcl_headers.get(key)
+            path = header.path if header else self._cbcl_path(layout, cycle, surface)
+            try:
+                # One open a cycle: the header (the first time) and the tile's block.
+                with open(path, "rb") as stream:
+                    if header is None:
+                        header = self._cbcl_headers[key] = formats.read_cbcl_header(path, stream)
+                    self._check_cbcl_tile(header, tile, cycle, passing, len(passed))
+                    headers.append(header)
+                    blocks.append(formats.read_cbcl_block(header, tile, stream))
+            except FileNotFoundError:
+                raise ConversionError(f"cycle {cycle} (tile {tile}) is missing", path) from None
+            except OSError as error:
+                raise ConversionError(f"cannot be read ({error.strerror})", path) from None
+        excluded_flags = {header.non_pf_excluded for header in headers}
         if len(excluded_flags) > 1:
             raise ConversionError(
                 f"tile {tile}: some cycles exclude non-PF clusters and some do not", layout.folder
             )
         excluded = excluded_flags.pop() if excluded_flags else False
-        n = int(passed.sum()) if excluded else len(passed)
-        by_cycle = np.empty((len(cycles), n), dtype=np.uint8)
-        for row, values in enumerate(columns):
-            by_cycle[row] = values
-        return transpose(by_cycle), excluded
+        n = passing if excluded else len(passed)
+        packings = {header.bits_per_quality for header in headers}
+        if len(packings) == 1:
+            # Each cycle's nibbles (or bytes) go through that file's own quality bins;
+            # the cycles share a handful of codings (usually one).
+            codings: dict[tuple, int] = {}
+            table_of = np.array(
+                [codings.setdefault(h.coding, len(codings)) for h in headers], dtype=np.int64
+            )
+            tables = np.zeros((len(codings), 256), dtype=np.uint8)
+            for coding, row in codings.items():
+                tables[row] = formats.coding_lookup(coding)
+            return Columns(blocks, n, tables, table_of, packings == {2}), excluded
+        columns = [
+            formats.cbcl_calls(header, tile, block)
+            for header, block in zip(headers, blocks, strict=True)
+        ]
+        return Columns(columns, n), excluded
+
+    @staticmethod
+    def _check_cbcl_tile(header, tile: int, cycle: int, passing: int, total: int) -> None:
+        if tile not in header.tiles:
+            raise ConversionError(f"tile {tile} is missing from cycle {cycle}", header.path)
+        expected = passing if header.non_pf_excluded else total
+        if header.tiles[tile].clusters != expected:
+            raise ConversionError(
+                f"tile {tile} has {header.tiles[tile].clusters} clusters where its filter "
+                f"file has {expected}{' passing' if header.non_pf_excluded else ''}",
+                header.path,
+            )
+
+    @staticmethod
+    def _cbcl_path(layout: LaneLayout, cycle: int, surface: int) -> Path:
+        return layout.folder / f"C{cycle}.1" / f"L{layout.lane:03d}_{surface}.cbcl"
 
     def _filter(self, layout: LaneLayout, tile: int) -> np.ndarray:
         lane = layout.lane

@@ -1,14 +1,20 @@
-"""An optional compiled loop for the commonest FASTQ layout, built at first use.
+"""Compiled loops for the per-tile hot paths, built at first use.
 
-numpy lays out records in several passes over a tile (look-ups, copies, a padding
-mask); this C loop writes each record in one pass and counts its Q30 bases and
-quality sum on the way. It is compiled with the system's C compiler into a cache
-folder the first time a converter needs it; without a compiler (or with
-REFINERY_BCL_NATIVE=0) the numpy path in processors.bcl.fastq does the same work,
+Two loops, in one small C library:
+
+- `cluster_major`: a tile's per-cycle base calls (CBCL's packed nibbles through the
+  file's quality bins, or BCL bytes) → one clusters x cycles array of BCL bytes, a
+  block of clusters at a time so the block stays in cache; one pass instead of
+  numpy's look-up, copy and transposition.
+- `fastq_records`: FASTQ records for the commonest layout (no UMI, no adapter
+  trimming, Picard's rules off), each written in one pass, picking the tile's rows
+  in output order and counting each record's Q30 bases and quality sum on the way.
+  The byte loops are written so the compiler vectorises them (no table look-ups).
+
+The library is compiled with the system's C compiler into a cache folder the first
+time a converter needs it; without a compiler (or with REFINERY_BCL_NATIVE=0) the
+numpy paths in processors.bcl.layout and processors.bcl.fastq do the same work,
 byte for byte (tests/processors/bcl/test_native.py compares them).
-
-It covers records with no UMI, no adapter trimming and Picard's rules off; the
-converter uses numpy for the rest.
 """
 
 from __future__ import annotations
@@ -24,9 +30,180 @@ import numpy as np
 
 SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char BASE[4] = {'A', 'C', 'G', 'T'};
+/* 8 x 8 bytes: rows[k] byte i → rows[i] byte k (a transposition in registers). */
+static inline void transpose8(uint64_t r[8]) {
+    uint64_t t;
+    for (int k = 0; k < 8; k += 2) {
+        t = ((r[k] >> 8) ^ r[k + 1]) & 0x00FF00FF00FF00FFULL;
+        r[k + 1] ^= t; r[k] ^= t << 8;
+    }
+    for (int k = 0; k < 8; k += 4) for (int j = k; j < k + 2; j++) {
+        t = ((r[j] >> 16) ^ r[j + 2]) & 0x0000FFFF0000FFFFULL;
+        r[j + 2] ^= t; r[j] ^= t << 16;
+    }
+    for (int j = 0; j < 4; j++) {
+        t = ((r[j] >> 32) ^ r[j + 4]) & 0x00000000FFFFFFFFULL;
+        r[j + 4] ^= t; r[j] ^= t << 32;
+    }
+}
+
+/* Eight clusters (from start) of cycle c as the 8 bytes of one integer. */
+static inline __attribute__((always_inline)) uint64_t gather8(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int mode, int64_t c, int64_t start)
+{
+    const uint8_t *src = sources[c];
+    uint64_t v = 0;
+    if (mode == 2) {  /* packed: a byte's two nibbles through the cycle's pair table */
+        const uint16_t *t = pairs + table_of[c] * 256;
+        const uint8_t *at = src + (start >> 1);
+        for (int b = 0; b < 4; b++) v |= (uint64_t)t[at[b]] << (16 * b);
+    } else if (mode == 1) {  /* bytes through the cycle's table */
+        const uint8_t *t = tables + table_of[c] * 256;
+        for (int b = 0; b < 8; b++) v |= (uint64_t)t[src[start + b]] << (8 * b);
+    } else {  /* bytes as they are */
+        for (int b = 0; b < 8; b++) v |= (uint64_t)src[start + b] << (8 * b);
+    }
+    return v;
+}
+
+static inline __attribute__((always_inline)) void blocks8(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int mode, int64_t whole, int64_t wide, int64_t cycles,
+    uint8_t *out)
+{
+    /* Blocks of BLOCK clusters, so each cycle's source is visited once per block. */
+    enum { BLOCK = 64 };
+    for (int64_t first = 0; first < whole; first += BLOCK) {
+        int64_t last = first + BLOCK < whole ? first + BLOCK : whole;
+        for (int64_t c0 = 0; c0 < wide; c0 += 8) {
+            for (int64_t start = first; start < last; start += 8) {
+                uint64_t r[8];
+                for (int k = 0; k < 8; k++)
+                    r[k] = gather8(sources, tables, pairs, table_of, mode, c0 + k, start);
+                transpose8(r);
+                for (int i = 0; i < 8; i++) {
+                    uint8_t *row = out + (start + i) * cycles + c0;
+                    for (int b = 0; b < 8; b++) row[b] = (uint8_t)(r[i] >> (8 * b));
+                }
+            }
+        }
+    }
+}
+
+/* sources[c]: cycle c's calls for the tile; packed: two clusters a byte, low nibble
+   first, each nibble mapped through table table_of[c] (tables[table_of[c] * 256 +
+   nibble]; pairs holds the same as one uint16 per byte, low nibble's call first);
+   else one byte a cluster, mapped through its table (or kept when tables is NULL).
+   Eight clusters by eight cycles at a time: gathered as 8 integers, transposed in
+   registers, stored as 8 bytes per cluster. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_SSSE3_PATH 1
+
+/* 16 clusters by 16 cycles at a time. CBCL (packed): each cycle's 8 packed bytes
+   split into 16 nibbles and looked up in its 16-entry table with one shuffle; BCL
+   (tables NULL): each cycle's 16 bytes as they are. The 16 x 16 bytes are then
+   transposed with four rounds of byte interleaving. */
+__attribute__((target("ssse3"), always_inline))
+static inline void blocks16(
+    const uint8_t *const *sources, const uint8_t *tables, const int64_t *table_of,
+    const int packed, int64_t whole, int64_t wide, int64_t cycles, uint8_t *out)
+{
+    enum { BLOCK = 64 };
+    const __m128i low = _mm_set1_epi8(0x0F);
+    for (int64_t first = 0; first < whole; first += BLOCK) {
+        int64_t last = first + BLOCK < whole ? first + BLOCK : whole;
+        for (int64_t c0 = 0; c0 < wide; c0 += 16) {
+            __m128i table[16];
+            for (int k = 0; k < 16 && packed; k++)
+                table[k] = _mm_loadu_si128((const __m128i *)(tables + table_of[c0 + k] * 256));
+            for (int64_t start = first; start < last; start += 16) {
+                __m128i r[16], t[16];
+                for (int k = 0; k < 16; k++) {
+                    const uint8_t *src = sources[c0 + k];
+                    if (packed) {
+                        __m128i two = _mm_loadl_epi64((const __m128i *)(src + (start >> 1)));
+                        __m128i nibbles = _mm_unpacklo_epi8(
+                            _mm_and_si128(two, low), _mm_and_si128(_mm_srli_epi16(two, 4), low));
+                        r[k] = _mm_shuffle_epi8(table[k], nibbles);
+                    } else {
+                        r[k] = _mm_loadu_si128((const __m128i *)(src + start));
+                    }
+                }
+                for (int round = 0; round < 4; round++) {
+                    for (int k = 0; k < 8; k++) {
+                        t[2 * k] = _mm_unpacklo_epi8(r[k], r[k + 8]);
+                        t[2 * k + 1] = _mm_unpackhi_epi8(r[k], r[k + 8]);
+                    }
+                    for (int k = 0; k < 16; k++) r[k] = t[k];
+                }
+                for (int i = 0; i < 16; i++)
+                    _mm_storeu_si128((__m128i *)(out + (start + i) * cycles + c0), r[i]);
+            }
+        }
+    }
+}
+
+__attribute__((target("ssse3")))
+static void packed16(
+    const uint8_t *const *sources, const uint8_t *tables, const int64_t *table_of,
+    int64_t whole, int64_t wide, int64_t cycles, uint8_t *out)
+{
+    blocks16(sources, tables, table_of, 1, whole, wide, cycles, out);
+}
+
+__attribute__((target("ssse3")))
+static void plain16(
+    const uint8_t *const *sources, int64_t whole, int64_t wide, int64_t cycles, uint8_t *out)
+{
+    blocks16(sources, NULL, NULL, 0, whole, wide, cycles, out);
+}
+#endif
+
+void cluster_major(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int64_t packed, int64_t n, int64_t cycles, uint8_t *out)
+{
+    int64_t whole = n & ~(int64_t)7, wide = cycles & ~(int64_t)7;
+#ifdef HAVE_SSSE3_PATH
+    __builtin_cpu_init();
+    if ((packed || !tables) && __builtin_cpu_supports("ssse3")) {
+        whole = n & ~(int64_t)15;
+        wide = cycles & ~(int64_t)15;
+        if (packed) packed16(sources, tables, table_of, whole, wide, cycles, out);
+        else plain16(sources, whole, wide, cycles, out);
+    } else
+#endif
+    if (packed) blocks8(sources, tables, pairs, table_of, 2, whole, wide, cycles, out);
+    else if (tables) blocks8(sources, tables, pairs, table_of, 1, whole, wide, cycles, out);
+    else blocks8(sources, tables, pairs, table_of, 0, whole, wide, cycles, out);
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t c = i < whole ? wide : 0; c < cycles; c++) {
+            const uint8_t *src = sources[c];
+            uint8_t v = packed ? (uint8_t)((i & 1) ? src[i >> 1] >> 4 : src[i >> 1] & 15)
+                               : src[i];
+            out[i * cycles + c] = tables ? tables[table_of[c] * 256 + v] : v;
+        }
+    }
+}
+
+/* cluster_major for clusters first..first+n-1 (first even when packed). */
+int64_t cluster_range(
+    const uint8_t *const *sources, const uint8_t *tables, const uint16_t *pairs,
+    const int64_t *table_of, int64_t packed, int64_t first, int64_t n, int64_t cycles,
+    uint8_t *out)
+{
+    const uint8_t **shifted = malloc(sizeof(*shifted) * (size_t)(cycles ? cycles : 1));
+    if (!shifted) return -1;
+    for (int64_t c = 0; c < cycles; c++) shifted[c] = sources[c] + (packed ? first / 2 : first);
+    cluster_major(shifted, tables, pairs, table_of, packed, n, cycles, out);
+    free(shifted);
+    return 0;
+}
 
 static inline int write_number(uint8_t *p, int64_t value) {
     char digits[24];
@@ -37,61 +214,138 @@ static inline int write_number(uint8_t *p, int64_t value) {
     return count;
 }
 
-int64_t fastq_records(
-    const uint8_t *calls, int64_t n, int64_t width,
-    int64_t seq_start, int64_t seq_len,
-    const uint8_t *prefix, int64_t prefix_len,
-    const int64_t *x, const int64_t *y,
-    const uint8_t *middle, int64_t middle_len,
-    const uint8_t *flag,
-    const int64_t *index_starts, const int64_t *index_lens, int64_t index_count,
-    uint8_t *out, int64_t *ends, int64_t *q30, int64_t *qsum)
+/* A BCL byte's base letter: bits 0-1 A, C, G, T; 0 is a no-call (N). Arithmetic
+   rather than a table so the loop vectorises. */
+static inline void write_bases(uint8_t *restrict p, const uint8_t *restrict s, int64_t len) {
+    for (int64_t j = 0; j < len; j++) {
+        uint8_t c = s[j], b = c & 3;
+        uint8_t letter = (uint8_t)(65 + (b == 1) * 2 + (b == 2) * 6 + (b == 3) * 19);
+        p[j] = c ? letter : (uint8_t)'N';
+    }
+}
+
+/* Phred+33 of a BCL byte (bits 2-7; a no-call is Q2), with the Q30 count and sum. */
+static inline void write_qualities(
+    uint8_t *restrict p, const uint8_t *restrict s, int64_t len, int64_t *good, int64_t *sum)
 {
-    uint8_t *p = out;
+    uint32_t g = 0, t = 0;
+    for (int64_t j = 0; j < len; j++) {
+        uint8_t c = s[j];
+        uint8_t q = c ? (uint8_t)(c >> 2) : (uint8_t)2;
+        p[j] = (uint8_t)(q + 33);
+        t += q;
+        g += q >= 30;
+    }
+    *good = g;
+    *sum = t;
+}
+
+/* FASTQ records for `outputs` reads of the same clusters at once, so each cluster's
+   row (rows[i], or i) is fetched from memory once and the tile is read in its own
+   order. Output k takes bases [seq_starts[k], +seq_lens[k]) of the row after a name
+   ending in middles[k] (" <read>:"). Record i goes to outs[k] at cursors[k][g], g =
+   group[i] (its sample), which it advances: each group's records end up together,
+   in the tile's order. Its Q30 bases and quality sum go to q30[k][i], qsum[k][i].
+   Returns -1, writing nothing more, if a record would pass limits[k][g]. */
+int64_t fastq_records(
+    const uint8_t *calls, const int64_t *rows, int64_t n, int64_t width,
+    const int64_t *group,
+    const uint8_t *prefix, int64_t prefix_len,
+    const int64_t *x, const int64_t *y, const uint8_t *flag,
+    const int64_t *index_starts, const int64_t *index_lens, int64_t index_count,
+    int64_t outputs, const int64_t *seq_starts, const int64_t *seq_lens,
+    const uint8_t *const *middles, const int64_t *middle_lens,
+    uint8_t *const *outs, int64_t *const *cursors, const int64_t *const *limits,
+    int64_t *const *q30, int64_t *const *qsum)
+{
+    uint8_t name[160], tail[160];
     for (int64_t i = 0; i < n; i++) {
-        const uint8_t *row = calls + i * width;
+        const uint8_t *row = calls + (rows ? rows[i] : i) * width;
+        int64_t g = group ? group[i] : 0;
+        /* "<prefix><x>:<y>" and "<flag>:0:<index>\n", shared by every output */
+        uint8_t *p = name;
         memcpy(p, prefix, (size_t)prefix_len); p += prefix_len;
         p += write_number(p, x[i]);
         *p++ = ':';
         p += write_number(p, y[i]);
-        memcpy(p, middle, (size_t)middle_len); p += middle_len;
+        int64_t name_len = p - name;
+        p = tail;
         *p++ = flag[i]; *p++ = ':'; *p++ = '0'; *p++ = ':';
         for (int64_t k = 0; k < index_count; k++) {
             if (k) *p++ = '+';
-            const uint8_t *at = row + index_starts[k];
-            for (int64_t j = 0; j < index_lens[k]; j++) {
-                uint8_t c = at[j];
-                *p++ = c ? (uint8_t)BASE[c & 3] : 'N';
-            }
+            write_bases(p, row + index_starts[k], index_lens[k]);
+            p += index_lens[k];
         }
         *p++ = '\n';
-        const uint8_t *seq = row + seq_start;
-        for (int64_t j = 0; j < seq_len; j++) {
-            uint8_t c = seq[j];
-            p[j] = c ? (uint8_t)BASE[c & 3] : 'N';
+        int64_t tail_len = p - tail;
+        for (int64_t k = 0; k < outputs; k++) {
+            int64_t len = seq_lens[k];
+            int64_t size = name_len + middle_lens[k] + tail_len + 2 * len + 4;
+            if (cursors[k][g] + size > limits[k][g]) return -1;
+            uint8_t *o = outs[k] + cursors[k][g];
+            memcpy(o, name, (size_t)name_len); o += name_len;
+            memcpy(o, middles[k], (size_t)middle_lens[k]); o += middle_lens[k];
+            memcpy(o, tail, (size_t)tail_len); o += tail_len;
+            const uint8_t *seq = row + seq_starts[k];
+            write_bases(o, seq, len);
+            o += len;
+            *o++ = '\n'; *o++ = '+'; *o++ = '\n';
+            write_qualities(o, seq, len, &q30[k][i], &qsum[k][i]);
+            o += len;
+            *o++ = '\n';
+            cursors[k][g] += size;
         }
-        p += seq_len;
-        *p++ = '\n'; *p++ = '+'; *p++ = '\n';
-        int64_t good = 0, total = 0;
-        for (int64_t j = 0; j < seq_len; j++) {
-            uint8_t c = seq[j];
-            int q = c ? (c >> 2) : 2;
-            p[j] = (uint8_t)(q + 33);
-            total += q;
-            good += q >= 30;
-        }
-        p += seq_len;
-        *p++ = '\n';
-        ends[i] = (int64_t)(p - out);
-        q30[i] = good;
-        qsum[i] = total;
     }
-    return (int64_t)(p - out);
+    return 0;
 }
 """
 
 _LIBRARY = None
 _TRIED = False
+
+P, I64 = ctypes.c_void_p, ctypes.c_int64
+SIGNATURES = {
+    "cluster_major": (None, [P, P, P, P, I64, I64, I64, P]),
+    "cluster_range": (I64, [P, P, P, P, I64, I64, I64, I64, P]),
+    "fastq_records": (
+        I64,
+        [P, P, I64, I64, P, P, I64, P, P, P, P, P, I64, I64, P, P, P, P, P, P, P, P, P],
+    ),
+}
+
+
+_SCRATCH: dict[str, np.ndarray] = {}
+
+
+def scratch(name: str, size: int) -> np.ndarray:
+    """A flat uint8 buffer of at least size bytes kept for the process's next tile.
+
+    A tile's big arrays (its calls, its FASTQ text) are tens of megabytes: allocated
+    afresh, every tile pays page faults for them again (they are costly in a virtual
+    machine); reused, it does not. The caller must be done with the previous use."""
+    buffer = _SCRATCH.get(name)
+    if buffer is None or len(buffer) < size:
+        buffer = _SCRATCH[name] = np.empty(max(size, 1), dtype=np.uint8)
+    return buffer[:size]
+
+
+def release_scratch() -> None:
+    _SCRATCH.clear()
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory for reuse rather than hand it back to
+    the system after every tile (and fault it in again for the next one). For worker
+    processes only: memory stays at the process's peak, one tile's worth."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc: nothing to tune
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: bigger arrays use scratch()
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 16 << 20)
 
 
 def _cache_folder() -> Path:
@@ -100,7 +354,7 @@ def _cache_folder() -> Path:
 
 
 def library():
-    """The compiled loop, or None (no compiler, compile failed, or switched off)."""
+    """The compiled library, or None (no compiler, compile failed, or switched off)."""
     global _LIBRARY, _TRIED
     if _TRIED:
         return _LIBRARY
@@ -111,12 +365,12 @@ def library():
     try:
         folder = _cache_folder()
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"fastq_{digest}.so"
+        target = folder / f"bcl_{digest}.so"
         if not target.exists():
             with tempfile.TemporaryDirectory(dir=folder) as work:
-                source = Path(work) / "fastq.c"
+                source = Path(work) / "bcl.c"
                 source.write_text(SOURCE)
-                built = Path(work) / "fastq.so"
+                built = Path(work) / "bcl.so"
                 subprocess.run(
                     ["cc", "-O3", "-shared", "-fPIC", "-o", str(built), str(source)],
                     check=True,
@@ -127,53 +381,242 @@ def library():
         loaded = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError):
         return None
-    function = loaded.fastq_records
-    function.restype = ctypes.c_int64
-    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
-    function.argtypes += [ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    function.argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    function.argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-    function.argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    _LIBRARY = function
+    for name, (result, arguments) in SIGNATURES.items():
+        function = getattr(loaded, name)
+        function.restype = result
+        function.argtypes = arguments
+    _LIBRARY = loaded
     return _LIBRARY
 
 
+class Transposer:
+    """A tile's per-cycle calls (see the C comment on cluster_major), ready to turn
+    into clusters x cycles arrays, whole or a range of clusters at a time: sources,
+    tables and pointers are checked and laid out once. Build it only when library()
+    is not None."""
+
+    def __init__(
+        self,
+        sources: list[np.ndarray],
+        tables: np.ndarray | None,
+        packed: bool,
+        n: int,
+        table_of: np.ndarray | None = None,
+    ):
+        cycles = len(sources)
+        needed = (n + 1) // 2 if packed else n
+        for source in sources:
+            if source.dtype != np.uint8 or not source.flags.c_contiguous or len(source) < needed:
+                raise ValueError("each cycle's calls must be contiguous bytes covering the tile")
+        self.sources = sources  # kept alive while the pointers are in use
+        self.pointers = np.array([s.ctypes.data for s in sources] or [0], dtype=np.uintp)
+        self.tables = self.pairs = None
+        if tables is not None:
+            tables = np.ascontiguousarray(tables, dtype=np.uint8)
+            if table_of is None:
+                table_of = np.arange(cycles, dtype=np.int64)
+            table_of = np.ascontiguousarray(table_of, dtype=np.int64)
+            if tables.ndim != 2 or tables.shape[1] != 256 or table_of.shape != (cycles,):
+                raise ValueError("tables must hold 256 bytes each, table_of one per cycle")
+            if cycles and not 0 <= table_of.min() <= table_of.max() < len(tables):
+                raise ValueError("table_of names a table that is not there")
+            values = np.arange(256)
+            self.tables = tables
+            self.pairs = np.ascontiguousarray(
+                tables[:, values & 15].astype(np.uint16)
+                | (tables[:, values >> 4].astype(np.uint16) << 8)
+            )
+        self.table_of = table_of
+        self.packed, self.n, self.cycles = packed, n, cycles
+
+    def __call__(self, first: int = 0, last: int | None = None, buffer: str | None = None):
+        """Clusters first..last-1 (first even for packed calls) x every cycle; in the
+        process's scratch buffer of that name when buffer is given."""
+        last = self.n if last is None else last
+        if not 0 <= first <= last <= self.n or (self.packed and first % 2):
+            raise ValueError(f"clusters {first}..{last} are not a range of the tile")
+        n, cycles = last - first, self.cycles
+        if buffer:
+            out = scratch(buffer, n * cycles).reshape(n, cycles)
+        else:
+            out = np.empty((n, cycles), dtype=np.uint8)
+        if n and cycles:
+            status = library().cluster_range(
+                self.pointers.ctypes.data,
+                None if self.tables is None else self.tables.ctypes.data,
+                None if self.pairs is None else self.pairs.ctypes.data,
+                None if self.table_of is None else self.table_of.ctypes.data,
+                1 if self.packed else 0,
+                first,
+                n,
+                cycles,
+                out.ctypes.data,
+            )
+            if status:
+                raise MemoryError("cannot transpose the tile's calls")
+        return out
+
+
+def cluster_major(
+    sources: list[np.ndarray],
+    tables: np.ndarray | None,
+    packed: bool,
+    n: int,
+    reuse: bool = False,
+    table_of: np.ndarray | None = None,
+):
+    """(clusters x cycles) BCL bytes from per-cycle arrays (see the C comment), or
+    None when the compiled library is not available. tables: one 256-byte table per
+    cycle, or a few shared ones with table_of giving each cycle's (a few stay in the
+    fastest cache, one per cycle would not). With reuse, the array is the process's
+    scratch buffer, overwritten by the next call with reuse."""
+    if library() is None:
+        return None
+    return Transposer(sources, tables, packed, n, table_of)(buffer="calls" if reuse else None)
+
+
+MAX_OUTPUTS = 16
+MAX_NAME = 100  # prefix bytes the C loop's name buffer leaves room for (with x, y)
+
+
+def digits(values: np.ndarray) -> np.ndarray:
+    """Decimal digits of each value as the C loop writes it (negatives as 0)."""
+    values = np.maximum(np.asarray(values, dtype=np.int64), 0)
+    count = np.ones(len(values), dtype=np.int64)
+    power, top = 10, int(values.max()) if len(values) else 0
+    while power <= top:
+        count += values >= power
+        power *= 10
+    return count
+
+
 def fastq_records(
-    calls: np.ndarray,
-    seq: slice,
+    calls,
+    reads: list[tuple[slice, bytes]],
     prefix: bytes,
     x: np.ndarray,
     y: np.ndarray,
-    middle: bytes,
     flag: np.ndarray,
     index_spans: list[slice],
+    rows: np.ndarray | None = None,
+    group: np.ndarray | None = None,
+    groups: int = 1,
+    reuse: bool = False,
+    chunk: int = 4096,
 ):
-    """(text, record ends, Q30 bases per record, quality sum per record), or None
-    when the compiled loop is not available."""
-    function = library()
-    if function is None:
-        return None
-    calls = np.ascontiguousarray(calls, dtype=np.uint8)
-    n, width = calls.shape
-    seq_len = seq.stop - seq.start
+    """FASTQ text for the records of calls[rows] (every row when rows is None), one
+    per (bases, name's " <read>:") in reads, each record placed with its group's
+    (group[i] in 0..groups-1; all in group 0 when None) in rows' order: a list of
+    (text, group offsets (groups + 1: group g is text[offsets[g]:offsets[g + 1]]),
+    Q30 bases per record, quality sum per record), or None when the compiled library
+    is not available (or the layout is beyond it). x, y and flag are in rows' order.
+    With reuse, the texts are views of the process's scratch buffers, overwritten by
+    the next call with reuse.
+
+    calls is the tile's clusters x cycles array, or a Transposer: then the tile is
+    turned cluster-major `chunk` clusters at a time, each range written out while it
+    is still in cache (rows must be ascending), and no whole-tile array is made."""
+    lib = library()
     index_len = sum(s.stop - s.start for s in index_spans) + max(len(index_spans) - 1, 0)
-    record = len(prefix) + 2 * 20 + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
-    out = np.empty(max(n * record, 1), dtype=np.uint8)
-    ends = np.empty(n, dtype=np.int64)
-    q30 = np.empty(n, dtype=np.int64)
-    qsum = np.empty(n, dtype=np.int64)
+    if (
+        lib is None
+        or not 0 < len(reads) <= MAX_OUTPUTS
+        or len(prefix) > MAX_NAME
+        or index_len > 150
+        or any(len(middle) > 32 for _, middle in reads)
+    ):
+        return None
+    if isinstance(calls, Transposer):
+        if chunk <= 0 or chunk % 2:
+            raise ValueError("chunk must be a positive even number of clusters")
+        transposer, count, width = calls, calls.n, calls.cycles
+    else:
+        transposer = None
+        calls = np.ascontiguousarray(calls, dtype=np.uint8)
+        count, width = calls.shape
+    if rows is not None:
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        n = len(rows)
+        if n and (rows.min() < 0 or rows.max() >= count):
+            raise ValueError("rows outside the tile")
+        if transposer is not None and n and (np.diff(rows) <= 0).any():
+            raise ValueError("rows must be ascending to be written a range at a time")
+    else:
+        n = count
+        if transposer is not None:
+            rows = np.arange(count, dtype=np.int64)
+    for span in [seq for seq, _ in reads] + index_spans:
+        if not 0 <= span.start <= span.stop <= width:
+            raise ValueError("a read's cycles lie outside the calls")
     x = np.ascontiguousarray(x, dtype=np.int64)
     y = np.ascontiguousarray(y, dtype=np.int64)
     flag = np.ascontiguousarray(flag, dtype=np.uint8).reshape(-1)
-    starts = np.array([s.start for s in index_spans] or [0], dtype=np.int64)
+    if group is None:
+        group = np.zeros(n, dtype=np.int64)
+    group = np.ascontiguousarray(group, dtype=np.int64)
+    if not (len(x) == len(y) == len(flag) == len(group) == n):
+        raise ValueError("x, y, flag and group must have one value per record")
+    if n and not 0 <= group.min() <= group.max() < groups:
+        raise ValueError("group outside 0..groups-1")
+    per_group = np.bincount(group, minlength=groups).astype(np.int64)
+    names = np.bincount(group, weights=digits(x) + digits(y), minlength=groups).astype(np.int64)
+    keep = []  # every buffer the C loop writes or reads, alive until it returns
+    texts, starts, cursors, limits, q30, qsum, middles = [], [], [], [], [], [], []
+    for number, (seq, middle) in enumerate(reads):
+        seq_len = seq.stop - seq.start
+        fixed = len(prefix) + 1 + len(middle) + 4 + index_len + 1 + 2 * seq_len + 4
+        offsets = np.zeros(groups + 1, dtype=np.int64)
+        np.cumsum(per_group * fixed + names, out=offsets[1:])
+        size = int(offsets[-1])
+        texts.append(scratch(f"text{number}", size) if reuse else np.empty(size, np.uint8))
+        starts.append(offsets)
+        cursors.append(offsets[:-1].copy())
+        limits.append(np.ascontiguousarray(offsets[1:]))
+        q30.append(np.empty(n, dtype=np.int64))
+        qsum.append(np.empty(n, dtype=np.int64))
+        middles.append(np.frombuffer(middle, dtype=np.uint8))
+
+    def pointers(arrays):
+        table = np.array([a.ctypes.data for a in arrays], dtype=np.uintp)
+        keep.append(table)
+        return table.ctypes.data
+
+    index_starts = np.array([s.start for s in index_spans] or [0], dtype=np.int64)
     lengths = np.array([s.stop - s.start for s in index_spans] or [0], dtype=np.int64)
+    seq_starts = np.array([seq.start for seq, _ in reads], dtype=np.int64)
+    seq_lens = np.array([seq.stop - seq.start for seq, _ in reads], dtype=np.int64)
+    middle_lens = np.array([len(middle) for _, middle in reads], dtype=np.int64)
     prefix_buffer = np.frombuffer(prefix, dtype=np.uint8)
-    middle_buffer = np.frombuffer(middle, dtype=np.uint8)
-    total = function(
-        calls.ctypes.data, n, width, seq.start, seq_len,
-        prefix_buffer.ctypes.data, len(prefix), x.ctypes.data, y.ctypes.data,
-        middle_buffer.ctypes.data, len(middle), flag.ctypes.data,
-        starts.ctypes.data, lengths.ctypes.data, len(index_spans),
-        out.ctypes.data, ends.ctypes.data, q30.ctypes.data, qsum.ctypes.data,
-    )  # fmt: skip
-    return out[:total], ends, q30, qsum
+    texts_at, cursors_at, limits_at = pointers(texts), pointers(cursors), pointers(limits)
+    middles_at = pointers(middles)
+
+    def write(block: np.ndarray, block_rows, lo: int, hi: int) -> int:
+        """Records lo..hi-1, their rows in block (block_rows, or lo..hi-1 when None)."""
+        picked = [a[lo:] for a in q30], [a[lo:] for a in qsum]
+        return lib.fastq_records(
+            block.ctypes.data, None if block_rows is None else block_rows.ctypes.data,
+            hi - lo, width, group[lo:].ctypes.data,
+            prefix_buffer.ctypes.data, len(prefix),
+            x[lo:].ctypes.data, y[lo:].ctypes.data, flag[lo:].ctypes.data,
+            index_starts.ctypes.data, lengths.ctypes.data, len(index_spans),
+            len(reads), seq_starts.ctypes.data, seq_lens.ctypes.data, middles_at,
+            middle_lens.ctypes.data, texts_at, cursors_at, limits_at,
+            pointers(picked[0]), pointers(picked[1]),
+        )  # fmt: skip
+
+    status = 0
+    if transposer is None:
+        status = write(calls, rows, 0, n)
+    else:
+        bounds = np.searchsorted(rows, np.arange(0, count + chunk, chunk))
+        for number, first in enumerate(range(0, count, chunk)):
+            lo, hi = int(bounds[number]), int(bounds[number + 1])
+            if hi > lo and status == 0:
+                block = transposer(first, min(first + chunk, count), buffer="chunk")
+                status = write(block, rows[lo:hi] - first, lo, hi)
+    if status != 0 or any(not np.array_equal(c, e) for c, e in zip(cursors, limits, strict=True)):
+        raise RuntimeError("FASTQ records did not fill the space laid out for them")
+    return [
+        (text, offsets, good, total)
+        for text, offsets, good, total in zip(texts, starts, q30, qsum, strict=True)
+    ]

@@ -24,6 +24,7 @@ from common.models import JOB_MODELS, Job, JobState, PausedKind
 from common.models.jobs import UNFINISHED
 from common.secrets import redact
 from runner.dispatch.base import Dispatcher, DispatchError, get_dispatcher
+from runner.engines import ENGINE_QUEUE, kept_for_engines
 from runner.registry import wait_reason
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,11 @@ def send_job_now(job: Job) -> bool:
 
 def dispatch_now(job: Job, dispatcher: Dispatcher | None = None) -> bool:
     """Hand a `created` job to the dispatcher, with a few quick retries, and mark
-    it queued; the caller has checked pauses and caps. Returns whether it was sent."""
+    it queued; the caller has checked pauses and caps. Returns whether it was sent.
+    A job kept for remote engines (REFINERY_ENGINE_PIPELINES) is queued in the
+    database for them instead."""
+    if kept_for_engines(job):
+        return job.mark_queued(ENGINE_QUEUE)
     dispatcher = dispatcher or get_dispatcher()
 
     @retry(

@@ -25,10 +25,11 @@ from django.utils import timezone
 
 from common.models import Job, JobState
 from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus, WorkEnd
+from runner.engines import ENGINE_RUNNABLE
 from runner.nomad.client import NomadError, call
 from runner.nomad.register import parent_states
-from runner.nomad.specs import all_parent_ids, parent_for
 from runner.nomad.task_end import is_child_id, own_allocation_id, task_end, template_wait
+from runner.nomad.worker_classes import all_parent_ids, parent_for
 
 LIVE = ("pending", "running")
 CLIENT_STATUS = {
@@ -165,7 +166,13 @@ class NomadDispatcher(Dispatcher):
         reason = self.placement_failure(job)
         if reason is None:
             return None
-        return f"not placed by Nomad within {limit} s: {reason}"
+        reason = f"not placed by Nomad within {limit} s: {reason}"
+        if getattr(job, "pipeline", "") in ENGINE_RUNNABLE:
+            reason += (
+                f"; if basecalling engines outside the cluster should run {job.pipeline} "
+                f"jobs, set REFINERY_ENGINE_PIPELINES={job.pipeline}"
+            )
+        return reason
 
     def _template_wait(self, job: Job) -> str | None:
         """What a placed task of the job waits for, if a template keeps it pending,

@@ -20,7 +20,8 @@ from typing import Any
 from django.conf import settings
 
 from runner.nomad.client import NomadError, call
-from runner.nomad.specs import PARENT_PREFIX, Specs
+from runner.nomad.specs import Specs
+from runner.nomad.worker_classes import PARENT_PREFIX
 
 EXACT_MAPS = frozenset({"Env", "Meta", "Config"})
 

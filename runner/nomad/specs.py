@@ -34,10 +34,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from common.models import Job
-from common.models.choices import JobKind, ProcessorPipeline, SurveySource
+from common.models.choices import SurveySource
 from common.secrets import redact_text
-from runner.dispatch.base import DispatchError
 from runner.nomad.task_env import TaskSettings, masked_env, task_settings
 from runner.nomad.task_spec import (
     NS_PER_S,
@@ -47,8 +45,11 @@ from runner.nomad.task_spec import (
     image,
     variable_path,
 )
+from runner.nomad.worker_classes import (
+    WorkerClass,
+    worker_classes,
+)
 
-PARENT_PREFIX = "REFINERY_"
 FOREMAN_JOB_ID = "REFINERY_FOREMAN"
 SCHEDULED_SURVEY_PREFIX = "REFINERY_SCHEDULED_SURVEY_"
 WATCH_PREFIX = "REFINERY_WATCH_"
@@ -58,99 +59,6 @@ GPU_DEVICE = {"Name": "nvidia/gpu", "Count": 1}
 # Nomad never retries a refinery job: the Foreman does, so that every attempt shows.
 NO_RESTART = {"Attempts": 0, "Mode": "fail"}
 NO_RESCHEDULE = {"Attempts": 0, "Unlimited": False}
-
-
-@dataclass(frozen=True)
-class WorkerClass:
-    """One family of parameterized jobs: a job kind, with or without a GPU."""
-
-    name: str  # "processor", "processor_gpu"
-    kind: str  # the JobKind its jobs are
-    image: str  # "transcriptome": refinery-transcriptome
-    cpu_mhz: int
-    ram_tiers_mb: tuple[int, ...]
-    gpu: bool = False
-
-    def parent_id(self, ram_mb: int) -> str:
-        return f"{PARENT_PREFIX}{self.name.upper()}_{ram_mb}"
-
-    def tier_for(self, ram_mb: int) -> int:
-        """The smallest tier that holds `ram_mb`."""
-        for tier in self.ram_tiers_mb:
-            if tier >= ram_mb:
-                return tier
-        raise DispatchError(
-            f"no Nomad RAM tier of {self.name} jobs holds {ram_mb} MB (the largest is "
-            f"{self.ram_tiers_mb[-1]} MB): add one to REFINERY_NOMAD_RAM_TIERS_MB and run "
-            "`manage.py nomad register`"
-        )
-
-    def parent_ids(self) -> list[str]:
-        return [self.parent_id(ram) for ram in self.ram_tiers_mb]
-
-
-def gpu_pipelines() -> frozenset[str]:
-    pipelines = frozenset(settings.REFINERY_NOMAD_GPU_PIPELINES)
-    unknown = sorted(pipelines - set(ProcessorPipeline.values))
-    if unknown:
-        raise ImproperlyConfigured(
-            f"REFINERY_NOMAD_GPU_PIPELINES names unknown pipelines {unknown}: "
-            f"use some of {', '.join(ProcessorPipeline.values)}"
-        )
-    return pipelines
-
-
-def _ram_tiers(kind: str) -> tuple[int, ...]:
-    tiers = settings.REFINERY_NOMAD_RAM_TIERS_MB.get(kind)
-    if not tiers or not all(isinstance(t, int) and t >= 10 for t in tiers):
-        raise ImproperlyConfigured(
-            f"REFINERY_NOMAD_RAM_TIERS_MB[{kind!r}] must be a list of whole numbers of MB "
-            f"(at least 10), not {tiers!r}"
-        )
-    return tuple(sorted(set(tiers)))
-
-
-def worker_classes() -> list[WorkerClass]:
-    """Every worker class, in the order of JobKind; PROCESSOR_GPU only when some
-    pipeline needs a GPU."""
-    classes = []
-    for kind in JobKind.values:
-        base = WorkerClass(
-            name=kind,
-            kind=kind,
-            image=settings.REFINERY_NOMAD_IMAGES[kind],
-            cpu_mhz=settings.REFINERY_NOMAD_CPU_MHZ[kind],
-            ram_tiers_mb=_ram_tiers(kind),
-        )
-        classes.append(base)
-        if kind == JobKind.PROCESSOR and gpu_pipelines():
-            classes.append(
-                WorkerClass(
-                    name=f"{kind}_gpu",
-                    kind=kind,
-                    image=base.image,
-                    cpu_mhz=base.cpu_mhz,
-                    ram_tiers_mb=base.ram_tiers_mb,
-                    gpu=True,
-                )
-            )
-    return classes
-
-
-def worker_class_for(job: Job) -> WorkerClass:
-    gpu = job.kind == JobKind.PROCESSOR and getattr(job, "pipeline", "") in gpu_pipelines()
-    return next(c for c in worker_classes() if c.kind == job.kind and c.gpu == gpu)
-
-
-def parent_for(job: Job) -> str:
-    """The parameterized job that runs `job`: its class, at the smallest RAM tier
-    that holds the job's ram_mb."""
-    worker = worker_class_for(job)
-    return worker.parent_id(worker.tier_for(job.ram_mb))
-
-
-def all_parent_ids() -> list[str]:
-    return [parent for worker in worker_classes() for parent in worker.parent_ids()]
 
 
 # --- the jobs ----------------------------------------------------------------------------

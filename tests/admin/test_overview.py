@@ -165,3 +165,16 @@ def test_times_read_with_seconds_and_zone_as_in_the_cli(admin_client, every_stat
     beat = timezone.localtime(timezone.now(), timezone.get_fixed_timezone(0))
     assert f"last pass at {beat:%Y-%m-%d} " in html and " UTC (" in html
     assert "+00:00" not in html.split("<h2>Plots</h2>")[0]
+
+
+def test_the_counts_of_every_window_take_one_query_per_kind(every_state, django_assert_num_queries):
+    """Each kind's counts for the hour, the day and the week come from one grouped
+    query with a filtered count per window."""
+    now = timezone.now()
+    with django_assert_num_queries(3):
+        counts = stats.counts(now)
+    assert counts["1h"]["processor"]["succeeded"] == 2
+    assert counts["24h"]["downloader"]["failed"] == 0  # three days old
+    assert counts["7d"]["downloader"]["failed"] == 1
+    assert counts["7d"]["survey"]["created"] == 0  # ten days old
+    assert counts["1h"]["processor"]["created"] == 1

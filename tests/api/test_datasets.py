@@ -133,7 +133,7 @@ def test_a_dataset_of_an_experiment_matches_the_per_sample_results(study, user_c
 
 def test_tpm_of_a_sample_in_two_runs_is_their_mean(study, user_client, monkeypatch):
     # One gene per gzip member: the file is several members, read as one stream.
-    monkeypatch.setattr("processors.dataset_matrix.TSV_SLICE_ROWS", 1)
+    monkeypatch.setattr("processors.dataset_files.TSV_SLICE_ROWS", 1)
     response = user_client.post(
         "/api/datasets/", {"samples": ["SAMN2", "SAMN3"], "value": "tpm"}, format="json"
     )

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from common import storage as storage_module
 from common.storage import LocalStorage, S3Storage, StorageError
+from common.storage import s3 as storage_module
 
 
 @pytest.fixture

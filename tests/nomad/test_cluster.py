@@ -30,7 +30,7 @@ from common.models.choices import JobKind
 from common.storage import permanent_storage
 from demo.nomad_standin import NomadStandin, fake_node
 from runner.dispatch import send_job_now
-from runner.nomad.specs import all_parent_ids
+from runner.nomad.worker_classes import all_parent_ids
 from tests.conftest import PROJECT, current_database_url
 from tests.ensembl_fixtures import FUNGI
 from tests.nomad.conftest import BIG_NODE, run_on_this_machine, use_standin

@@ -14,7 +14,8 @@ from django.core.management.base import CommandError
 from common.models.choices import JobKind
 from runner.nomad import specs
 from runner.nomad.register import differences, register_all
-from runner.nomad.specs import SpecOptions, all_jobs, all_specs, worker_classes
+from runner.nomad.specs import SpecOptions, all_jobs, all_specs
+from runner.nomad.worker_classes import parent_for, worker_classes
 
 SECRET_ENV = {
     "DATABASE_URL": "postgres://refinery:db-pass-123456@db.internal:5432/refinery",
@@ -207,19 +208,19 @@ def test_tier_choice_and_missing_tiers(settings):
     from common.models import DownloaderJob, ProcessorJob, SurveyJob
     from runner.dispatch import DispatchError
 
-    assert specs.parent_for(SurveyJob(ram_mb=1024)) == "REFINERY_SURVEY_1024"
-    assert specs.parent_for(SurveyJob(ram_mb=1025)) == "REFINERY_SURVEY_2048"
-    assert specs.parent_for(DownloaderJob(ram_mb=2048)) == "REFINERY_DOWNLOADER_4096"
-    assert specs.parent_for(ProcessorJob(ram_mb=100)) == "REFINERY_PROCESSOR_1024"
-    assert specs.parent_for(ProcessorJob(ram_mb=12288)) == "REFINERY_PROCESSOR_12288"
+    assert parent_for(SurveyJob(ram_mb=1024)) == "REFINERY_SURVEY_1024"
+    assert parent_for(SurveyJob(ram_mb=1025)) == "REFINERY_SURVEY_2048"
+    assert parent_for(DownloaderJob(ram_mb=2048)) == "REFINERY_DOWNLOADER_4096"
+    assert parent_for(ProcessorJob(ram_mb=100)) == "REFINERY_PROCESSOR_1024"
+    assert parent_for(ProcessorJob(ram_mb=12288)) == "REFINERY_PROCESSOR_12288"
     with pytest.raises(DispatchError, match="no Nomad RAM tier of processor jobs holds 70000 MB"):
-        specs.parent_for(ProcessorJob(ram_mb=70000))
+        parent_for(ProcessorJob(ram_mb=70000))
     settings.REFINERY_NOMAD_GPU_PIPELINES = ["file_summary"]
     assert (
-        specs.parent_for(ProcessorJob(ram_mb=3000, pipeline="file_summary"))
+        parent_for(ProcessorJob(ram_mb=3000, pipeline="file_summary"))
         == "REFINERY_PROCESSOR_GPU_4096"
     )
-    assert specs.parent_for(ProcessorJob(ram_mb=3000, pipeline="smoke_test")) == (
+    assert parent_for(ProcessorJob(ram_mb=3000, pipeline="smoke_test")) == (
         "REFINERY_PROCESSOR_4096"
     )
     settings.REFINERY_NOMAD_RAM_TIERS_MB = {**settings.REFINERY_NOMAD_RAM_TIERS_MB, "survey": []}

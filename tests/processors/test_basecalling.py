@@ -35,7 +35,7 @@ from foreman.heartbeat import record_beat
 from foreman.passes import Foreman
 from processors.basecalling import bam
 from processors.basecalling.reads import fastq_records
-from runner.nomad.specs import parent_for
+from runner.nomad.worker_classes import parent_for
 from runner.registry import work_for
 from tests.attacks import run_queued_jobs
 from tests.nanopore import install_dorado_standin, survey_nanopore

@@ -23,7 +23,7 @@ from common.models.choices import DownloaderTask, ProcessorPipeline, SurveySourc
 from common.models.runs import RunState, SequencingRun
 from demo.illumina_run import LAYOUTS, add_sample_sheet, finish_run, write_run_folder
 from runner.job_logs import read_log
-from surveyor.illumina_folders import instrument_from_id
+from surveyor.illumina_files import instrument_from_id
 from tests.conftest import MANAGE, PROJECT
 
 pytestmark = pytest.mark.django_db(transaction=True)

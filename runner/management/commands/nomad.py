@@ -12,8 +12,9 @@ from common.commands import RefineryCommand
 from runner.dispatch.base import DispatchError
 from runner.nomad.checks import specification_leaks, startup_problems
 from runner.nomad.register import node_states, obsolete_jobs, parent_states, register_all
-from runner.nomad.specs import SpecOptions, Specs, all_parent_ids, all_specs, masked
+from runner.nomad.specs import SpecOptions, Specs, all_specs, masked
 from runner.nomad.task_env import env_warnings
+from runner.nomad.worker_classes import all_parent_ids
 
 
 class Command(RefineryCommand):

@@ -45,3 +45,61 @@ def test_compiled_and_numpy_paths_agree(tmp_path, monkeypatch):
         assert (tmp_path / "fast/Reports" / name).read_text() == (
             tmp_path / "slow/Reports" / name
         ).read_text()
+
+
+def test_compiled_transposition_matches_numpy(monkeypatch):
+    """cluster_major (CBCL nibbles through each cycle's bins, BCL bytes as they are)
+    gives numpy's answer, for cluster and cycle counts that are not multiples of the
+    loop's 8 x 8 blocks."""
+    monkeypatch.setattr(native, "_TRIED", False)
+    monkeypatch.setattr(native, "_LIBRARY", None)
+    if native.library() is None:
+        assert shutil.which("cc") is None  # no compiler: numpy alone, nothing to compare
+        return
+    rng = np.random.default_rng(5)
+    for n, cycles in ((1, 1), (7, 9), (8, 8), (37, 21), (1001, 318)):
+        tables = rng.integers(0, 256, (cycles, 256), dtype=np.uint8)
+        packed = [rng.integers(0, 256, (n + 1) // 2, dtype=np.uint8) for _ in range(cycles)]
+        nibbles = np.stack([np.stack([p & 15, p >> 4], axis=1).reshape(-1)[:n] for p in packed])
+        expected = np.take_along_axis(tables, nibbles.astype(np.intp), axis=1).T
+        assert np.array_equal(native.cluster_major(packed, tables, True, n), expected)
+        plain = [rng.integers(0, 256, n, dtype=np.uint8) for _ in range(cycles)]
+        assert np.array_equal(native.cluster_major(plain, None, False, n), np.stack(plain).T)
+        mapped = np.take_along_axis(tables, np.stack(plain).astype(np.intp), axis=1).T
+        assert np.array_equal(native.cluster_major(plain, tables, False, n), mapped)
+        again = native.cluster_major(plain, None, False, n, reuse=True)
+        assert np.array_equal(again, np.stack(plain).T)
+    native.release_scratch()
+
+
+def test_records_written_a_range_at_a_time_match_the_whole_tile(monkeypatch):
+    """fastq_records given a Transposer (the tile turned cluster-major a range of
+    clusters at a time, records placed by sample) writes what it writes from the
+    whole clusters x cycles array: same text, sample offsets and figures."""
+    monkeypatch.setattr(native, "_TRIED", False)
+    monkeypatch.setattr(native, "_LIBRARY", None)
+    if native.library() is None:
+        assert shutil.which("cc") is None
+        return
+    rng = np.random.default_rng(8)
+    n, cycles = 1003, 40
+    tables = rng.integers(0, 256, (2, 256), dtype=np.uint8)
+    table_of = rng.integers(0, 2, cycles)
+    packed = [rng.integers(0, 256, (n + 1) // 2, dtype=np.uint8) for _ in range(cycles)]
+    transposer = native.Transposer(packed, tables, True, n, table_of)
+    rows = np.flatnonzero(rng.random(n) < 0.8)  # gaps, as non-PF clusters leave
+    group = rng.integers(0, 5, len(rows))
+    x, y = rng.integers(0, 30000, len(rows)), rng.integers(0, 300, len(rows))
+    flag = np.full(len(rows), ord("N"), np.uint8)
+    reads = [(slice(0, 15), b" 1:"), (slice(22, 40), b" 2:")]
+    spans = [slice(15, 19), slice(19, 22)]
+    args = (reads, b"@M:1:FC:1:1101:", x, y, flag, spans)
+    whole = native.fastq_records(transposer(), *args, rows=rows, group=group, groups=5)
+    ranged = native.fastq_records(transposer, *args, rows=rows, group=group, groups=5, chunk=64)
+    for (text, offsets, q30, qsum), (text2, offsets2, q302, qsum2) in zip(
+        whole, ranged, strict=True
+    ):
+        assert text.tobytes() == text2.tobytes() and len(text) > 40_000
+        assert np.array_equal(offsets, offsets2)
+        assert np.array_equal(q30, q302) and np.array_equal(qsum, qsum2)
+    native.release_scratch()

@@ -1,223 +1,25 @@
-"""Temporary and permanent storage: a local folder or an S3 bucket, one interface.
-
-Every write is all-or-nothing: a local file is written beside its key and
-renamed into place; an S3 object is written as a multipart upload that is
-aborted on failure (or a single PUT), so a failed upload never leaves a partial
-object under the final key. The SHA-256 and size of what was written are
-computed while it streams.
-"""
+"""Storage in an S3 bucket (any S3-compatible endpoint): multipart uploads
+aborted on failure, server-side copies, presigned URLs."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import shutil
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from common.chunks import CHUNK
-from common.filenames import name_problem, shorten
+from common.storage.base import Storage, StorageError, StoredObject, clean_key
 
 S3_PARALLEL_PARTS = 4
 S3_MAX_COPY_OBJECT = 5 * 1024**3  # larger objects are copied in parts
 S3_COPY_PART_SIZE = 512 * 1024**2  # a part copied by the server: large, since no bytes move here
-
-
-class StorageError(Exception):
-    """A storage operation failed; the message says which key and why."""
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    size: int
-    sha256: str
-
-
-def sha256_of_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def clean_key(key: str) -> str:
-    """`key` when it is a relative key of plain names (see `common.filenames`):
-    no `..`, no absolute path, no empty, hidden or over-long segment, no control
-    character, so no key escapes its storage or makes an unusable local path."""
-    if not isinstance(key, str) or not key or key.startswith("/"):
-        raise StorageError(f"invalid storage key {shorten(key)}: use a relative path")
-    for part in key.split("/"):
-        problem = name_problem(part)
-        if problem is not None:
-            raise StorageError(
-                f"invalid storage key {shorten(key)}: its part {shorten(part)} is not a plain "
-                f"name ({problem})"
-            )
-    return key
-
-
-class Storage(ABC):
-    """Where files live: `put_file`/`put_stream` a file under a key, `fetch` it to a
-    local path, `open` it for streaming, `exists`, `delete`, `list` a prefix, and
-    give its `location` (stable, recorded in the database) and a `url` to fetch."""
-
-    def put_file(self, local_path: str | Path, key: str) -> StoredObject:
-        with open(local_path, "rb") as handle:
-            return self.put_stream(handle, key)
-
-    @abstractmethod
-    def put_stream(self, stream: BinaryIO, key: str) -> StoredObject: ...
-
-    def size(self, key: str) -> int:
-        """The stored object's size in bytes."""
-        raise NotImplementedError
-
-    def copy_from(self, source: Storage, source_key: str, key: str) -> StoredObject:
-        """Copy `source_key` of `source` here under `key`, all or nothing. This
-        default streams it through this process and hashes it; subclasses copy
-        without moving the bytes where they can (and then return an empty
-        `sha256`: read the copy back to check it)."""
-        with contextlib.closing(source.open(source_key)) as stream:
-            return self.put_stream(stream, key)
-
-    @abstractmethod
-    def fetch(self, key: str, local_path: str | Path) -> Path: ...
-
-    @abstractmethod
-    def open(self, key: str) -> BinaryIO: ...
-
-    @abstractmethod
-    def exists(self, key: str) -> bool: ...
-
-    @abstractmethod
-    def delete(self, key: str) -> None: ...
-
-    @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[str]: ...
-
-    @abstractmethod
-    def location(self, key: str) -> str: ...
-
-    @abstractmethod
-    def url(self, key: str) -> str: ...
-
-
-class LocalStorage(Storage):
-    """Storage in a folder of the local file system."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root).resolve()
-
-    def __repr__(self) -> str:
-        return f"LocalStorage({str(self.root)!r})"
-
-    def path(self, key: str) -> Path:
-        return self.root / clean_key(key)
-
-    def put_stream(self, stream: BinaryIO, key: str) -> StoredObject:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
-        digest, size = hashlib.sha256(), 0
-        try:
-            with open(partial, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return StoredObject(clean_key(key), size, digest.hexdigest())
-
-    def size(self, key: str) -> int:
-        try:
-            return self.path(key).stat().st_size
-        except FileNotFoundError:
-            raise StorageError(f"{self.location(key)} does not exist") from None
-
-    def copy_from(self, source: Storage, source_key: str, key: str) -> StoredObject:
-        """From another local folder: a hard link (same file system) under a
-        temporary name, renamed into place; else a streamed copy."""
-        if not isinstance(source, LocalStorage):
-            return super().copy_from(source, source_key, key)
-        origin, target = source.path(source_key), self.path(key)
-        if not origin.is_file():
-            raise StorageError(f"{source.location(source_key)} does not exist")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
-        try:
-            os.link(origin, partial)
-        except OSError:  # another file system, or links refused: copy
-            return super().copy_from(source, source_key, key)
-        try:
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return StoredObject(clean_key(key), target.stat().st_size, "")
-
-    def fetch(self, key: str, local_path: str | Path) -> Path:
-        source = self.path(key)
-        if not source.is_file():
-            raise StorageError(f"{self.location(key)} does not exist")
-        local_path = Path(local_path)
-        local_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, local_path)
-        return local_path
-
-    def open(self, key: str) -> BinaryIO:
-        try:
-            return open(self.path(key), "rb")
-        except FileNotFoundError:
-            raise StorageError(f"{self.location(key)} does not exist") from None
-
-    def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
-
-    def delete(self, key: str) -> None:
-        path = self.path(key)
-        path.unlink(missing_ok=True)
-        # Remove folders the key left empty, up to the root.
-        for parent in path.parents:
-            if parent == self.root or not parent.is_relative_to(self.root):
-                break
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        if not self.root.is_dir():
-            return
-        for dirpath, _dirnames, filenames in os.walk(self.root):
-            for name in filenames:
-                if ".partial-" in name:
-                    continue
-                key = Path(dirpath, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    yield key
-
-    def location(self, key: str) -> str:
-        return str(self.path(key))
-
-    def url(self, key: str) -> str:
-        return self.path(key).as_uri()
 
 
 class S3Storage(Storage):
@@ -432,25 +234,3 @@ def s3_client():
             max_pool_connections=S3_PARALLEL_PARTS * 4,
         ),
     )
-
-
-def storage_at(location: str) -> Storage:
-    """The storage a setting names: a folder path, or `s3://bucket/prefix`."""
-    if location.startswith("s3://"):
-        parts = urlsplit(location)
-        if not parts.netloc:
-            raise StorageError(f"{location!r} names no bucket: write s3://bucket/prefix")
-        return S3Storage(parts.netloc, parts.path)
-    if "://" in location:
-        raise StorageError(f"unsupported storage {location!r}: use a folder or s3://bucket/prefix")
-    return LocalStorage(location)
-
-
-def temporary_storage() -> Storage:
-    """Where downloaded raw files wait for their processors."""
-    return storage_at(settings.REFINERY_TEMP_STORAGE)
-
-
-def permanent_storage() -> Storage:
-    """Where results and job logs are kept."""
-    return storage_at(settings.REFINERY_PERMANENT_STORAGE)
