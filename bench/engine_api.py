@@ -82,7 +82,7 @@ def queue_jobs(count: int, round_name: str) -> list[int]:
     )
     for job, batch in zip(jobs, batches, strict=True):
         job.batches.add(batch)
-        job.mark_queued("bench")  # queued, as the dispatcher leaves them
+        job.mark_queued("local")  # queued, as the local dispatcher leaves them
     return [job.pk for job in jobs]
 
 
