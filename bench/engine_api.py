@@ -2,7 +2,7 @@
 per second for 1, 4 and 16 concurrent engines over HTTP, against the same
 claims made by the local workers' SQL in the same script.
 
-    .venv/bin/python bench/engine_api.py [--jobs 400] [--server-processes 1] [--database-url URL]
+    .venv/bin/python bench/engine_api.py [--jobs 400] [--server-processes N] [--database-url URL]
 
 PostgreSQL only: the bench creates a database of its own on the server that
 `--database-url` or DATABASE_URL names (and drops it at the end), or starts a
@@ -11,9 +11,10 @@ private throwaway server (demo.services.Postgres) when neither is set.
 - It queues `--jobs` basecalling jobs per round, each with a batch of one
   small file in (local) temporary storage, and registers 16 engines.
 - HTTP: bench/wsgi_server.py (Django's threaded development server, in
-  `--server-processes` pre-forked processes, with TCP_NODELAY and persistent
-  database connections, as a production server runs) serves the API; N
-  threads, each an engine with its own token, loop
+  `--server-processes` pre-forked processes, by default one per core, with
+  TCP_NODELAY and persistent database connections, as a production server
+  runs and as the README advises) serves the API; N threads, each an engine
+  with its own token, loop
   POST assign → POST keepalive → POST completed until the queue is empty. The
   completion reports a failure (`success=false`): what is measured is the
   API's bookkeeping (token, claim, the ASSIGNED folder of links, heartbeat,
@@ -179,7 +180,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=400, help="queued jobs per round")
     parser.add_argument(
-        "--server-processes", type=int, default=1, help="API server processes (default 1)"
+        "--server-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="API server processes (default: one per core, as a production server runs; "
+        "1 is one process, whose threads share one interpreter lock)",
     )
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
