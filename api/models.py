@@ -1,5 +1,5 @@
 """Basecalling engines: GPU servers outside the cluster that pull work through
-the API (api/engines.py). Each is a Django user of its own (its token is the
+the API (api/engines/). Each is a Django user of its own (its token is the
 engine's credential) and this row, which names it; what it runs is recorded on
 the ProcessorJobs themselves (runner/engines.py), not here."""
 

@@ -213,7 +213,7 @@ REFINERY_POD5_BATCH_FILES = env_int("REFINERY_POD5_BATCH_FILES", 10)
 REFINERY_DORADO = os.environ.get("REFINERY_DORADO", "dorado")
 REFINERY_DORADO_MODEL = os.environ.get("REFINERY_DORADO_MODEL", "hac")
 REFINERY_DORADO_OUTPUT = os.environ.get("REFINERY_DORADO_OUTPUT", "fastq")
-# Basecalling engines (GPU servers that pull work over the API, api/engines.py): with
+# Basecalling engines (GPU servers that pull work over the API, api/engines/): with
 # local storage, each assigned job's pod5 files are links in ASSIGNED_<job>_<engine>/
 # under this folder (the engines mount it at the same path); at most this many jobs
 # are handed out by one assign.

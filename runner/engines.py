@@ -1,5 +1,5 @@
 """Remote engines: workers outside the cluster (GPU servers running Dorado) that
-pull work over the REST API (api/engines.py) instead of claiming it from the
+pull work over the REST API (api/engines/) instead of claiming it from the
 database or being sent it by Nomad.
 
 An engine is a remote worker, with the same bookkeeping as any other: it claims

@@ -1,4 +1,4 @@
-"""Basecalls a remote engine made (api/engines.py), received by the refinery.
+"""Basecalls a remote engine made (api/engines/), received by the refinery.
 
 The engine ran Dorado on a batch's pod5 files and sends one output per pod5
 file (`<pod5 name without .pod5>.fastq.gz`, or `.bam`). Before anything is
