@@ -9,7 +9,18 @@ class ProcessorsConfig(AppConfig):
         """Tell the runner which function runs each pipeline, and which downloader
         task fetches its inputs."""
         from common.models.choices import DownloaderTask, ProcessorPipeline
-        from processors.basecalling import basecall_batch, why_dorado_cannot_run
+        from processors.basecalling import (
+            basecall_batch,
+            output_format,
+            pod5_link_names,
+            why_dorado_cannot_run,
+        )
+        from processors.basecalling.engine import (
+            local_inputs,
+            output_name,
+            record_engine_basecalls,
+            unknown_outputs,
+        )
         from processors.bcl2fastq import demultiplex_run, waits_for_archive
         from processors.dataset_matrix import build_dataset
         from processors.file_summary import summarise_files
@@ -17,7 +28,7 @@ class ProcessorsConfig(AppConfig):
         from processors.salmon_quant import quantify_run, waits_for_index
         from processors.smoke_test import run_smoke_test
         from processors.transcriptome_index import build_long_index, build_short_index
-        from runner.registry import register_pipeline
+        from runner.registry import EngineWork, register_pipeline
 
         register_pipeline(
             ProcessorPipeline.TRANSCRIPTOME_INDEX_LONG,
@@ -44,6 +55,14 @@ class ProcessorsConfig(AppConfig):
             DownloaderTask.POD5_BATCH,
             runs_here=why_dorado_cannot_run,
             needs="a GPU worker with Dorado (REFINERY_DORADO) or a basecalling engine",
+            engine=EngineWork(
+                input_names=pod5_link_names,
+                local_inputs=local_inputs,
+                output_format=output_format,
+                output_name=output_name,
+                unknown_outputs=unknown_outputs,
+                record=record_engine_basecalls,
+            ),
         )
         register_pipeline(
             ProcessorPipeline.ILLUMINA_RUN_ARCHIVE, archive_run, DownloaderTask.ILLUMINA_RUN

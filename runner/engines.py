@@ -35,15 +35,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from common.models import Job, JobState, ProcessorJob
-from common.models.choices import JobKind, ProcessorPipeline
+from common.models.choices import JobKind
+from runner.registry import engine_runnable
 from runner.work_dirs import remove_path
 
 logger = logging.getLogger(__name__)
 
 ENGINE_PREFIX = "engine:"
-# The pipelines an engine can run (the refinery checks their outputs with the
-# pipeline's own code).
-ENGINE_RUNNABLE = (ProcessorPipeline.BASECALLING,)
 # The dispatch id of a job queued in the database for engines, not sent anywhere.
 ENGINE_QUEUE = "engines"
 # The jobs an engine may take: queued by the local dispatcher or for engines.
@@ -80,11 +78,12 @@ def engine_pipelines() -> frozenset[str]:
     """REFINERY_ENGINE_PIPELINES: the pipelines whose jobs wait in the database
     for engines instead of being sent to the dispatcher."""
     pipelines = frozenset(settings.REFINERY_ENGINE_PIPELINES)
-    unknown = sorted(pipelines - set(ENGINE_RUNNABLE))
+    runnable = engine_runnable()
+    unknown = sorted(pipelines - set(runnable))
     if unknown:
         raise ImproperlyConfigured(
             f"REFINERY_ENGINE_PIPELINES names {unknown}, which engines cannot run: "
-            f"use some of {', '.join(ENGINE_RUNNABLE)}"
+            f"use some of {', '.join(runnable)}"
         )
     return pipelines
 
@@ -94,15 +93,18 @@ def kept_for_engines(job: Job) -> bool:
     return job.kind == JobKind.PROCESSOR and job.pipeline in engine_pipelines()
 
 
-def claim_for_engine(
-    name: str, version: str, pipelines: tuple[str, ...] = ENGINE_RUNNABLE
-) -> ProcessorJob | None:
-    """The oldest queued processor job of `pipelines` that an engine may take, now
-    running on the engine `name`; None when none waits. The local workers' claim:
-    two engines (or an engine and a worker) never take the same job."""
+def claim_for_engine(name: str, version: str) -> ProcessorJob | None:
+    """The oldest queued processor job that an engine may take (of a pipeline
+    engines run, queued locally or for engines), now running on the engine
+    `name`; None when none waits. The local workers' claim: two engines (or an
+    engine and a worker) never take the same job."""
     claim = f"{ENGINE_PREFIX}{name}:{uuid.uuid4().hex[:12]}"
     return ProcessorJob.claim_next(
-        engine_worker_id(name), version, claim, pipelines=pipelines, queued_as=ENGINE_CLAIMABLE
+        engine_worker_id(name),
+        version,
+        claim,
+        pipelines=engine_runnable(),
+        queued_as=ENGINE_CLAIMABLE,
     )
 
 

@@ -23,6 +23,26 @@ Work = Callable[[Job], Any]
 
 
 @dataclass(frozen=True)
+class EngineWork:
+    """What the engine API (api/engines/) needs from a pipeline that remote engines
+    run: the app that owns the pipeline registers it with the pipeline, so the API
+    reaches the pipeline's code through the registry and imports no pipeline app."""
+
+    # Each input file's name in the engine's folder, by the file's id.
+    input_names: Callable[[list], dict[int, str]]
+    # Where the job's inputs are on this machine (None when storage is not a folder).
+    local_inputs: Callable[[Job, list], dict[int, Any] | None]
+    output_format: Callable[[], str]
+    # The output an engine sends back for an input of this name, in this format.
+    output_name: Callable[[str, str], str]
+    # Why these upload names cannot complete the job ("" when they can).
+    unknown_outputs: Callable[[Job, list[str]], str]
+    # Check and record an engine's outputs with the pipeline's own steps; returns
+    # the job_context (the job leaves succeeded, or failed with why).
+    record: Callable[[Job, str, list, dict], Any]
+
+
+@dataclass(frozen=True)
 class Registered:
     name: str
     work: Work
@@ -36,6 +56,8 @@ class Registered:
     # can; a local worker then leaves its jobs queued for others), and what they need.
     runs_here: Callable[[], str] | None = None
     needs: str = ""
+    # A pipeline that remote engines may run (runner/engines.py): what the API needs.
+    engine: EngineWork | None = None
 
 
 _SOURCES: dict[str, Registered] = {}
@@ -66,6 +88,7 @@ def register_pipeline(
     waits_for: Callable[[Job], str] | None = None,
     runs_here: Callable[[], str] | None = None,
     needs: str = "",
+    engine: EngineWork | None = None,
 ) -> None:
     """`work(job)` runs a ProcessorJob of `pipeline`, whose batches' files the
     downloader task `downloader_task` fetches (None: its batches have no files to
@@ -73,7 +96,8 @@ def register_pipeline(
     if given, says why a job must stay `created` for now (what it needs does not
     exist yet), or "". `runs_here()`, if given, says why this machine cannot run
     the pipeline's jobs (a tool it lacks), or "": local workers leave them queued
-    for a machine that has what they `need`."""
+    for a machine that has what they `need`. `engine`, if given, lets remote
+    engines run the pipeline's jobs through the engine API."""
     name = ProcessorPipeline(pipeline).value
     task = DownloaderTask(downloader_task).value if downloader_task else ""
     _PIPELINES[name] = Registered(
@@ -83,7 +107,23 @@ def register_pipeline(
         waits_for=waits_for,
         runs_here=runs_here,
         needs=needs,
+        engine=engine,
     )
+
+
+def engine_runnable() -> tuple[str, ...]:
+    """The pipelines remote engines may run (registered with an EngineWork)."""
+    return tuple(name for name, entry in _PIPELINES.items() if entry.engine is not None)
+
+
+def engine_work(pipeline: str) -> EngineWork:
+    """What the engine API needs from `pipeline`; NotRegistered when engines do
+    not run it."""
+    work = _lookup(_PIPELINES, pipeline, "pipeline").engine
+    if work is None:
+        known = ", ".join(engine_runnable()) or "none"
+        raise NotRegistered(f"engines do not run {pipeline!r} jobs (they run: {known})")
+    return work
 
 
 def _lookup(table: dict[str, Registered], name: str, what: str) -> Registered:

@@ -4,7 +4,8 @@ where.
 
 The files are read with one statement written once (names from the models'
 `_meta`): the same files `processors.basecalling.engine.batch_files` reads,
-without building the ORM's query on every assignment.
+without building the ORM's query on every assignment. What depends on the
+pipeline (the files' names, the outputs) comes from its registered EngineWork.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from rest_framework.reverse import reverse
 
 from common.models import OriginalFile, ProcessorJob
 from common.storage import LocalStorage, temporary_storage
-from processors.basecalling import output_format, pod5_link_names
-from processors.basecalling.engine import local_inputs, output_name
 from runner.engines import make_assigned_folder
 from runner.pipeline import JobError
+from runner.registry import engine_work
 
 
 @cache
@@ -44,20 +44,21 @@ def job_files_sql(vendor: str) -> str:
 
 
 def job_files(job: ProcessorJob) -> list[tuple[OriginalFile, str]]:
-    """The job's pod5 files, each with its name in the engine's folder (as
-    `batch_files` gives them)."""
+    """The job's input files, each with its name in the engine's folder (as the
+    pipeline names them: `batch_files` for basecalling)."""
     files = list(OriginalFile.objects.raw(job_files_sql(connection.vendor), [job.pk]))
-    names = pod5_link_names(files)
+    names = engine_work(job.pipeline).input_names(files)
     return [(f, names[f.pk]) for f in files]
 
 
 def assignment_of(request: Request, job: ProcessorJob, engine: str) -> dict | None:
     """What an engine needs to run `job`, just claimed; None (and the job failed
     with why) when it cannot run: its inputs left temporary storage, say."""
+    work = engine_work(job.pipeline)
     try:
         files = job_files(job)
-        output = output_format()
-        paths = local_inputs(job, [original for original, _name in files])
+        output = work.output_format()
+        paths = work.local_inputs(job, [original for original, _name in files])
         folder = None
         if paths is not None:
             links = {name: paths[original.pk] for original, name in files}
@@ -88,7 +89,7 @@ def assignment_of(request: Request, job: ProcessorJob, engine: str) -> dict | No
             }
             for original, name in files
         ],
-        "outputs": [output_name(name, output) for _original, name in files],
+        "outputs": [work.output_name(name, output) for _original, name in files],
         "keepalive": reverse("api:engine-keepalive", args=args, request=request),
         "completed": reverse("api:engine-completed", args=args, request=request),
     }

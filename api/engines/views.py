@@ -42,19 +42,15 @@ from api.engines.serializers import (
     JobStateSerializer,
 )
 from api.models import Engine
-from common.models import JobState, ProcessorJob, ProcessorPipeline
+from common.models import JobState, ProcessorJob
 from common.version import refinery_version
-from processors.basecalling.engine import (
-    record_engine_basecalls,
-    unknown_outputs,
-)
 from runner.engines import (
     claim_for_engine,
     engine_worker_id,
     remove_assigned_folder,
 )
+from runner.registry import engine_work
 
-PIPELINES = (ProcessorPipeline.BASECALLING,)
 # Engines are programs: their endpoints answer JSON only (no browsable API to build).
 ENGINE_RENDERERS = [JSONRenderer]
 
@@ -168,7 +164,7 @@ def assign(request: Request, engine: str) -> Response:
     version = asked.validated_data["version"] or "engine"
     assignments = []
     for _ in range(asked.validated_data["batch_size"]):
-        job = claim_for_engine(row.name, version, PIPELINES)
+        job = claim_for_engine(row.name, version)
         if job is None:
             break
         assignment = assignment_of(request, job, row.name)
@@ -242,7 +238,8 @@ def completed(request: Request, engine: str, job_id: int) -> Response:
         job = own_job(row, job_id)
         if job.state != JobState.RUNNING:
             return not_running(job, "its completion was recorded already, or it was taken back")
-        problem = unknown_outputs(job, [upload.name for upload in data["outputs"]])
+        names = [upload.name for upload in data["outputs"]]
+        problem = engine_work(job.pipeline).unknown_outputs(job, names)
         if problem:
             raise ValidationError({"outputs": problem})
         claimed = claim_completion(row.name, job_id, job.dispatch_id)
@@ -287,7 +284,7 @@ def finish(job: ProcessorJob, engine: str, data: dict) -> Response:
         "filtered": data["filtered"],
         "command": data["command"],
     }
-    context = record_engine_basecalls(job, engine, data["outputs"], report)
+    context = engine_work(job.pipeline).record(job, engine, data["outputs"], report)
     job.refresh_from_db()
     body = {"job": job.pk, "state": job.state, "failure_reason": job.failure_reason}
     if job.state == JobState.SUCCEEDED and context.get("uploaded_files"):

@@ -25,11 +25,11 @@ from django.utils import timezone
 
 from common.models import Job, JobState
 from runner.dispatch.base import Capacity, Dispatcher, DispatchError, DispatchStatus, WorkEnd
-from runner.engines import ENGINE_RUNNABLE
 from runner.nomad.client import NomadError, call
 from runner.nomad.register import parent_states
 from runner.nomad.task_end import is_child_id, own_allocation_id, task_end, template_wait
 from runner.nomad.worker_classes import all_parent_ids, parent_for
+from runner.registry import engine_runnable
 
 LIVE = ("pending", "running")
 CLIENT_STATUS = {
@@ -167,7 +167,7 @@ class NomadDispatcher(Dispatcher):
         if reason is None:
             return None
         reason = f"not placed by Nomad within {limit} s: {reason}"
-        if getattr(job, "pipeline", "") in ENGINE_RUNNABLE:
+        if getattr(job, "pipeline", "") in engine_runnable():
             reason += (
                 f"; if basecalling engines outside the cluster should run {job.pipeline} "
                 f"jobs, set REFINERY_ENGINE_PIPELINES={job.pipeline}"
