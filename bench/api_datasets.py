@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.foreman_scan import create_database  # noqa: E402 (after the path is set)
+from bench.postgres import create_database, postgres_server  # noqa: E402 (after the path is set)
 
 ORGANISM, OTHER = "Homo sapiens", "Mus musculus"
 TEMPLATES = 16
@@ -286,15 +286,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    server = None
-    if not args.database_url:
-        from demo.services import Postgres
-
-        print("starting a private PostgreSQL …", flush=True)
-        server = Postgres().start()
-        args.database_url = server.url
-    if not args.database_url.startswith(("postgres://", "postgresql://")):
-        sys.exit("api_datasets needs PostgreSQL: give --database-url postgres://…")
+    args.database_url, stop_server = postgres_server(args.database_url, "api_datasets")
     url, drop = create_database(args.database_url)
     home = tempfile.mkdtemp(prefix="refinery-bench-")
     os.environ.update(
@@ -339,8 +331,7 @@ def main() -> int:
         return 0
     finally:
         drop()
-        if server:
-            server.stop()
+        stop_server()
 
 
 if __name__ == "__main__":

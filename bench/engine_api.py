@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.foreman_scan import create_database  # noqa: E402 (after the path is set)
+from bench.postgres import create_database, postgres_server  # noqa: E402 (after the path is set)
 
 CONCURRENCY = (1, 4, 16)
 
@@ -189,15 +189,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    server = None
-    if not args.database_url:
-        from demo.services import Postgres
-
-        print("starting a private PostgreSQL …", flush=True)
-        server = Postgres().start()
-        args.database_url = server.url
-    if not args.database_url.startswith(("postgres://", "postgresql://")):
-        sys.exit("engine_api needs PostgreSQL: give --database-url postgres://…")
+    args.database_url, stop_server = postgres_server(args.database_url, "engine_api")
     url, drop = create_database(args.database_url)
     home = tempfile.mkdtemp(prefix="refinery-bench-")
     os.environ.update(
@@ -278,8 +270,7 @@ def main() -> int:
             os.killpg(web.pid, 15)  # the server and its forked processes
             web.wait(10)
         drop()
-        if server:
-            server.stop()
+        stop_server()
         shutil.rmtree(home, ignore_errors=True)  # its stored files and ASSIGNED folders
 
 

@@ -34,14 +34,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+
+from bench.postgres import create_database, postgres_server  # noqa: E402 (after the path is set)
 
 KINDS = {  # kind: (table, its own column, the value, share of the jobs)
     "processor": ("common_processorjob", "pipeline", "smoke_test", 0.4),
@@ -53,31 +54,6 @@ COMMON_COLUMNS = (
     "worker_id", "worker_version", "failure_reason", "no_retry", "interrupted", "num_retries",
     "retried", "ram_mb", "exit_code", "given_up_at", "dispatch_id", "log_location",
 )  # fmt: skip
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def create_database(server_url: str) -> tuple[str, callable]:
-    """A new database on the server `server_url` names; returns its URL and a
-    function that drops it."""
-    import psycopg2
-
-    name = f"refinery_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(with_database(server_url, "postgres"))
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-
-    def drop() -> None:
-        from django.db import connections
-
-        connections.close_all()
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
-
-    return with_database(server_url, name), drop
 
 
 def row(kind: str, when: datetime, **fields) -> dict:
@@ -234,15 +210,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
 
-    server = None
-    if not args.database_url:
-        from demo.services import Postgres
-
-        print("starting a private PostgreSQL …", flush=True)
-        server = Postgres().start()
-        args.database_url = server.url
-    if not args.database_url.startswith(("postgres://", "postgresql://")):
-        sys.exit("foreman_scan needs PostgreSQL: give --database-url postgres://…")
+    args.database_url, stop_server = postgres_server(args.database_url, "foreman_scan")
     alone_url, drop_alone = create_database(args.database_url)
     full_url, drop_full = create_database(args.database_url)
     alone_db, full_db = urlsplit(alone_url).path[1:], urlsplit(full_url).path[1:]
@@ -299,8 +267,7 @@ def main() -> int:
     finally:
         drop_alone()
         drop_full()
-        if server:
-            server.stop()
+        stop_server()
 
 
 if __name__ == "__main__":
