@@ -1,15 +1,13 @@
 """The lab's sequencing runs in the admin: their states (coloured as jobs' are)
-with their history, batches, jobs and results, and the webhook deliveries each
-change of state owes. Read-only, like the rest of the history: runs move with
-their jobs, deliveries with the Foreman."""
+with their history, batches, jobs, results and the webhook deliveries each
+change owes (deliveries.py lists those). Read-only, like the rest of the
+history: runs move with their jobs."""
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
 from django.db.models import Count, prefetch_related_objects
 from django.urls import reverse
 from django.utils import timezone
@@ -18,8 +16,8 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from common.models import RunStateChange, SequencingRun, WebhookDelivery
-from common.secrets import redact, redact_data
-from foreman import plots, webhooks
+from common.secrets import redact
+from foreman import plots
 from foreman.admin.base import ReadOnlyAdmin, admin_link, redacted
 from foreman.admin.jobs import STATE_LOOKS, state_badge
 from foreman.cli_tables import span
@@ -37,13 +35,6 @@ RUN_STATE_LOOKS = {
     "demultiplexed": STATE_LOOKS["succeeded"],
     "basecalled": STATE_LOOKS["succeeded"],
     "failed": STATE_LOOKS["failed"],
-}
-# And a delivery's.
-DELIVERY_LOOKS = {
-    "pending": STATE_LOOKS["queued"],
-    "failing": ("#e65100", "↻"),
-    "delivered": STATE_LOOKS["succeeded"],
-    "given up": STATE_LOOKS["failed"],
 }
 
 
@@ -286,125 +277,3 @@ class SequencingRunAdmin(ReadOnlyAdmin):
     def api_link(self, run: SequencingRun) -> str:
         url = reverse("api:sequencingrun-detail", kwargs={"run_id": run.run_id})
         return format_html('<a href="{}">{}</a>', url, url)
-
-
-class DeliveryStatusFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return [(status, status) for status in webhooks.STATUSES]
-
-    def queryset(self, request, queryset):
-        if self.value() in webhooks.STATUSES:
-            return queryset.filter(webhooks.status_query(self.value()))
-        return queryset
-
-
-class Shown:
-    """An object as a page's title and breadcrumbs show it: its text redacted (a
-    delivery's text names its URL, which may hold a token)."""
-
-    def __init__(self, obj) -> None:
-        self._obj = obj
-
-    def __str__(self) -> str:
-        return redact(str(self._obj))
-
-    def __getattr__(self, name: str):
-        return getattr(self._obj, name)
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    """Each change of a run's state owed to each webhook: delivered, pending (not
-    tried yet), failing (tried, to be tried again) or given up, with the last error."""
-
-    list_display = (
-        "id",
-        "run_link",
-        "change",
-        "shown_url",
-        "shown_status",
-        "attempts",
-        "next_attempt",
-        "delivered_at",
-        "short_error",
-    )
-    list_filter = (DeliveryStatusFilter,)
-    search_fields = ("state_change__run__run_id",)
-    search_help_text = "a run id"
-    list_select_related = ("state_change__run",)
-    list_per_page = 100
-    fields = (
-        "run_link",
-        "change",
-        "shown_url",
-        "shown_status",
-        "attempts",
-        "next_attempt",
-        "delivered_at",
-        "shown_last_error",
-        "created_at",
-        "shown_body",
-    )
-    readonly_fields = fields
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
-        titles = {"subtitle": redact(str(obj))} if obj else {}
-        response = super().change_view(request, object_id, form_url,
-                                       {**titles, **(extra_context or {})})  # fmt: skip
-        context = getattr(response, "context_data", None) or {}
-        if context.get("original") is not None:
-            context["original"] = Shown(context["original"])
-        return response
-
-    def history_view(self, request, object_id, extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
-        titles = (
-            {"title": f"Change history: {redact(str(obj))}", "object": Shown(obj)} if obj else {}
-        )
-        return super().history_view(request, object_id, {**titles, **(extra_context or {})})
-
-    @admin.display(description="run")
-    def run_link(self, delivery: WebhookDelivery) -> str:
-        return admin_link(delivery.state_change.run)
-
-    @admin.display(description="change")
-    def change(self, delivery: WebhookDelivery) -> str:
-        change = delivery.state_change
-        return format_html(
-            "{} → {} <small>at {}</small>",
-            change.old_state or "(new)",
-            run_state(change.new_state),
-            timezone.localtime(change.at).strftime("%Y-%m-%d %H:%M:%S %Z"),
-        )
-
-    @admin.display(description="URL")
-    def shown_url(self, delivery: WebhookDelivery) -> str:
-        return redact(delivery.url)
-
-    @admin.display(description="status")
-    def shown_status(self, delivery: WebhookDelivery) -> str:
-        return state_badge(webhooks.status_of(delivery), DELIVERY_LOOKS)
-
-    @admin.display(description="next attempt", ordering="next_attempt_at")
-    def next_attempt(self, delivery: WebhookDelivery) -> str:
-        if webhooks.status_of(delivery) in ("delivered", "given up"):
-            return "-"
-        wait = delivery.next_attempt_at - timezone.now()
-        return "now" if wait.total_seconds() <= 0 else f"in {span(wait)}"
-
-    @admin.display(description="last error")
-    def short_error(self, delivery: WebhookDelivery) -> str:
-        return Truncator(redact(delivery.last_error)).chars(100) or "-"
-
-    @admin.display(description="last error")
-    def shown_last_error(self, delivery: WebhookDelivery) -> str:
-        return redact(delivery.last_error) or "-"
-
-    @admin.display(description="body sent")
-    def shown_body(self, delivery: WebhookDelivery) -> str:
-        payload = redact_data(webhooks.payload(delivery.state_change))
-        return format_html("<pre>{}</pre>", json.dumps(payload, indent=2, ensure_ascii=False))
