@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
 from common.models import OriginalFile, ProcessorJob
+from common.models.sql_rows import model_rows
 from common.storage import LocalStorage, temporary_storage
 from runner.engines import make_assigned_folder
 from runner.pipeline import JobError
@@ -46,7 +47,7 @@ def job_files_sql(vendor: str) -> str:
 def job_files(job: ProcessorJob) -> list[tuple[OriginalFile, str]]:
     """The job's input files, each with its name in the engine's folder (as the
     pipeline names them: `batch_files` for basecalling)."""
-    files = list(OriginalFile.objects.raw(job_files_sql(connection.vendor), [job.pk]))
+    files = model_rows(OriginalFile, job_files_sql(connection.vendor), [job.pk])
     names = engine_work(job.pipeline).input_names(files)
     return [(f, names[f.pk]) for f in files]
 

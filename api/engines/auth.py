@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
 from api.models import Engine
+from common.models.sql_rows import model_rows
 
 # Engine fields the engine views use; any other is loaded if asked for.
 ENGINE_FIELDS = ("id", "name", "user_id", "created_at", "last_contact_at")
@@ -47,7 +48,7 @@ def engine_of_token(key: str) -> Engine | None:
     """The engine whose token is `key`, with its user (only `id` and `is_active`
     loaded) attached as `engine.user` (and so `user.engine`); None when `key` is
     no engine's token."""
-    found = list(Engine.objects.raw(engine_of_token_sql(connection.vendor), [key]))
+    found = model_rows(Engine, engine_of_token_sql(connection.vendor), [key])
     if not found:
         return None
     engine = found[0]

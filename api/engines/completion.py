@@ -15,6 +15,7 @@ from functools import cache
 from django.db import connection
 
 from common.models import JobState, ProcessorJob
+from common.models.sql_rows import model_rows
 from runner.engines import engine_worker_id
 
 COMPLETING = ":completing"
@@ -49,5 +50,5 @@ def claim_completion(
     if dispatch_id is not None:
         params.append(dispatch_id)
     sql = claim_completion_sql(connection.vendor, dispatch_id is not None)
-    claimed = list(ProcessorJob.objects.raw(sql, params))
+    claimed = model_rows(ProcessorJob, sql, params)
     return claimed[0] if claimed else None

@@ -17,6 +17,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from common.models.runs import follow_job, follows_runs
+from common.models.sql_rows import model_rows
 from common.secrets import redact
 
 FAILURE_REASON_MAX = 4000
@@ -223,10 +224,10 @@ class Job(models.Model):
             "AND state = 'queued' RETURNING *"
         )
         params = [worker_id[:255], worker_version[:64], now, now, dispatch_id[:255], *skip_params]
-        # raw() turns the returned row into a model instance with Django's converters.
+        # model_rows turns the returned row into a model instance with Django's converters.
         # The claim and the run it moves (if the job follows one) commit together.
         with transaction.atomic():
-            claimed = list(cls.objects.raw(sql, params))
+            claimed = model_rows(cls, sql, params)
             job = claimed[0] if claimed else None
             if job is not None and job.follows_runs():
                 follow_job(job, JobState.RUNNING)
