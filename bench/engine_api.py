@@ -3,7 +3,7 @@ per second for 1, 4 and 16 concurrent engines over HTTP, against the same
 claims made by the local workers' SQL in the same script.
 
     .venv/bin/python bench/engine_api.py [--jobs 400] [--repeat 3] [--server-processes N]
-        [--database-url URL]
+        [--concurrency 1,4,16] [--client http.client|requests] [--database-url URL]
 
 PostgreSQL only: the bench creates a database of its own on the server that
 `--database-url` or DATABASE_URL names (and drops it at the end), or starts a
@@ -15,12 +15,18 @@ private throwaway server (demo.services.Postgres) when neither is set.
   `--server-processes` pre-forked processes, by default one per core, with
   TCP_NODELAY and persistent database connections, as a production server
   runs and as the README advises) serves the API; N threads, each an engine
-  with its own token, loop
-  POST assign → POST keepalive → POST completed until the queue is empty. The
-  completion reports a failure (`success=false`): what is measured is the
-  API's bookkeeping (token, claim, the ASSIGNED folder of links, heartbeat,
-  completion claim and transition), not the check of basecalls, which depends
-  on the data.
+  with its own token and kept-alive connection, loop
+  POST assign → POST keepalive → POST completed until the queue is empty,
+  with the bodies a real engine sends. The completion reports a failure
+  (`success=false`): what is measured is the API's bookkeeping (token, claim,
+  the ASSIGNED folder of links, heartbeat, completion claim and transition),
+  not the check of basecalls, which depends on the data.
+- The engines' client is the standard library's http.client by default. Real
+  engines run on GPU servers of their own; here their client shares the two
+  cores with the server being measured, and `requests` (what
+  `manage.py basecall_engine` uses) takes four times the CPU per round trip
+  that http.client does, which would be counted as the API's cost.
+  `--client requests` measures with it all the same.
 - Local: N threads, each a worker, loop `Job.claim_next` → `job.beat()` →
   `job.mark_failed()` on the same kind of queue: the same three transitions
   with the local worker's SQL, without HTTP.
@@ -33,6 +39,8 @@ ends failed exactly once, by one engine or worker).
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -43,7 +51,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -95,31 +103,74 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_round(server: str, tokens: dict[str, str], engines: int) -> tuple[int, float]:
-    """Engines loop assign → keepalive → completed until assign answers 204."""
-    import requests
+# What a real engine sends (processors/basecalling/remote.py): its batch size and
+# version to assign; a failure's reason and flags, form-encoded, to completed.
+ASSIGN_BODY = {"batch_size": 1, "version": "dorado bench"}
+FAILURE_FORM = {"success": "false", "reason": "bench", "interrupted": "false", "no_retry": "false"}
 
+
+class LeanEngineClient:
+    """An engine's HTTP: one kept-alive connection (http.client), the token header."""
+
+    def __init__(self, server: str, token: str) -> None:
+        where = urlsplit(server)
+        self.connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+        self.token = f"Token {token}"
+
+    def post(self, url: str, json_body: dict | None = None, form: dict | None = None):
+        headers = {"Authorization": self.token}
+        body = b""
+        if json_body is not None:
+            body, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+        elif form is not None:
+            body = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.connection.request("POST", urlsplit(url).path, body=body, headers=headers)
+        answer = self.connection.getresponse()
+        return answer.status, answer.read()
+
+
+class RequestsEngineClient:
+    """An engine's HTTP as manage.py basecall_engine does it (a requests.Session)."""
+
+    def __init__(self, server: str, token: str) -> None:
+        import requests
+
+        self.server, self.session = server, requests.Session()
+        self.headers = {"Authorization": f"Token {token}"}
+
+    def post(self, url: str, json_body: dict | None = None, form: dict | None = None):
+        if not url.startswith("http"):
+            url = self.server + url
+        answer = self.session.post(url, headers=self.headers, json=json_body, data=form)
+        return answer.status_code, answer.content
+
+
+CLIENTS = {"http.client": LeanEngineClient, "requests": RequestsEngineClient}
+
+
+def http_round(
+    server: str, tokens: dict[str, str], engines: int, client: str = "http.client"
+) -> tuple[int, float]:
+    """Engines loop assign → keepalive → completed until assign answers 204."""
     done = [0] * engines
     errors: list[str] = []
 
     def engine(index: int) -> None:
         name = f"bench{index}"
-        session = requests.Session()
-        headers = {"Authorization": f"Token {tokens[name]}"}
+        http = CLIENTS[client](server, tokens[name])
         while True:
-            answer = session.post(f"{server}/api/engines/{name}/assign", headers=headers)
-            if answer.status_code == 204:
+            status, body = http.post(f"{server}/api/engines/{name}/assign", json_body=ASSIGN_BODY)
+            if status == 204:
                 return
-            if answer.status_code != 200:
-                errors.append(f"assign {answer.status_code}: {answer.text[:200]}")
+            if status != 200:
+                errors.append(f"assign {status}: {body[:200]!r}")
                 return
-            job = answer.json()["jobs"][0]
-            beat = session.post(job["keepalive"], headers=headers)
-            end = session.post(
-                job["completed"], headers=headers, data={"success": "false", "reason": "bench"}
-            )
-            if beat.status_code != 200 or end.status_code != 200:
-                errors.append(f"keepalive {beat.status_code}, completed {end.status_code}")
+            job = json.loads(body)["jobs"][0]
+            beat, _ = http.post(job["keepalive"])
+            end, _ = http.post(job["completed"], form=FAILURE_FORM)
+            if beat != 200 or end != 200:
+                errors.append(f"keepalive {beat}, completed {end}")
                 return
             done[index] += 1
 
@@ -168,12 +219,12 @@ def local_round(workers: int) -> tuple[int, float]:
 
 
 def measure_round(
-    server: str, tokens: dict[str, str], engines: int, jobs: int, name: str
+    server: str, tokens: dict[str, str], engines: int, jobs: int, name: str, client: str
 ) -> tuple[float, float]:
     """Round trips per second over HTTP and with the local worker's SQL, each on a
     queue of `jobs` of its own, checked for duplicate claims."""
     ids = queue_jobs(jobs, f"http{name}")
-    count, took = http_round(server, tokens, engines)
+    count, took = http_round(server, tokens, engines, client)
     check_no_duplicate_claims(ids, "engine:bench")
     ids = queue_jobs(jobs, f"local{name}")
     count_local, took_local = local_round(engines)
@@ -213,6 +264,14 @@ def main() -> int:
         default=CONCURRENCY,
         help="engines (and local workers) at once, comma-separated (default 1,4,16); "
         "the ratio reported is the largest's",
+    )
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="http.client",
+        help="the engines' HTTP client (default http.client: the lightest, since on this "
+        "machine the engines' client takes the cores the API server is measured on; "
+        "requests: as manage.py basecall_engine sends them)",
     )
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args()
@@ -269,7 +328,9 @@ def main() -> int:
         ratios: dict[int, list[float]] = {}
         for n in args.concurrency:
             for attempt in range(1, max(1, args.repeat) + 1):
-                http_rate, local_rate = measure_round(base, tokens, n, args.jobs, f"{n}-{attempt}")
+                http_rate, local_rate = measure_round(
+                    base, tokens, n, args.jobs, f"{n}-{attempt}", args.client
+                )
                 ratios.setdefault(n, []).append(local_rate / http_rate)
                 print(
                     f"{n:>2} concurrent: engine API {http_rate:7.1f} round trips/s; "
@@ -281,7 +342,8 @@ def main() -> int:
         assert not ProcessorJob.objects.filter(state__in=("queued", "running")).exists()
         top = ratios[max(args.concurrency)]
         print(
-            f"at {max(args.concurrency)} engines ({args.server_processes} server process(es)): an "
+            f"at {max(args.concurrency)} engines ({args.server_processes} server process(es), "
+            f"{args.client} client): an "
             f"engine API round trip costs {statistics.median(top):.2f}x the local claim, the "
             f"median of {len(top)} rounds (range {min(top):.2f}-{max(top):.2f}; goal: at most 3); "
             "no job was claimed twice",
