@@ -30,6 +30,10 @@ private throwaway server (demo.services.Postgres) when neither is set.
 - Local: N threads, each a worker, loop `Job.claim_next` → `job.beat()` →
   `job.mark_failed()` on the same kind of queue: the same three transitions
   with the local worker's SQL, without HTTP.
+- On both sides the clock starts once every engine or worker has its
+  connections (an engine its HTTP connection, and the server's thread for it
+  its database connection; a worker its database connection), as a server and
+  a worker keep them: a round measures the claims, not connecting.
 
 It prints round trips per second for both at each N, the ratio of their costs
 at 16 (goal: at most 3), and checks that no job was claimed twice (each job
@@ -129,6 +133,12 @@ class LeanEngineClient:
         answer = self.connection.getresponse()
         return answer.status, answer.read()
 
+    def get(self, path: str) -> int:
+        self.connection.request("GET", path)
+        answer = self.connection.getresponse()
+        answer.read()
+        return answer.status
+
 
 class RequestsEngineClient:
     """An engine's HTTP as manage.py basecall_engine does it (a requests.Session)."""
@@ -145,6 +155,9 @@ class RequestsEngineClient:
         answer = self.session.post(url, headers=self.headers, json=json_body, data=form)
         return answer.status_code, answer.content
 
+    def get(self, path: str) -> int:
+        return self.session.get(self.server + path).status_code
+
 
 CLIENTS = {"http.client": LeanEngineClient, "requests": RequestsEngineClient}
 
@@ -156,9 +169,13 @@ def http_round(
     done = [0] * engines
     errors: list[str] = []
 
-    def engine(index: int) -> None:
+    def engine(index: int, ready: threading.Barrier) -> None:
         name = f"bench{index}"
         http = CLIENTS[client](server, tokens[name])
+        # The connection, the server's thread for it and that thread's database
+        # connection are made before the clock starts: a server keeps them.
+        http.get("/api/engines/heartbeat")
+        ready.wait()
         while True:
             status, body = http.post(f"{server}/api/engines/{name}/assign", json_body=ASSIGN_BODY)
             if status == 204:
@@ -174,16 +191,24 @@ def http_round(
                 return
             done[index] += 1
 
-    threads = [threading.Thread(target=engine, args=(i,)) for i in range(engines)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = timed_threads(engine, engines)
     if errors:
         raise SystemExit(f"engine API errors: {errors[:3]}")
     return sum(done), elapsed
+
+
+def timed_threads(target, count: int) -> float:
+    """Run `target(index, ready)` in `count` threads; the seconds from when all
+    of them have called `ready.wait()` (set up) until the last one returns."""
+    ready = threading.Barrier(count + 1)
+    threads = [threading.Thread(target=target, args=(i, ready)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def local_round(workers: int) -> tuple[int, float]:
@@ -194,8 +219,10 @@ def local_round(workers: int) -> tuple[int, float]:
 
     done = [0] * workers
 
-    def worker(index: int) -> None:
+    def worker(index: int, ready: threading.Barrier) -> None:
         try:
+            connections["default"].ensure_connection()  # a worker keeps its connection
+            ready.wait()
             while True:
                 job = ProcessorJob.claim_next(
                     f"bench-worker:{index}", "bench", f"local:bench:{index}",
@@ -209,13 +236,8 @@ def local_round(workers: int) -> tuple[int, float]:
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done), time.perf_counter() - started
+    elapsed = timed_threads(worker, workers)
+    return sum(done), elapsed
 
 
 def measure_round(
