@@ -4,11 +4,15 @@ the token, its user and the engine read in one statement.
 An engine sends a request every few seconds, and each one starts here: the
 statement is written once (names from the models' `_meta`) rather than built by
 the ORM on every request, which costs more than running it (see
-bench/engine_api.py).
+bench/engine_api.py). Each server process remembers an engine's token for
+TOKEN_REMEMBERED_S, so that the three requests of a job's round trip read it
+once: removing an engine, a new token or a deactivated user takes effect at
+once in the process that makes the change and within that second in the others.
 """
 
 from __future__ import annotations
 
+import time
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -20,6 +24,12 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from api.models import Engine
 from common.models.sql_rows import model_rows
+
+TOKEN_REMEMBERED_S = 1.0
+# token key -> (until when, its engine); only engines' tokens, so it holds one
+# entry per engine at most (a bound, should that ever be wrong).
+_remembered: dict[str, tuple[float, Engine]] = {}
+REMEMBERED_MAX = 10_000
 
 # Engine fields the engine views use; any other is loaded if asked for.
 ENGINE_FIELDS = ("id", "name", "user_id", "created_at", "last_contact_at")
@@ -59,12 +69,37 @@ def engine_of_token(key: str) -> Engine | None:
     return engine
 
 
+def remembered_engine(key: str) -> Engine | None:
+    """`engine_of_token(key)`, read at most once per TOKEN_REMEMBERED_S by this
+    process. The instance is shared by the process's requests of that second (its
+    last contact, which `touch` keeps, included)."""
+    now = time.monotonic()
+    found = _remembered.get(key)
+    if found is not None and found[0] > now:
+        return found[1]
+    engine = engine_of_token(key)
+    if engine is None:
+        _remembered.pop(key, None)
+        return None
+    if len(_remembered) >= REMEMBERED_MAX:
+        _remembered.clear()
+    _remembered[key] = (now + TOKEN_REMEMBERED_S, engine)
+    return engine
+
+
+def forget_engine_tokens(**_signal) -> None:
+    """Read every token again at its next request: a token, a user or an engine
+    changed (connected to their models' saves and deletes in ApiConfig.ready)."""
+    _remembered.clear()
+
+
 class EngineTokenAuthentication(TokenAuthentication):
     """DRF's token authentication, reading the token's user and engine in one
-    prepared statement: an engine sends a request every few seconds."""
+    statement written once, at most once a second per engine and process: an
+    engine sends a request every few seconds."""
 
     def authenticate_credentials(self, key: str):
-        engine = engine_of_token(key)
+        engine = remembered_engine(key)
         if engine is None:
             # Not an engine's token: DRF's own answer (401 for an unknown key; a
             # user that is no engine is refused by the view, 403).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from api.engines import auth
 from api.models import Engine
 from common.models import Batch, BatchStatus, ComputedFile, JobState, ProcessorJob
 from common.storage import permanent_storage
@@ -271,12 +273,14 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
 
 
 def test_the_hot_endpoints_read_no_row_per_file_and_run_few_statements(
-    tmp_path, refinery_dirs, settings
+    tmp_path, refinery_dirs, settings, monkeypatch
 ):
     """Assign, keepalive and completed are called over and over by every engine:
     the token is resolved in one statement, a batch's files in one whatever their
     number, a keepalive is one UPDATE and a failure's completion one claim and the
-    job's transition. bench/engine_api.py measures what this saves."""
+    job's transition. bench/engine_api.py measures what this saves. (The token is
+    read for every request here; how it is remembered is the next test's.)"""
+    monkeypatch.setattr(auth, "TOKEN_REMEMBERED_S", 0)
     settings.REFINERY_ENGINE_ASSIGNED_DIR = tmp_path / "engines"
     queued_basecalling_jobs(tmp_path / "minknow", files=4, reads=2, batch_files=3)
     client = client_of(add_engine("gpu1"))
@@ -305,6 +309,50 @@ def test_the_hot_endpoints_read_no_row_per_file_and_run_few_statements(
     sql = statements(captured)
     # The token; the completion's claim, which returns the job; its transition.
     assert len(sql) == 3 and all(s.startswith('UPDATE "common_processorjob"') for s in sql[1:]), sql
+
+
+def test_a_token_is_read_once_a_second_and_a_change_to_it_is_seen_at_once(
+    engine_setup, monkeypatch
+):
+    """Each server process remembers an engine's token for TOKEN_REMEMBERED_S:
+    the three requests of a round trip read it once. A removed engine, a new
+    token or a deactivated user is refused at once by the process that changed it
+    (and within that time by the others)."""
+    monkeypatch.setattr(auth, "TOKEN_REMEMBERED_S", 60)
+    token = add_engine("gpu1")
+    client = client_of(token)
+
+    def token_reads(request) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert request().status_code in (200, 204)
+        return sum("authtoken_token" in s for s in statements(captured))
+
+    assignment = client.post("/api/engines/gpu1/assign").json()["jobs"][0]
+    assert token_reads(lambda: client.post(assignment["keepalive"])) == 0
+    assert token_reads(lambda: client.post("/api/engines/gpu1/assign")) == 0
+    monkeypatch.setattr(auth, "TOKEN_REMEMBERED_S", 0.05)
+    auth.forget_engine_tokens()
+    assert token_reads(lambda: client.post(assignment["keepalive"])) == 1
+    time.sleep(0.1)  # the second has passed: read again
+    assert token_reads(lambda: client.post(assignment["keepalive"])) == 1
+
+    monkeypatch.setattr(auth, "TOKEN_REMEMBERED_S", 60)
+    assert client.post(assignment["keepalive"]).status_code == 200
+    out = io.StringIO()  # a new token: the old one stops working at once
+    call_command("engines", "add", "gpu1", "--new-token", stdout=out, stderr=io.StringIO())
+    new_token = out.getvalue().strip()
+    assert client.post(assignment["keepalive"]).status_code == 401
+    new_client = client_of(new_token)
+    assert new_client.post(assignment["keepalive"]).status_code == 200
+    user = Engine.objects.get(name="gpu1").user
+    user.is_active = False
+    user.save()
+    assert new_client.post(assignment["keepalive"]).status_code == 401
+    user.is_active = True
+    user.save()
+    assert new_client.post(assignment["keepalive"]).status_code == 200
+    call_command("engines", "remove", "gpu1", stdout=io.StringIO(), stderr=io.StringIO())
+    assert new_client.post(assignment["keepalive"]).status_code == 401
 
 
 def test_engines_command_adds_lists_and_removes_engines(engine_setup):
