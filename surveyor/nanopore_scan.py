@@ -8,21 +8,27 @@ The folder is a source like any other, so it is hostile: a link out of the
 root, a file the survey cannot read, a name MinKNOW would not write, a report
 that is not JSON: each is reported (`Skipped`: the path and why) and left out,
 and the scan goes on with the rest. Nothing here follows a link or opens a
-file by a name it has not checked.
+file by a name it has not checked. The run's small files (summary, report, a
+pod5 file's run info) are read by surveyor/nanopore_files.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from common.filenames import UnsafeName, check_name, control_character
 from common.pod5 import POD5_SIGNATURE
+from surveyor.nanopore_files import (
+    Skipped,
+    open_plain_file,
+    pod5_run_info,
+    read_json,
+    read_key_values,
+)
 
 # <YYYYMMDD>_<HHMM>_<device or position>_<flow cell>_<first 8 of the protocol run id>
 RUN_FOLDER = re.compile(
@@ -34,17 +40,7 @@ RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{0,63}$")
 MAX_VALUE = 200  # characters kept of any other value the run's files give
 # Where MinKNOW puts pod5 files (barcoded runs add one folder per barcode below).
 POD5_FOLDERS = ("pod5", "pod5_pass", "pod5_fail", "pod5_skip")
-MAX_METADATA_BYTES = 4 * 1024 * 1024
 MAX_LISTED = 100_000  # entries read from one folder
-
-
-@dataclass
-class Skipped:
-    path: str
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.why}"
 
 
 @dataclass
@@ -226,11 +222,11 @@ def _read_run_folder(folder: Path, group: str, sample: str, scan: NanoporeScan) 
             continue
         name = entry.name
         if name.startswith("final_summary_") and name.endswith(".txt"):
-            summary = _read_key_values(entry, scan)
+            summary = read_key_values(entry, scan.skipped)
             if summary is not None:
                 run.final_summary, run.final_summary_name = summary, name
         elif name.startswith("report_") and name.endswith(".json"):
-            report = _read_json(entry, scan)
+            report = read_json(entry, scan.skipped)
             if report is not None:
                 run.report = report
         elif name in POD5_FOLDERS:
@@ -240,7 +236,7 @@ def _read_run_folder(folder: Path, group: str, sample: str, scan: NanoporeScan) 
             _read_pod5_folder(Path(entry.path), folder, scan, run, depth=0)
     run.pod5.sort(key=lambda seen: _natural(seen.relative))
     if not run.final_summary and not run.report:
-        run.pod5_run_info = _pod5_run_info(run, scan)
+        run.pod5_run_info = pod5_run_info(run.pod5, scan.skipped)
     return run
 
 
@@ -274,23 +270,8 @@ def _read_pod5_folder(
             run.pod5.append(seen)
 
 
-def _open_plain_file(path: Path, scan: NanoporeScan) -> tuple[int, int] | None:
-    """(descriptor, size) of a regular file opened without following a link."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as error:
-        scan.skipped.append(Skipped(str(path), f"cannot read it: {error.strerror}"))
-        return None
-    status = os.fstat(descriptor)
-    if not stat.S_ISREG(status.st_mode):
-        os.close(descriptor)
-        scan.skipped.append(Skipped(str(path), "not a regular file"))
-        return None
-    return descriptor, status.st_size
-
-
 def _look_at_pod5(path: Path, run_folder: Path, scan: NanoporeScan) -> Pod5Seen | None:
-    opened = _open_plain_file(path, scan)
+    opened = open_plain_file(path, scan.skipped)
     if opened is None:
         return None
     descriptor, size = opened
@@ -309,97 +290,6 @@ def _look_at_pod5(path: Path, run_folder: Path, scan: NanoporeScan) -> Pod5Seen 
         start_signature=head == POD5_SIGNATURE,
         end_signature=tail == POD5_SIGNATURE,
     )
-
-
-def _read_small_text(entry: os.DirEntry, scan: NanoporeScan) -> str | None:
-    opened = _open_plain_file(Path(entry.path), scan)
-    if opened is None:
-        return None
-    descriptor, size = opened
-    with os.fdopen(descriptor, "rb") as handle:
-        if size > MAX_METADATA_BYTES:
-            scan.skipped.append(
-                Skipped(entry.path, f"{size} bytes, more than the {MAX_METADATA_BYTES} expected")
-            )
-            return None
-        try:
-            data = handle.read(MAX_METADATA_BYTES + 1)
-        except OSError as error:
-            scan.skipped.append(Skipped(entry.path, f"cannot read it: {error.strerror}"))
-            return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        scan.skipped.append(Skipped(entry.path, f"not UTF-8 text (byte {error.start})"))
-        return None
-
-
-def _read_key_values(entry: os.DirEntry, scan: NanoporeScan) -> dict[str, str] | None:
-    text = _read_small_text(entry, scan)
-    if text is None:
-        return None
-    values = {}
-    for line in text.splitlines():
-        key, equals, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if not equals or not key or control_character(key + value) is not None:
-            continue
-        values[key[:100]] = value[:1000]
-    return values
-
-
-def _read_json(entry: os.DirEntry, scan: NanoporeScan) -> dict | None:
-    text = _read_small_text(entry, scan)
-    if text is None:
-        return None
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        scan.skipped.append(Skipped(entry.path, f"not JSON: {error}"))
-        return None
-    if not isinstance(document, dict):
-        scan.skipped.append(Skipped(entry.path, "not a JSON object"))
-        return None
-    return document
-
-
-RUN_INFO_FIELDS = (
-    "protocol_run_id",
-    "acquisition_id",
-    "flow_cell_id",
-    "flow_cell_product_code",
-    "sample_id",
-    "experiment_name",
-    "sequencing_kit",
-    "protocol_name",
-    "system_name",
-    "system_type",
-    "sequencer_position",
-    "sequencer_position_type",
-    "software",
-)
-
-
-def _pod5_run_info(run: RunFolder, scan: NanoporeScan) -> dict[str, str]:
-    """The run info a complete pod5 file of the run holds (a running run has no
-    summary or report yet); {} while there is none."""
-    import pod5
-
-    for seen in run.pod5[:3]:
-        if not (seen.start_signature and seen.end_signature):
-            continue
-        try:
-            with pod5.Reader(seen.path) as reader:
-                for record in reader.reads():
-                    info = record.run_info
-                    values = {name: str(getattr(info, name, "") or "") for name in RUN_INFO_FIELDS}
-                    values["protocol_start_time"] = info.protocol_start_time.isoformat()
-                    return values
-        except Exception as error:  # a damaged file: the downloader reports it fully
-            scan.skipped.append(
-                Skipped(str(seen.path), f"its run info cannot be read: {type(error).__name__}")
-            )
-    return {}
 
 
 def watch_nanopore_root(root: Path) -> list:
