@@ -353,6 +353,10 @@ def test_a_token_is_read_once_a_second_and_a_change_to_it_is_seen_at_once(
     assert new_client.post(assignment["keepalive"]).status_code == 200
     call_command("engines", "remove", "gpu1", stdout=io.StringIO(), stderr=io.StringIO())
     assert new_client.post(assignment["keepalive"]).status_code == 401
+    # Only engines' tokens are remembered: wrong ones cannot grow what is kept.
+    for forged in ("0" * 40, "f" * 40, token, new_token):
+        assert client_of(forged).post("/api/engines/gpu1/assign").status_code == 401
+        assert forged not in auth._remembered
 
 
 def test_engines_command_adds_lists_and_removes_engines(engine_setup):
