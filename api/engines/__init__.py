@@ -9,7 +9,7 @@ work (BCManager's model) through the API.
 
 There is one bookkeeping: an engine claims ProcessorJobs with the workers'
 claim and runs them as their worker (runner/engines.py); a keepalive is the
-job's heartbeat (as `job.beat()` writes it, and only for the engine's own
+job's heartbeat (as `Job.beat_running` writes it, and only for the engine's own
 job); the Foreman takes back a job whose keepalives stop. Each engine
 authenticates with its own token (`manage.py engines add NAME`) and may touch
 only its own jobs. A completion is checked (every read id accounted for) and

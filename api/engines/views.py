@@ -34,7 +34,6 @@ from rest_framework.response import Response
 from api.engines.assignments import assignment_of
 from api.engines.auth import ENGINE_AUTH
 from api.engines.completion import claim_completion
-from api.engines.heartbeats import beat_engine_job
 from api.engines.serializers import (
     AssignRequestSerializer,
     AssignResponseSerializer,
@@ -196,7 +195,7 @@ def keepalive(request: Request, engine: str, job_id: int) -> Response:
     row = own_engine(request, engine)
     row.touch()
     # One UPDATE when all is well: the job is this engine's and runs.
-    if not beat_engine_job(row.name, job_id):
+    if not ProcessorJob.beat_running(job_id, worker_id=engine_worker_id(row.name)):
         job = own_job(row, job_id)
         remove_assigned_folder(job)
         return not_running(job, "stop working on it")

@@ -269,11 +269,23 @@ class Job(models.Model):
 
     def beat(self) -> bool:
         """Record that the worker running this job is alive."""
-        return bool(
-            type(self)
-            .objects.filter(pk=self.pk, state=JobState.RUNNING)
-            .update(heartbeat_at=timezone.now())
-        )
+        return type(self).beat_running(self.pk)
+
+    @classmethod
+    def beat_running(cls, job_id: int, worker_id: str = "") -> bool:
+        """Write job `job_id`'s heartbeat while it runs (and, given `worker_id`, on
+        that worker: an engine's keepalive); whether it did. One UPDATE written by
+        hand: every running job's worker or engine sends one every few seconds."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        sql = f"UPDATE {table} SET heartbeat_at = %s WHERE id = %s AND state = %s"
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        params = [now, job_id, JobState.RUNNING]
+        if worker_id:
+            sql += " AND worker_id = %s"
+            params.append(worker_id)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
 
     def set_log_location(self, location: str) -> None:
         type(self).objects.filter(pk=self.pk).update(log_location=location)
