@@ -103,3 +103,17 @@ def test_records_written_a_range_at_a_time_match_the_whole_tile(monkeypatch):
         assert np.array_equal(offsets, offsets2)
         assert np.array_equal(q30, q302) and np.array_equal(qsum, qsum2)
     native.release_scratch()
+
+
+def test_a_missing_or_broken_c_source_leaves_the_numpy_path(tmp_path, monkeypatch):
+    """An install without native.c (package data left out), or a source the
+    compiler refuses: no library, no error; the converter goes on with numpy."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for source in (tmp_path / "absent.c", tmp_path / "broken.c"):
+        if source.name == "broken.c":
+            source.write_text("this is not C {\n")
+        monkeypatch.setattr(native, "SOURCE_PATH", source)
+        monkeypatch.setattr(native, "_TRIED", False)
+        monkeypatch.setattr(native, "_LIBRARY", None)
+        assert native.library() is None, source.name
+    assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-built kept
